@@ -1,0 +1,5 @@
+"""galleon: a shared image gallery with safe, batched OS image upgrades of scale sets, on Kubernetes."""
+
+GROUP = "galleon.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"

@@ -1,0 +1,157 @@
+"""Building blocks shared by every galleon resource model.
+
+Rules of this module:
+- Python attributes are snake_case; the wire (and CRD) names are camelCase aliases.
+- Every field carries a one-line `description`: it becomes the CRD's description,
+  which is what `kubectl explain` prints.
+- Every string, list and map has a bound (CEL cost estimates need them).
+- Rules a schema cannot express are written twice on purpose: as a CEL rule in the
+  CRD (`cel(...)`, enforced at admission by the API server) and as a pydantic
+  validator (enforced when the operator or CLI parses an object), with the same
+  message, so a user sees the same words wherever the input is refused.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+# Bounds reused across kinds.
+NAME_MAX = 253
+"""Longest Kubernetes object name (DNS subdomain)."""
+LABEL_NAME_MAX = 63
+"""Longest DNS label: region names, data disk names, registry replica names."""
+MESSAGE_MAX = 32768
+"""Longest condition message the Kubernetes condition schema allows."""
+REASON_MAX = 1024
+IMAGE_REFERENCE_MAX = 1024
+VERSION_MAX = 64
+MAX_REGIONS = 64
+"""Most target regions an image version may name."""
+MAX_REPLICAS_PER_REGION = 100
+"""The cloud's limit of replicas per version per region."""
+
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+VERSION_PATTERN = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$"
+"""MAJOR.MINOR.PATCH, each a non-negative integer without leading zeros (RE2 compatible)."""
+ISO8601_DURATION_PATTERN = r"^P([0-9]+D)?(T([0-9]+H)?([0-9]+M)?([0-9]+(\.[0-9]+)?S)?)?$"
+"""Days, hours, minutes and seconds of ISO 8601 (RE2 compatible, so CEL can use it)."""
+
+
+def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None
+        ) -> dict[str, str]:
+    """One `x-kubernetes-validations` entry.
+
+    >>> cel("self == oldSelf", "version is immutable")
+    {'rule': 'self == oldSelf', 'message': 'version is immutable'}
+    """
+    entry = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    if reason:
+        entry["reason"] = reason
+    return entry
+
+
+def validations(*rules: dict[str, str]) -> dict[str, Any]:
+    """`json_schema_extra` carrying CEL rules, for a Field or a model_config."""
+    return {"x-kubernetes-validations": list(rules)}
+
+
+def immutable(field: str) -> dict[str, Any]:
+    """`json_schema_extra` for a field that may be set once and never changed."""
+    return validations(cel("self == oldSelf", f"{field} is immutable: it must not change once set"))
+
+
+def list_map(*keys: str) -> dict[str, Any]:
+    """`json_schema_extra` for a list keyed by `keys` (server-side apply merges by key,
+    and the API server refuses two items with the same key)."""
+    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)}
+
+
+PRESERVE_UNKNOWN = {"x-kubernetes-preserve-unknown-fields": True}
+
+
+def object_default(model: type[BaseModel]) -> dict[str, Any]:
+    """`json_schema_extra` making the API server fill in an omitted object with the
+    model's defaults (spelled out: the server does not default inside a default)."""
+    return {"default": model().model_dump(by_alias=True, mode="json", exclude_none=True)}
+
+
+class SpecModel(BaseModel):
+    """Base of every spec model: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=False,
+    )
+
+
+class StatusModel(BaseModel):
+    """Base of every status model: camelCase on the wire, unknown fields ignored
+    (an older operator reading a newer status must not fail)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(StatusModel):
+    """One observation of the resource's state, as in the Kubernetes API conventions."""
+
+    type: str = Field(max_length=316, description="Kind of condition, e.g. Ready, Reconciling, Stalled.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation the condition was computed from."
+    )
+    last_transition_time: datetime | None = Field(
+        default=None, description="When status last changed from one value to another."
+    )
+    reason: str = Field(
+        default="", max_length=REASON_MAX, description="CamelCase reason for the last transition."
+    )
+    message: str = Field(
+        default="", max_length=MESSAGE_MAX, description="Human-readable details, with numbers."
+    )
+
+
+def conditions_field() -> Any:
+    """The `conditions` field every status carries, keyed by type."""
+    return Field(
+        default_factory=list,
+        max_length=32,
+        description="Current state of the resource; Ready summarises it.",
+        json_schema_extra=list_map("type"),
+    )
+
+
+def observed_generation_field() -> Any:
+    """The `observedGeneration` field every status carries."""
+    return Field(
+        default=None, ge=0, description="metadata.generation the operator last acted on."
+    )
+
+
+class SecretReference(SpecModel):
+    """A Secret holding registry credentials (keys `username` and `password`, or a
+    `.dockerconfigjson` of type kubernetes.io/dockerconfigjson)."""
+
+    name: str = Field(max_length=NAME_MAX, description="Name of the Secret.")
+    namespace: str | None = Field(
+        default=None,
+        max_length=LABEL_NAME_MAX,
+        description="Namespace of the Secret (default: the operator's namespace for Regions, "
+        "the resource's own namespace otherwise).",
+    )

@@ -1,0 +1,442 @@
+"""`ScaleSet`: a fleet of identical instances (Pods `<name>-<index>` with data disks
+as PVCs) in one region, following an image definition, with the upgrade policy of
+the cloud's scale sets (batched rolling OS upgrades with health gates and rollback).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from galleon.api.common import (
+    DNS_LABEL_PATTERN,
+    ISO8601_DURATION_PATTERN,
+    LABEL_NAME_MAX,
+    NAME_MAX,
+    PRESERVE_UNKNOWN,
+    VERSION_MAX,
+    VERSION_PATTERN,
+    Condition,
+    SpecModel,
+    StatusModel,
+    cel,
+    conditions_field,
+    immutable,
+    list_map,
+    object_default,
+    observed_generation_field,
+    validations,
+)
+
+MAX_CAPACITY = 10000
+MAX_DATA_DISKS = 64
+MAX_UPGRADE_HISTORY = 5
+"""The cloud keeps the last 5 OS upgrade attempts; so do we."""
+LATEST = "latest"
+
+IMAGE_VERSION_MESSAGE = 'version must be "latest" or MAJOR.MINOR.PATCH, e.g. "1.0.2"'
+DURATION_MESSAGE = 'must be an ISO 8601 duration such as "PT0S", "PT30S" or "PT5M"'
+BATCH_MESSAGE = "maxBatchInstancePercent must not exceed maxUnhealthyInstancePercent"
+
+UpgradeMode = Literal["Manual", "Automatic", "Rolling"]
+RunningStatusCode = Literal["RollingForward", "Cancelled", "Completed", "Faulted"]
+RetentionRule = Literal["Retain", "Delete"]
+
+
+def is_iso8601_duration(value: str) -> bool:
+    """Whether `value` is a days/hours/minutes/seconds ISO 8601 duration.
+
+    >>> [is_iso8601_duration(v) for v in ("PT0S", "PT1H30M", "P1D", "P", "PT", "30s")]
+    [True, True, True, False, False, False]
+    """
+    return bool(re.fullmatch(ISO8601_DURATION_PATTERN, value)) and value not in ("P", "PT") and (
+        not value.endswith("T")
+    )
+
+
+def duration_field(default: str, description: str) -> Any:
+    return Field(
+        default=default,
+        max_length=32,
+        description=description,
+        json_schema_extra=validations(
+            cel(
+                f"self.matches(r'{ISO8601_DURATION_PATTERN}') && self != 'P' "
+                "&& !self.endsWith('T')",
+                DURATION_MESSAGE,
+            )
+        ),
+    )
+
+
+def percent_field(default: int, description: str) -> Any:
+    return Field(default=default, ge=5, le=100, description=description)
+
+
+class ImageReference(SpecModel):
+    """Which image the instances run."""
+
+    image_definition_name: str = Field(
+        max_length=NAME_MAX, description="ImageDefinition (same namespace) to follow."
+    )
+    version: str = Field(
+        default=LATEST,
+        max_length=VERSION_MAX,
+        description='"latest" (the newest version replicated to the region) or a pinned '
+        "MAJOR.MINOR.PATCH.",
+        json_schema_extra=validations(
+            cel(f"self == 'latest' || self.matches(r'{VERSION_PATTERN}')", IMAGE_VERSION_MESSAGE)
+        ),
+    )
+
+    @field_validator("version")
+    @classmethod
+    def _latest_or_semantic(cls, version: str) -> str:
+        if version != LATEST and not re.fullmatch(VERSION_PATTERN, version):
+            raise ValueError(f"{IMAGE_VERSION_MESSAGE}; got {version!r}")
+        return version
+
+
+class PodTemplateMetadata(SpecModel):
+    """Labels and annotations copied onto every instance."""
+
+    labels: dict[str, str] = Field(
+        default_factory=dict, max_length=64, description="Labels of every instance."
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict, max_length=64, description="Annotations of every instance."
+    )
+
+
+class PodTemplate(SpecModel):
+    """The instance model: a pod template whose OS container's image galleon sets."""
+
+    metadata: PodTemplateMetadata = Field(
+        default_factory=PodTemplateMetadata,
+        description="Labels and annotations of every instance.",
+        json_schema_extra=object_default(PodTemplateMetadata),
+    )
+    spec: dict[str, Any] = Field(
+        description="A core/v1 PodSpec; the OS container's image is set by galleon.",
+        json_schema_extra=PRESERVE_UNKNOWN,
+    )
+
+    @field_validator("spec")
+    @classmethod
+    def _has_containers(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        containers = spec.get("containers")
+        if not isinstance(containers, list) or not containers:
+            raise ValueError("template.spec.containers must list at least one container")
+        return spec
+
+
+class DataDisk(SpecModel):
+    """A data disk attached to every instance: one PVC per instance, kept across upgrades."""
+
+    name: str = Field(
+        max_length=LABEL_NAME_MAX, pattern=DNS_LABEL_PATTERN, description="Disk name."
+    )
+    lun: int = Field(ge=0, le=63, description="Logical unit number, unique per instance.")
+    disk_size_gb: int = Field(
+        alias="diskSizeGB", ge=1, le=65536, description="Size in GiB."
+    )
+    storage_class_name: str | None = Field(
+        default=None, max_length=NAME_MAX, description="StorageClass (default: the cluster's)."
+    )
+    mount_path: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Where the OS container mounts the disk (default: /data/<name>).",
+    )
+
+
+class PersistentVolumeClaimRetentionPolicy(SpecModel):
+    """What happens to data disks of instances that go away (StatefulSet's rule)."""
+
+    when_deleted: RetentionRule = Field(
+        default="Retain", description="Disks of a deleted ScaleSet: Retain or Delete."
+    )
+    when_scaled: RetentionRule = Field(
+        default="Retain", description="Disks of instances removed by scale-in: Retain or Delete."
+    )
+
+
+class AutomaticOSUpgradePolicy(SpecModel):
+    """Automatic OS image upgrades: roll out each newer version once it reached the region."""
+
+    enable_automatic_os_upgrade: bool = Field(
+        default=False,
+        alias="enableAutomaticOSUpgrade",
+        description="Upgrade instances when a newer version is replicated to the region.",
+    )
+    disable_automatic_rollback: bool = Field(
+        default=False,
+        description="Keep failed instances on the new version instead of rolling them back.",
+    )
+    use_rolling_upgrade_policy: bool = Field(
+        default=False, description="Use rollingUpgradePolicy's limits (they apply either way)."
+    )
+    os_rolling_upgrade_deferral: bool = Field(
+        default=False,
+        description="Hold each instance's upgrade until it is approved (accepted, not yet used).",
+    )
+
+
+class RollingUpgradePolicy(SpecModel):
+    """Limits of a batched rolling upgrade (the cloud's defaults)."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": validations(
+            cel(
+                "self.maxBatchInstancePercent <= self.maxUnhealthyInstancePercent",
+                BATCH_MESSAGE,
+                field_path=".maxBatchInstancePercent",
+            )
+        )
+    }
+
+    max_batch_instance_percent: int = percent_field(
+        20, "Most instances upgraded in one batch, in percent of all (at least 1 instance)."
+    )
+    max_unhealthy_instance_percent: int = percent_field(
+        20, "Most instances unhealthy before a batch starts, in percent of all."
+    )
+    max_unhealthy_upgraded_instance_percent: int = percent_field(
+        20, "Most upgraded instances unhealthy before the upgrade is Faulted, in percent."
+    )
+    pause_time_between_batches: str = duration_field(
+        "PT0S", "Wait between batches, ISO 8601 (e.g. PT30S)."
+    )
+    prioritize_unhealthy_instances: bool = Field(
+        default=False, description="Upgrade unhealthy instances first."
+    )
+    rollback_failed_instances_on_policy_breach: bool = Field(
+        default=False, description="On a breach, roll failed instances back to the old version."
+    )
+    max_surge: bool = Field(
+        default=False,
+        description="Create the new instance before removing the old one (needs spare room).",
+    )
+    upgraded_instance_health_timeout: str = duration_field(
+        "PT5M", "How long an upgraded instance has to become healthy, ISO 8601."
+    )
+
+    @field_validator("pause_time_between_batches", "upgraded_instance_health_timeout")
+    @classmethod
+    def _iso_duration(cls, value: str) -> str:
+        if not is_iso8601_duration(value):
+            raise ValueError(f"{DURATION_MESSAGE}; got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _batch_within_unhealthy(self) -> RollingUpgradePolicy:
+        if self.max_batch_instance_percent > self.max_unhealthy_instance_percent:
+            raise ValueError(
+                f"{BATCH_MESSAGE} ({self.max_batch_instance_percent} > "
+                f"{self.max_unhealthy_instance_percent})"
+            )
+        return self
+
+
+class UpgradePolicy(SpecModel):
+    """How changes and new OS image versions reach the instances."""
+
+    mode: UpgradeMode = Field(
+        default="Manual",
+        description="Manual: upgrade when asked; Rolling: in batches when the model changes; "
+        "Automatic: at once when the model changes.",
+    )
+    automatic_os_upgrade_policy: AutomaticOSUpgradePolicy = Field(
+        default_factory=AutomaticOSUpgradePolicy,
+        alias="automaticOSUpgradePolicy",
+        description="Automatic OS image upgrades (they always roll in batches).",
+        json_schema_extra=object_default(AutomaticOSUpgradePolicy),
+    )
+    rolling_upgrade_policy: RollingUpgradePolicy = Field(
+        default_factory=RollingUpgradePolicy,
+        description="Batch size, health limits and pauses of rolling upgrades.",
+        json_schema_extra=object_default(RollingUpgradePolicy),
+    )
+
+
+class ScaleSetSpec(SpecModel):
+    """Desired state of a ScaleSet."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": validations(
+            cel(
+                "!has(self.dataDisks) || self.dataDisks.all(d, "
+                "self.dataDisks.exists_one(e, e.lun == d.lun))",
+                "dataDisks must not use a lun twice",
+                field_path=".dataDisks",
+            )
+        )
+    }
+
+    region: str = Field(
+        max_length=LABEL_NAME_MAX,
+        pattern=DNS_LABEL_PATTERN,
+        description="Region the instances run in.",
+        json_schema_extra=immutable("region"),
+    )
+    capacity: int = Field(ge=0, le=MAX_CAPACITY, description="Number of instances.")
+    image_reference: ImageReference = Field(description="Image definition and version to run.")
+    os_container_name: str | None = Field(
+        default=None,
+        max_length=LABEL_NAME_MAX,
+        description="Container whose image is the OS image (default: the first container).",
+    )
+    template: PodTemplate = Field(description="Instance model (pod template).")
+    data_disks: list[DataDisk] = Field(
+        default_factory=list,
+        max_length=MAX_DATA_DISKS,
+        description="Data disks of every instance, kept across OS upgrades.",
+        json_schema_extra=list_map("name"),
+    )
+    persistent_volume_claim_retention_policy: PersistentVolumeClaimRetentionPolicy = Field(
+        default_factory=PersistentVolumeClaimRetentionPolicy,
+        description="Whether data disks are kept when instances go away.",
+        json_schema_extra=object_default(PersistentVolumeClaimRetentionPolicy),
+    )
+    min_ready_seconds: int = Field(
+        default=0, ge=0, le=3600, description="Seconds an instance must stay Ready to be healthy."
+    )
+    upgrade_policy: UpgradePolicy = Field(
+        default_factory=UpgradePolicy,
+        description="When and how instances are upgraded.",
+        json_schema_extra=object_default(UpgradePolicy),
+    )
+    paused: bool = Field(
+        default=False, description="Pause a running upgrade after its current batch."
+    )
+
+    @field_validator("data_disks")
+    @classmethod
+    def _distinct_disks(cls, disks: list[DataDisk]) -> list[DataDisk]:
+        for attribute, label in (("name", "name"), ("lun", "lun")):
+            values = [getattr(disk, attribute) for disk in disks]
+            if len(set(values)) != len(values):
+                raise ValueError(f"dataDisks must not use a {label} twice")
+        return disks
+
+
+class InstanceVersionCount(StatusModel):
+    """How many instances run one version."""
+
+    version: str = Field(max_length=VERSION_MAX, description="Image version.")
+    instances: int = Field(ge=0, description="Instances on this version.")
+    healthy: int = Field(ge=0, description="Of those, healthy instances.")
+
+
+class RunningStatus(StatusModel):
+    """Where the latest rolling upgrade stands."""
+
+    code: RunningStatusCode = Field(description="RollingForward, Cancelled, Completed or Faulted.")
+    start_time: datetime | None = Field(default=None, description="When it started.")
+    last_action: Literal["Start", "Cancel"] | None = Field(
+        default=None, description="Last action taken on it: Start or Cancel."
+    )
+    last_action_time: datetime | None = Field(default=None, description="When that was.")
+
+
+class RollingUpgradeProgress(StatusModel):
+    """Instance counters of a rolling upgrade."""
+
+    successful_instance_count: int = Field(default=0, ge=0, description="Upgraded and healthy.")
+    failed_instance_count: int = Field(default=0, ge=0, description="Upgraded but unhealthy.")
+    in_progress_instance_count: int = Field(default=0, ge=0, description="Being upgraded now.")
+    pending_instance_count: int = Field(default=0, ge=0, description="Not yet upgraded.")
+
+
+class UpgradeError(StatusModel):
+    """Why an upgrade stopped."""
+
+    code: str = Field(max_length=128, description="Error code, e.g. "
+                      "MaxUnhealthyUpgradedInstancePercentExceededInRollingUpgrade.")
+    message: str = Field(default="", max_length=4096, description="Details, with numbers.")
+
+
+class RollbackInfo(StatusModel):
+    """Instances returned to the previous version after a fault."""
+
+    successfully_rolledback_instance_count: int = Field(
+        default=0, ge=0, description="Instances rolled back and healthy again."
+    )
+    failed_rolledback_instance_count: int = Field(
+        default=0, ge=0, description="Instances whose rollback failed."
+    )
+
+
+class RollingUpgradeStatus(StatusModel):
+    """The latest (or current) rolling upgrade."""
+
+    from_version: str | None = Field(default=None, max_length=VERSION_MAX,
+                                     description="Version instances ran before.")
+    to_version: str | None = Field(default=None, max_length=VERSION_MAX,
+                                   description="Version being rolled out.")
+    started_by: Literal["User", "Platform"] | None = Field(
+        default=None, description="User (a manual start) or Platform (automatic)."
+    )
+    running_status: RunningStatus | None = Field(default=None, description="Where it stands.")
+    progress: RollingUpgradeProgress = Field(
+        default_factory=RollingUpgradeProgress, description="Instance counters."
+    )
+    current_batch: int | None = Field(default=None, ge=0, description="1-based current batch.")
+    total_batches: int | None = Field(default=None, ge=0, description="Batches planned.")
+    error: UpgradeError | None = Field(default=None, description="Why it stopped, if it did.")
+    rollback_info: RollbackInfo | None = Field(default=None, description="Rollback counters.")
+
+
+class UpgradeHistoryEntry(StatusModel):
+    """One finished OS upgrade attempt."""
+
+    from_version: str | None = Field(default=None, max_length=VERSION_MAX, description="From.")
+    to_version: str = Field(max_length=VERSION_MAX, description="Target version.")
+    started_by: Literal["User", "Platform"] = Field(description="User or Platform.")
+    start_time: datetime | None = Field(default=None, description="When it started.")
+    end_time: datetime | None = Field(default=None, description="When it ended.")
+    result: RunningStatusCode = Field(description="Completed, Cancelled or Faulted.")
+    progress: RollingUpgradeProgress = Field(
+        default_factory=RollingUpgradeProgress, description="Final instance counters."
+    )
+    error: UpgradeError | None = Field(default=None, description="Why it stopped, if it did.")
+    rollback_info: RollbackInfo | None = Field(default=None, description="Rollback counters.")
+
+
+class ScaleSetStatus(StatusModel):
+    """Observed state of a ScaleSet."""
+
+    observed_generation: int | None = observed_generation_field()
+    conditions: list[Condition] = conditions_field()
+    replicas: int | None = Field(default=None, ge=0, description="Instances that exist.")
+    ready_replicas: int | None = Field(default=None, ge=0, description="Instances healthy.")
+    selector: str | None = Field(
+        default=None, max_length=1024, description="Label selector of the instances (for scale)."
+    )
+    current_version: str | None = Field(
+        default=None, max_length=VERSION_MAX,
+        description="Version most instances run (all of them when no upgrade is under way).",
+    )
+    target_version: str | None = Field(
+        default=None, max_length=VERSION_MAX,
+        description="Version the instances should run, as resolved in the region.",
+    )
+    waiting_for_replication: str | None = Field(
+        default=None, max_length=VERSION_MAX,
+        description="A newer version that exists but has not finished replicating here.",
+    )
+    instances_by_version: list[InstanceVersionCount] = Field(
+        default_factory=list, max_length=64, description="Instances per version and health.",
+        json_schema_extra=list_map("version"),
+    )
+    rolling_upgrade: RollingUpgradeStatus | None = Field(
+        default=None, description="The latest rolling upgrade."
+    )
+    upgrade_history: list[UpgradeHistoryEntry] = Field(
+        default_factory=list,
+        max_length=MAX_UPGRADE_HISTORY,
+        description="The last OS upgrade attempts, newest first.",
+    )

@@ -1,0 +1,73 @@
+"""Start kopf with galleon's settings and handlers.
+
+Rules of this module: every kopf setting the operator relies on (finalizer name,
+storage prefixes, reporting component, watch timeouts, peering) is set in
+`configure`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from galleon import GROUP
+
+FINALIZER = f"{GROUP}/finalizer"
+REPORTING_COMPONENT = "galleon-operator"
+
+logger = logging.getLogger(__name__)
+
+
+def configure(settings: kopf.OperatorSettings, *, peering: str, priority: int) -> None:
+    """Apply galleon's kopf settings (called from the startup handler)."""
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.reporting_component = REPORTING_COMPONENT
+    settings.posting.level = logging.INFO
+    # Bounded watches: a silently dead connection is re-established within minutes.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = 60
+    settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
+    if peering:
+        settings.peering.name = peering
+        settings.peering.priority = priority
+        settings.peering.mandatory = True
+        settings.peering.standalone = False
+    else:
+        settings.peering.standalone = True
+
+
+def load_handlers() -> None:
+    """Import every controller module so its handlers register with kopf."""
+    from galleon.controllers import registered  # noqa: F401
+
+
+async def run(args: argparse.Namespace) -> None:
+    load_handlers()
+
+    @kopf.on.startup()
+    def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure(settings, peering=args.peering, priority=args.priority)
+
+    stop_flag: asyncio.Event = asyncio.Event()
+    namespaces = args.namespace or None
+    await kopf.operator(
+        clusterwide=namespaces is None,
+        namespaces=namespaces,
+        standalone=not args.peering,
+        priority=args.priority,
+        peering_name=args.peering or None,
+        liveness_endpoint=(
+            f"http://{args.bind_address}:{args.health_port}/healthz" if args.health_port else None
+        ),
+        stop_flag=stop_flag,
+    )

@@ -1,0 +1,182 @@
+"""Version ordering and the "latest" rule, as pure functions.
+
+Rules of this module:
+- Versions are `MAJOR.MINOR.PATCH` (no pre-release, no build metadata); they order
+  by MAJOR, then MINOR, then PATCH, numerically ("1.10.0" > "1.9.9").
+- "latest" overall is the highest version not excluded from latest and not being
+  deleted. "latest" in a region is the highest such version that is also not
+  excluded for that region and whose replication to that region has completed.
+- Nothing here does I/O; callers build `VersionFacts` from what they observed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import semver
+
+from galleon.api.scaleset import LATEST
+
+
+class InvalidVersion(ValueError):
+    """A string that is not MAJOR.MINOR.PATCH."""
+
+
+def parse_version(text: str) -> semver.Version:
+    """Parse a strict `MAJOR.MINOR.PATCH`.
+
+    >>> parse_version("1.10.0") > parse_version("1.9.9")
+    True
+    >>> parse_version("1.0")
+    Traceback (most recent call last):
+    ...
+    galleon.core.versions.InvalidVersion: "1.0" is not MAJOR.MINOR.PATCH
+    """
+    try:
+        version = semver.Version.parse(text)
+    except (ValueError, TypeError) as error:
+        raise InvalidVersion(f'"{text}" is not MAJOR.MINOR.PATCH') from error
+    if version.prerelease or version.build:
+        raise InvalidVersion(f'"{text}" is not MAJOR.MINOR.PATCH')
+    return version
+
+
+def version_key(text: str) -> tuple[int, int, int]:
+    """Sort key of a version string: `sorted(versions, key=version_key)`."""
+    version = parse_version(text)
+    return (version.major, version.minor, version.patch)
+
+
+def is_newer(candidate: str, than: str | None) -> bool:
+    """Whether `candidate` is strictly newer than `than` (anything is newer than None)."""
+    return than is None or version_key(candidate) > version_key(than)
+
+
+@dataclass(frozen=True)
+class RegionFacts:
+    """What is known of one version in one target region."""
+
+    completed: bool
+    """Replication to the region has completed (every desired replica is there)."""
+    excluded_from_latest: bool = False
+    """The target region entry sets excludeFromLatest."""
+
+
+@dataclass(frozen=True)
+class VersionFacts:
+    """What the "latest" rule needs to know of one image version."""
+
+    version: str
+    excluded_from_latest: bool = False
+    """publishingProfile.excludeFromLatest: never latest anywhere."""
+    deleting: bool = False
+    """The version is being deleted: it can no longer become anybody's target."""
+    regions: Mapping[str, RegionFacts] = field(default_factory=dict)
+    """Target regions only; a region missing here has no replica."""
+
+    def eligible_overall(self) -> bool:
+        return not (self.excluded_from_latest or self.deleting)
+
+    def eligible_in(self, region: str) -> bool:
+        facts = self.regions.get(region)
+        return (
+            self.eligible_overall()
+            and facts is not None
+            and facts.completed
+            and not facts.excluded_from_latest
+        )
+
+    def available_in(self, region: str) -> bool:
+        """Replicated to `region` (a pinned version may use it even if excluded from latest)."""
+        facts = self.regions.get(region)
+        return not self.deleting and facts is not None and facts.completed
+
+
+def _highest(versions: Iterable[VersionFacts]) -> str | None:
+    best: VersionFacts | None = None
+    for facts in versions:
+        if best is None or version_key(facts.version) > version_key(best.version):
+            best = facts
+    return best.version if best else None
+
+
+def latest_overall(versions: Iterable[VersionFacts]) -> str | None:
+    """The highest version not excluded from latest, wherever it is replicated.
+
+    >>> latest_overall([VersionFacts("1.0.0"), VersionFacts("1.0.2", excluded_from_latest=True)])
+    '1.0.0'
+    """
+    return _highest(v for v in versions if v.eligible_overall())
+
+
+def latest_in_region(versions: Iterable[VersionFacts], region: str) -> str | None:
+    """The highest version a region may follow as "latest".
+
+    >>> done, busy = RegionFacts(completed=True), RegionFacts(completed=False)
+    >>> latest_in_region([VersionFacts("1.0.0", regions={"eastus2": done}),
+    ...                   VersionFacts("1.0.2", regions={"eastus2": busy})], "eastus2")
+    '1.0.0'
+    """
+    return _highest(v for v in versions if v.eligible_in(region))
+
+
+def latest_by_region(versions: Iterable[VersionFacts]) -> dict[str, str]:
+    """Region → latest version there, for every region that has one."""
+    versions = list(versions)
+    regions = sorted({region for v in versions for region in v.regions})
+    result = {}
+    for region in regions:
+        latest = latest_in_region(versions, region)
+        if latest is not None:
+            result[region] = latest
+    return result
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Which version a scale set in a region should run, and why."""
+
+    target: str | None
+    """The version to run, or None when nothing usable has reached the region."""
+    waiting_for_replication: str | None
+    """A newer version (than target) that exists but has not finished replicating here."""
+    reason: str
+    """CamelCase reason for the ScaleSet's conditions."""
+    message: str
+    """Human-readable explanation."""
+
+
+def resolve(versions: Iterable[VersionFacts], region: str, requested: str) -> Resolution:
+    """Resolve a ScaleSet's `imageReference.version` ("latest" or pinned) in `region`.
+
+    >>> done = {"eastus2": RegionFacts(completed=True)}
+    >>> resolve([VersionFacts("1.0.0", regions=done), VersionFacts("1.0.2")],
+    ...         "eastus2", "latest").waiting_for_replication
+    '1.0.2'
+    """
+    versions = list(versions)
+    if requested == LATEST:
+        target = latest_in_region(versions, region)
+        newest = _highest(v for v in versions if v.eligible_overall()
+                          and not (v.regions.get(region) and v.regions[region].excluded_from_latest))
+        waiting = newest if newest is not None and is_newer(newest, target) else None
+        if target is None:
+            return Resolution(
+                None, waiting, "NoVersionInRegion",
+                f"no version of the image definition has finished replicating to {region}"
+                + (f"; {waiting} is on its way" if waiting else ""),
+            )
+        return Resolution(
+            target, waiting, "LatestResolved",
+            f"latest in {region} is {target}"
+            + (f"; {waiting} is waiting for replication to {region}" if waiting else ""),
+        )
+    pinned = next((v for v in versions if v.version == requested), None)
+    if pinned is None:
+        return Resolution(None, None, "VersionNotFound",
+                          f"version {requested} does not exist in the image definition")
+    if not pinned.available_in(region):
+        return Resolution(None, requested, "VersionNotReplicated",
+                          f"version {requested} has not finished replicating to {region}")
+    return Resolution(requested, None, "VersionPinned", f"version {requested} is pinned")

@@ -1,0 +1,78 @@
+"""The operator's entry point: `galleon-operator`.
+
+Rules of this module: it parses flags, points the Kubernetes clients at the right
+cluster, imports the controllers (which registers their kopf handlers) and runs
+kopf's operator loop until a signal stops it. Settings live in
+`galleon.controllers.settings`, not here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="galleon-operator",
+        description="Run the galleon operator: gallery replication and scale set OS upgrades.",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        default=os.environ.get("KUBECONFIG"),
+        help="kubeconfig to use (default: $KUBECONFIG, then in-cluster config)",
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n", "--namespace", action="append", default=[],
+        help="watch only this namespace (repeatable); Regions are cluster-scoped and always watched",
+    )
+    scope.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="watch every namespace (default)",
+    )
+    parser.add_argument(
+        "--metrics-port", type=int, default=int(os.environ.get("GALLEON_METRICS_PORT", "8080")),
+        help="port of the Prometheus /metrics endpoint (0 disables it)",
+    )
+    parser.add_argument(
+        "--health-port", type=int, default=int(os.environ.get("GALLEON_HEALTH_PORT", "8081")),
+        help="port of the liveness endpoint /healthz (0 disables it)",
+    )
+    parser.add_argument(
+        "--bind-address", default=os.environ.get("GALLEON_BIND_ADDRESS", "0.0.0.0"),
+        help="address the metrics and health endpoints listen on",
+    )
+    parser.add_argument(
+        "--peering", default=os.environ.get("GALLEON_PEERING", ""),
+        help="kopf peering name for leader/standby replicas (empty: standalone)",
+    )
+    parser.add_argument(
+        "--priority", type=int, default=int(os.environ.get("GALLEON_PRIORITY", "0")),
+        help="peering priority; replicas need distinct values",
+    )
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from galleon.controllers import runtime
+
+    try:
+        asyncio.run(runtime.run(args))
+    except KeyboardInterrupt:
+        pass
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
