@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Write crds/*.yaml from galleon's pydantic models, or check they are current.
 
-    python hack/gen_crds.py           # (re)generate crds/
-    python hack/gen_crds.py --check   # exit 1 and name the files that drifted
+python hack/gen_crds.py           # (re)generate crds/
+python hack/gen_crds.py --check   # exit 1 and name the files that drifted
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ def main() -> int:
     drifted = sorted(n for n in wanted.keys() | present.keys() if wanted.get(n) != present.get(n))
     if args.check:
         for name in drifted:
-            print(f"crds/{name} differs from the models; run: python hack/gen_crds.py",
-                  file=sys.stderr)
+            print(
+                f"crds/{name} differs from the models; run: python hack/gen_crds.py",
+                file=sys.stderr,
+            )
         return 1 if drifted else 0
     args.out.mkdir(exist_ok=True)
     for name in present.keys() - wanted.keys():

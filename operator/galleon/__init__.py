@@ -1,4 +1,4 @@
-"""galleon: a shared image gallery with safe, batched OS image upgrades of scale sets, on Kubernetes."""
+"""galleon: a shared image gallery with safe, batched OS image upgrades of scale sets."""
 
 GROUP = "galleon.dev"
 VERSION = "v1alpha1"

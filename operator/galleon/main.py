@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -27,30 +28,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument(
-        "-n", "--namespace", action="append", default=[],
-        help="watch only this namespace (repeatable); Regions are cluster-scoped and always watched",
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable); Regions are cluster-scoped",
     )
     scope.add_argument(
-        "-A", "--all-namespaces", action="store_true", help="watch every namespace (default)",
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="watch every namespace (default)",
     )
     parser.add_argument(
-        "--metrics-port", type=int, default=int(os.environ.get("GALLEON_METRICS_PORT", "8080")),
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("GALLEON_METRICS_PORT", "8080")),
         help="port of the Prometheus /metrics endpoint (0 disables it)",
     )
     parser.add_argument(
-        "--health-port", type=int, default=int(os.environ.get("GALLEON_HEALTH_PORT", "8081")),
+        "--health-port",
+        type=int,
+        default=int(os.environ.get("GALLEON_HEALTH_PORT", "8081")),
         help="port of the liveness endpoint /healthz (0 disables it)",
     )
     parser.add_argument(
-        "--bind-address", default=os.environ.get("GALLEON_BIND_ADDRESS", "0.0.0.0"),
+        "--bind-address",
+        default=os.environ.get("GALLEON_BIND_ADDRESS", "0.0.0.0"),
         help="address the metrics and health endpoints listen on",
     )
     parser.add_argument(
-        "--peering", default=os.environ.get("GALLEON_PEERING", ""),
+        "--peering",
+        default=os.environ.get("GALLEON_PEERING", ""),
         help="kopf peering name for leader/standby replicas (empty: standalone)",
     )
     parser.add_argument(
-        "--priority", type=int, default=int(os.environ.get("GALLEON_PRIORITY", "0")),
+        "--priority",
+        type=int,
+        default=int(os.environ.get("GALLEON_PRIORITY", "0")),
         help="peering priority; replicas need distinct values",
     )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
@@ -67,10 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     from galleon.controllers import runtime
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(runtime.run(args))
-    except KeyboardInterrupt:
-        pass
     sys.exit(0)
 
 

@@ -14,7 +14,7 @@ Rules of this module:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -40,9 +40,15 @@ VERSION_PATTERN = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$"
 ISO8601_DURATION_PATTERN = r"^P([0-9]+D)?(T([0-9]+H)?([0-9]+M)?([0-9]+(\.[0-9]+)?S)?)?$"
 """Days, hours, minutes and seconds of ISO 8601 (RE2 compatible, so CEL can use it)."""
 
+LabelValue = Annotated[str, Field(max_length=LABEL_NAME_MAX)]
+"""A label value (or a node selector value)."""
+AnnotationValue = Annotated[str, Field(max_length=8192)]
+"""An annotation value (bounded for CEL cost estimates)."""
 
-def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None
-        ) -> dict[str, str]:
+
+def cel(
+    rule: str, message: str, *, field_path: str | None = None, reason: str | None = None
+) -> dict[str, str]:
     """One `x-kubernetes-validations` entry.
 
     >>> cel("self == oldSelf", "version is immutable")
@@ -72,7 +78,7 @@ def list_map(*keys: str) -> dict[str, Any]:
     return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)}
 
 
-PRESERVE_UNKNOWN = {"x-kubernetes-preserve-unknown-fields": True}
+PRESERVE_UNKNOWN: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
 
 
 def object_default(model: type[BaseModel]) -> dict[str, Any]:
@@ -82,14 +88,15 @@ def object_default(model: type[BaseModel]) -> dict[str, Any]:
 
 
 class SpecModel(BaseModel):
-    """Base of every spec model: camelCase on the wire, unknown fields refused."""
+    """Base of every spec model: camelCase on the wire, unknown fields refused, no type
+    coercion ("yes" is not a boolean, "20" is not an integer), as in the API server."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
         extra="forbid",
         frozen=True,
-        use_attribute_docstrings=False,
+        strict=True,
     )
 
 
@@ -111,7 +118,9 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 class Condition(StatusModel):
     """One observation of the resource's state, as in the Kubernetes API conventions."""
 
-    type: str = Field(max_length=316, description="Kind of condition, e.g. Ready, Reconciling, Stalled.")
+    type: str = Field(
+        max_length=316, description="Kind of condition, e.g. Ready, Reconciling, Stalled."
+    )
     status: ConditionStatus = Field(description="True, False or Unknown.")
     observed_generation: int | None = Field(
         default=None, ge=0, description="metadata.generation the condition was computed from."
@@ -139,9 +148,7 @@ def conditions_field() -> Any:
 
 def observed_generation_field() -> Any:
     """The `observedGeneration` field every status carries."""
-    return Field(
-        default=None, ge=0, description="metadata.generation the operator last acted on."
-    )
+    return Field(default=None, ge=0, description="metadata.generation the operator last acted on.")
 
 
 class SecretReference(SpecModel):

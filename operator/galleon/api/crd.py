@@ -23,14 +23,21 @@ CATEGORY = "galleon"
 
 
 def ready_column() -> dict[str, Any]:
-    return column("Ready", "string", '.status.conditions[?(@.type=="Ready")].status',
-                  "Whether the resource is Ready.")
+    return column(
+        "Ready",
+        "string",
+        '.status.conditions[?(@.type=="Ready")].status',
+        "Whether the resource is Ready.",
+    )
 
 
-def column(name: str, type_: str, path: str, description: str, priority: int = 0
-           ) -> dict[str, Any]:
-    entry: dict[str, Any] = {"name": name, "type": type_, "jsonPath": path,
-                             "description": description}
+def column(name: str, type_: str, path: str, description: str, priority: int = 0) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": name,
+        "type": type_,
+        "jsonPath": path,
+        "description": description,
+    }
     if priority:
         entry["priority"] = priority
     return entry
@@ -74,10 +81,18 @@ KINDS: tuple[Kind, ...] = (
         "holding image replicas there.",
         columns=(
             column("Nodes", "integer", ".status.nodes", "Nodes in the region."),
-            column("Registries", "integer", ".status.totalRegistries",
-                   "Registry replica locations configured."),
-            column("Reachable", "integer", ".status.reachableRegistries",
-                   "Registry replica locations that answer."),
+            column(
+                "Registries",
+                "integer",
+                ".status.totalRegistries",
+                "Registry replica locations configured.",
+            ),
+            column(
+                "Reachable",
+                "integer",
+                ".status.reachableRegistries",
+                "Registry replica locations that answer.",
+            ),
             ready_column(),
             AGE,
         ),
@@ -93,8 +108,7 @@ KINDS: tuple[Kind, ...] = (
         "prefix in every region's registries.",
         columns=(
             column("Location", "string", ".spec.location", "Home (source) region."),
-            column("Definitions", "integer", ".status.imageDefinitionCount",
-                   "Image definitions."),
+            column("Definitions", "integer", ".status.imageDefinitionCount", "Image definitions."),
             column("Versions", "integer", ".status.imageVersionCount", "Image versions."),
             ready_column(),
             AGE,
@@ -131,10 +145,18 @@ KINDS: tuple[Kind, ...] = (
         columns=(
             column("Definition", "string", ".spec.imageDefinitionName", "Image definition."),
             column("Version", "string", ".spec.version", "Semantic version."),
-            column("State", "string", ".status.replicationStatus.aggregatedState",
-                   "Aggregated replication state."),
-            column("Regions", "string", ".status.replicationStatus.completedRegions",
-                   "Regions completed / targeted."),
+            column(
+                "State",
+                "string",
+                ".status.replicationStatus.aggregatedState",
+                "Aggregated replication state.",
+            ),
+            column(
+                "Regions",
+                "string",
+                ".status.replicationStatus.completedRegions",
+                "Regions completed / targeted.",
+            ),
             column("Digest", "string", ".status.sourceDigest", "Source digest.", priority=1),
             AGE,
         ),
@@ -154,10 +176,19 @@ KINDS: tuple[Kind, ...] = (
             column("Ready", "integer", ".status.readyReplicas", "Instances healthy."),
             column("Current", "string", ".status.currentVersion", "Version most instances run."),
             column("Target", "string", ".status.targetVersion", "Version to run."),
-            column("Upgrade", "string", ".status.rollingUpgrade.runningStatus.code",
-                   "Latest rolling upgrade."),
-            column("Batch", "integer", ".status.rollingUpgrade.currentBatch", "Current batch.",
-                   priority=1),
+            column(
+                "Upgrade",
+                "string",
+                ".status.rollingUpgrade.runningStatus.code",
+                "Latest rolling upgrade.",
+            ),
+            column(
+                "Batch",
+                "integer",
+                ".status.rollingUpgrade.currentBatch",
+                "Current batch.",
+                priority=1,
+            ),
             AGE,
         ),
         scale=True,

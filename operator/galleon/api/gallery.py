@@ -32,7 +32,7 @@ class SharingProfile(SpecModel):
         "json_schema_extra": validations(
             cel(
                 "self.permissions != 'Private' || size(self.namespaces) == 0",
-                "namespaces must be empty when permissions is \"Private\"",
+                'namespaces must be empty when permissions is "Private"',
                 field_path=".namespaces",
             )
         )

@@ -29,13 +29,13 @@ class ImageIdentifier(SpecModel):
     """The publisher/offer/sku triple that names the image, unique in its gallery."""
 
     publisher: str = Field(
-        max_length=128, pattern=IDENTIFIER_PART_PATTERN, description="Publisher, e.g. \"Contoso\"."
+        max_length=128, pattern=IDENTIFIER_PART_PATTERN, description='Publisher, e.g. "Contoso".'
     )
     offer: str = Field(
-        max_length=64, pattern=IDENTIFIER_PART_PATTERN, description="Offer, e.g. \"UbuntuServer\"."
+        max_length=64, pattern=IDENTIFIER_PART_PATTERN, description='Offer, e.g. "UbuntuServer".'
     )
     sku: str = Field(
-        max_length=64, pattern=IDENTIFIER_PART_PATTERN, description="SKU, e.g. \"22_04-lts\"."
+        max_length=64, pattern=IDENTIFIER_PART_PATTERN, description='SKU, e.g. "22_04-lts".'
     )
 
 
@@ -65,6 +65,7 @@ class ImageDefinitionSpec(SpecModel):
     eula: str | None = Field(default=None, max_length=2048, description="End-user licence terms.")
     end_of_life_date: datetime | None = Field(
         default=None,
+        strict=False,
         description="When the image stops being supported (informational: still usable).",
     )
 

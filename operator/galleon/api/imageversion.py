@@ -88,7 +88,9 @@ class PublishingProfile(SpecModel):
         default=False, description="Never treat this version as latest, in any region."
     )
     end_of_life_date: datetime | None = Field(
-        default=None, description="When this version stops being supported (informational)."
+        default=None,
+        strict=False,
+        description="When this version stops being supported (informational).",
     )
     replication_mode: Literal["Full", "Shallow"] = Field(
         default="Full",
@@ -145,7 +147,7 @@ class ImageSource(SpecModel):
     plain_http: bool = Field(
         default=False,
         alias="plainHTTP",
-        description="Reach the source registry over plain http (local only)."
+        description="Reach the source registry over plain http (local only).",
     )
     tls: RegistryTLS | None = Field(default=None, description="TLS settings for the source.")
 
@@ -184,9 +186,7 @@ class ImageVersionSpec(SpecModel):
         description="Source image; resolved to a digest once and immutable.",
         json_schema_extra=immutable("source"),
     )
-    publishing_profile: PublishingProfile = Field(
-        description="Target regions and replica counts."
-    )
+    publishing_profile: PublishingProfile = Field(description="Target regions and replica counts.")
     safety_profile: SafetyProfile = Field(
         default_factory=SafetyProfile,
         description="Deletion guards.",
@@ -247,7 +247,7 @@ class ReplicationStatus(StatusModel):
         default="Unknown", description="Unknown, InProgress, Completed or Failed."
     )
     completed_regions: str = Field(
-        default="", max_length=16, description="Regions completed out of targeted, e.g. \"2/3\"."
+        default="", max_length=16, description='Regions completed out of targeted, e.g. "2/3".'
     )
     summary: list[RegionalReplicationStatus] = Field(
         default_factory=list,

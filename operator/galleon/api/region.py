@@ -16,6 +16,7 @@ from galleon.api.common import (
     LABEL_NAME_MAX,
     MAX_REPLICAS_PER_REGION,
     NAME_MAX,
+    LabelValue,
     SecretReference,
     SpecModel,
     StatusModel,
@@ -49,7 +50,7 @@ class RegistryEndpoint(SpecModel):
         "json_schema_extra": validations(
             cel(
                 "self.url.startsWith('https://') || self.url.startsWith('http://')",
-                "url must start with \"https://\" or \"http://\"",
+                'url must start with "https://" or "http://"',
                 field_path=".url",
             )
         )
@@ -58,7 +59,7 @@ class RegistryEndpoint(SpecModel):
     name: str = Field(
         max_length=LABEL_NAME_MAX,
         pattern=DNS_LABEL_PATTERN,
-        description="Name of this replica location, unique in the region (e.g. \"a\").",
+        description='Name of this replica location, unique in the region (e.g. "a").',
     )
     url: str = Field(
         max_length=512,
@@ -81,9 +82,9 @@ class RegionSpec(SpecModel):
     """Desired state of a Region."""
 
     display_name: str | None = Field(
-        default=None, max_length=256, description="Human-friendly name, e.g. \"East US 2\"."
+        default=None, max_length=256, description='Human-friendly name, e.g. "East US 2".'
     )
-    node_selector: dict[str, str] = Field(
+    node_selector: dict[str, LabelValue] = Field(
         default_factory=dict,
         max_length=16,
         description="Labels selecting the region's nodes (default: "

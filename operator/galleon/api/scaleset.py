@@ -19,7 +19,9 @@ from galleon.api.common import (
     PRESERVE_UNKNOWN,
     VERSION_MAX,
     VERSION_PATTERN,
+    AnnotationValue,
     Condition,
+    LabelValue,
     SpecModel,
     StatusModel,
     cel,
@@ -52,8 +54,10 @@ def is_iso8601_duration(value: str) -> bool:
     >>> [is_iso8601_duration(v) for v in ("PT0S", "PT1H30M", "P1D", "P", "PT", "30s")]
     [True, True, True, False, False, False]
     """
-    return bool(re.fullmatch(ISO8601_DURATION_PATTERN, value)) and value not in ("P", "PT") and (
-        not value.endswith("T")
+    return (
+        bool(re.fullmatch(ISO8601_DURATION_PATTERN, value))
+        and value not in ("P", "PT")
+        and (not value.endswith("T"))
     )
 
 
@@ -103,10 +107,10 @@ class ImageReference(SpecModel):
 class PodTemplateMetadata(SpecModel):
     """Labels and annotations copied onto every instance."""
 
-    labels: dict[str, str] = Field(
+    labels: dict[str, LabelValue] = Field(
         default_factory=dict, max_length=64, description="Labels of every instance."
     )
-    annotations: dict[str, str] = Field(
+    annotations: dict[str, AnnotationValue] = Field(
         default_factory=dict, max_length=64, description="Annotations of every instance."
     )
 
@@ -140,9 +144,7 @@ class DataDisk(SpecModel):
         max_length=LABEL_NAME_MAX, pattern=DNS_LABEL_PATTERN, description="Disk name."
     )
     lun: int = Field(ge=0, le=63, description="Logical unit number, unique per instance.")
-    disk_size_gb: int = Field(
-        alias="diskSizeGB", ge=1, le=65536, description="Size in GiB."
-    )
+    disk_size_gb: int = Field(alias="diskSizeGB", ge=1, le=65536, description="Size in GiB.")
     storage_class_name: str | None = Field(
         default=None, max_length=NAME_MAX, description="StorageClass (default: the cluster's)."
     )
@@ -354,8 +356,10 @@ class RollingUpgradeProgress(StatusModel):
 class UpgradeError(StatusModel):
     """Why an upgrade stopped."""
 
-    code: str = Field(max_length=128, description="Error code, e.g. "
-                      "MaxUnhealthyUpgradedInstancePercentExceededInRollingUpgrade.")
+    code: str = Field(
+        max_length=128,
+        description="Error code, e.g. MaxUnhealthyUpgradedInstancePercentExceededInRollingUpgrade.",
+    )
     message: str = Field(default="", max_length=4096, description="Details, with numbers.")
 
 
@@ -373,10 +377,12 @@ class RollbackInfo(StatusModel):
 class RollingUpgradeStatus(StatusModel):
     """The latest (or current) rolling upgrade."""
 
-    from_version: str | None = Field(default=None, max_length=VERSION_MAX,
-                                     description="Version instances ran before.")
-    to_version: str | None = Field(default=None, max_length=VERSION_MAX,
-                                   description="Version being rolled out.")
+    from_version: str | None = Field(
+        default=None, max_length=VERSION_MAX, description="Version instances ran before."
+    )
+    to_version: str | None = Field(
+        default=None, max_length=VERSION_MAX, description="Version being rolled out."
+    )
     started_by: Literal["User", "Platform"] | None = Field(
         default=None, description="User (a manual start) or Platform (automatic)."
     )
@@ -417,19 +423,24 @@ class ScaleSetStatus(StatusModel):
         default=None, max_length=1024, description="Label selector of the instances (for scale)."
     )
     current_version: str | None = Field(
-        default=None, max_length=VERSION_MAX,
+        default=None,
+        max_length=VERSION_MAX,
         description="Version most instances run (all of them when no upgrade is under way).",
     )
     target_version: str | None = Field(
-        default=None, max_length=VERSION_MAX,
+        default=None,
+        max_length=VERSION_MAX,
         description="Version the instances should run, as resolved in the region.",
     )
     waiting_for_replication: str | None = Field(
-        default=None, max_length=VERSION_MAX,
+        default=None,
+        max_length=VERSION_MAX,
         description="A newer version that exists but has not finished replicating here.",
     )
     instances_by_version: list[InstanceVersionCount] = Field(
-        default_factory=list, max_length=64, description="Instances per version and health.",
+        default_factory=list,
+        max_length=64,
+        description="Instances per version and health.",
         json_schema_extra=list_map("version"),
     )
     rolling_upgrade: RollingUpgradeStatus | None = Field(

@@ -59,9 +59,9 @@ async def run(args: argparse.Namespace) -> None:
         configure(settings, peering=args.peering, priority=args.priority)
 
     stop_flag: asyncio.Event = asyncio.Event()
-    namespaces = args.namespace or None
+    namespaces: list[str] = list(args.namespace)
     await kopf.operator(
-        clusterwide=namespaces is None,
+        clusterwide=not namespaces,
         namespaces=namespaces,
         standalone=not args.peering,
         priority=args.priority,

@@ -158,25 +158,41 @@ def resolve(versions: Iterable[VersionFacts], region: str, requested: str) -> Re
     versions = list(versions)
     if requested == LATEST:
         target = latest_in_region(versions, region)
-        newest = _highest(v for v in versions if v.eligible_overall()
-                          and not (v.regions.get(region) and v.regions[region].excluded_from_latest))
+        newest = _highest(
+            v
+            for v in versions
+            if v.eligible_overall()
+            and not (v.regions.get(region) and v.regions[region].excluded_from_latest)
+        )
         waiting = newest if newest is not None and is_newer(newest, target) else None
         if target is None:
             return Resolution(
-                None, waiting, "NoVersionInRegion",
+                None,
+                waiting,
+                "NoVersionInRegion",
                 f"no version of the image definition has finished replicating to {region}"
                 + (f"; {waiting} is on its way" if waiting else ""),
             )
         return Resolution(
-            target, waiting, "LatestResolved",
+            target,
+            waiting,
+            "LatestResolved",
             f"latest in {region} is {target}"
             + (f"; {waiting} is waiting for replication to {region}" if waiting else ""),
         )
     pinned = next((v for v in versions if v.version == requested), None)
     if pinned is None:
-        return Resolution(None, None, "VersionNotFound",
-                          f"version {requested} does not exist in the image definition")
+        return Resolution(
+            None,
+            None,
+            "VersionNotFound",
+            f"version {requested} does not exist in the image definition",
+        )
     if not pinned.available_in(region):
-        return Resolution(None, requested, "VersionNotReplicated",
-                          f"version {requested} has not finished replicating to {region}")
+        return Resolution(
+            None,
+            requested,
+            "VersionNotReplicated",
+            f"version {requested} has not finished replicating to {region}",
+        )
     return Resolution(requested, None, "VersionPinned", f"version {requested} is pinned")

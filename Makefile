@@ -1,0 +1,35 @@
+# galleon's everyday commands. `make demo` and `make test` work on a fresh machine.
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test unit integration check lint crds bench clean
+setup:  ## install system packages, the virtualenv and the control-plane binaries
+	hack/setup.sh
+
+demo: setup  ## local control plane + registries + operator + examples, showing a rollout
+	$(PY) hack/demo.py
+
+test: setup check  ## every test: unit and integration (real control plane, real registries)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit:  ## the fast pure tests only
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: setup
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+check:  ## lint, types, import contracts, CRD drift
+	$(PY) -m ruff check operator tests hack
+	$(PY) -m mypy
+	.venv/bin/lint-imports
+	$(PY) hack/gen_crds.py --check
+
+crds:  ## regenerate crds/ from the models
+	$(PY) hack/gen_crds.py
+
+bench: setup  ## benchmarks; figures go to docs/benchmarks.md
+	$(PY) hack/bench_replication.py
+	$(PY) hack/bench_controlplane.py
+
+clean:
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

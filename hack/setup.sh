@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Sets a fresh machine up for galleon's demo and tests, idempotently:
+#   1. Debian packages: the distribution registry, skopeo (reference client for
+#      benchmarks), Lua (Argo CD health checks), kubectl if absent;
+#   2. a virtualenv in .venv with galleon and its pinned dev dependencies;
+#   3. the control-plane binaries, built once per machine by hack/envtest.sh.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PACKAGES=(docker-registry skopeo lua5.4)
+missing=()
+for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's package starts a registry on :5000 where an init system runs; we start our own.
+if command -v systemctl >/dev/null && systemctl is-active --quiet docker-registry 2>/dev/null; then
+  systemctl stop docker-registry || true
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [[ ! -x .venv/bin/python ]]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [[ ! -f "$stamp" ]]; then
+  .venv/bin/python -m pip install -q --upgrade pip==25.3
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  rm -f .venv/.installed-*; touch "$stamp"
+fi
+
+hack/envtest.sh
