@@ -206,8 +206,13 @@ class ReplicaStatus(StatusModel):
 
     registry: str = Field(max_length=LABEL_NAME_MAX, description="Registry replica location.")
     state: ReplicaState = Field(description="Queued, Replicating, Completed, Failed or Removing.")
-    bytes_copied: int = Field(default=0, ge=0, description="Bytes copied or found present.")
+    bytes_done: int = Field(
+        default=0, ge=0, description="Bytes present at the destination (copied or found there)."
+    )
     bytes_total: int = Field(default=0, ge=0, description="Bytes of every blob of the image.")
+    digest: str | None = Field(
+        default=None, max_length=128, description="Digest of the replica's manifest, once there."
+    )
     message: str = Field(default="", max_length=1024, description="What went wrong, if it did.")
 
 
@@ -223,7 +228,9 @@ class RegionalReplicationStatus(StatusModel):
     desired_replicas: int = Field(default=0, ge=0, description="Replicas wanted here.")
     completed_replicas: int = Field(default=0, ge=0, description="Replicas complete here.")
     bytes_copied: int = Field(
-        default=0, ge=0, description="Bytes transferred into the region's registries."
+        default=0,
+        ge=0,
+        description="Bytes transferred into the region's registries (across operator restarts).",
     )
     bytes_skipped: int = Field(
         default=0, ge=0, description="Bytes already present at a destination (not transferred)."

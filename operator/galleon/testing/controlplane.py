@@ -1,0 +1,411 @@
+"""A real Kubernetes control plane on 127.0.0.1, for integration tests and the local demo.
+
+    with ControlPlane(tmp_path, regions={"westcentralus": 1, "eastus": 1}) as plane:
+        client = plane.client()   # lightkube, admin (system:masters)
+        plane.kubeconfig          # admin kubeconfig for the operator, kubectl, ...
+
+Rules of this module:
+
+- Start order: etcd -> kube-apiserver -> (kube-controller-manager, kube-scheduler,
+  kwok launched together) -> fake nodes -> wait until the nodes are Ready and
+  untainted. Stop order is the reverse. Every wait is bounded and a failure names
+  the component and shows the tail of its log.
+- Everything listens on 127.0.0.1, on ports picked at start; all state (PKI, etcd
+  data, kubeconfig, logs) lives under `workdir`, which the caller owns.
+- Only processes started here are ever signalled (see `processes`), and `stop()`
+  is idempotent and also registered with `atexit`, so an interrupted session
+  leaves no strays.
+- Children get `HOME=<workdir>/home` and no `KUBECONFIG`: kwok auto-loads
+  `~/.kwok/kwok.yaml`, and nothing here may touch the user's real cluster.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import json
+import os
+import ssl
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+from lightkube import Client, codecs
+from lightkube.config.kubeconfig import KubeConfig
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.resources.core_v1 import ServiceAccount
+
+from galleon.testing import nodes, pki
+from galleon.testing.binaries import Binaries, find_binaries
+from galleon.testing.kubeconfig import write_kubeconfig
+from galleon.testing.processes import (
+    LOOPBACK,
+    ManagedProcess,
+    ProcessFailed,
+    free_port,
+    http_ok,
+    insecure_tls,
+    log_tail,
+    stop_all,
+)
+from galleon.testing.waiting import wait_for
+
+DEFAULT_REGIONS: Mapping[str, int] = {"westcentralus": 1, "eastus": 1}
+STAGES_DIR = Path(__file__).parent / "stages"
+SERVICE_CIDR = "10.96.0.0/16"
+POD_CIDR = "10.244.0.0/16"  # disjoint from the service range; never loopback
+STORAGE_CLASS = "galleon-test-volume"
+PROVISIONER = "galleon.test/fake-provisioner"
+FIELD_MANAGER = "galleon-testing"
+
+ETCD_TIMEOUT = 30.0
+APISERVER_TIMEOUT = 120.0
+COMPONENT_TIMEOUT = 90.0
+NODES_TIMEOUT = 90.0
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane could not be started (the message carries the failing log)."""
+
+
+def storage_class() -> dict[str, Any]:
+    """The default StorageClass whose claims the kwok volume stages provision."""
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {
+            "name": STORAGE_CLASS,
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+        },
+        "provisioner": PROVISIONER,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "Immediate",
+        "allowVolumeExpansion": True,
+    }
+
+
+class ControlPlane:
+    """etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok.
+
+    Attributes (valid after `start()`):
+        kubeconfig: admin kubeconfig (client certificate in group system:masters).
+        server: the apiserver URL, e.g. "https://127.0.0.1:40123".
+        startup_seconds: per component, seconds from launch until healthy; plus
+            "nodes" (creation until usable) and "total" (the whole `start()`).
+        logs: component name -> log file.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        regions: Mapping[str, int] | None = None,
+        *,
+        binaries: Binaries | None = None,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.regions = dict(DEFAULT_REGIONS if regions is None else regions)
+        self._binaries = binaries
+        self.kubeconfig = self.workdir / "admin.kubeconfig"
+        self.server = ""
+        self.startup_seconds: dict[str, float] = {}
+        self.logs: dict[str, Path] = {}
+        self.node_names: list[str] = []
+        self._processes: dict[str, ManagedProcess] = {}
+        self._pki: pki.Pki | None = None
+        self._client: Client | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def __enter__(self) -> ControlPlane:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> ControlPlane:
+        """Start everything and wait until pods can be scheduled; stop it all on failure."""
+        began = time.monotonic()
+        atexit.register(self.stop)
+        try:
+            self._start()
+        except Exception as error:
+            self.stop()
+            if isinstance(error, ProcessFailed | TimeoutError | AssertionError):
+                raise ControlPlaneError(str(error)) from error
+            raise
+        self.startup_seconds["total"] = round(time.monotonic() - began, 2)
+        return self
+
+    def stop(self) -> None:
+        """Stop the components in reverse order (idempotent)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        controllers = [
+            self._processes[name]
+            for name in ("kwok", "kube-scheduler", "kube-controller-manager")
+            if name in self._processes
+        ]
+        stop_all(controllers)
+        for name in ("kube-apiserver", "etcd"):
+            if name in self._processes:
+                self._processes[name].stop()
+        atexit.unregister(self.stop)
+
+    def _start(self) -> None:
+        binaries = self._binaries or find_binaries()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._pki = pki.generate(self.workdir / "pki")
+        (self.workdir / "home").mkdir(exist_ok=True)
+
+        etcd_port = self._start_etcd(binaries)
+        self._start_apiserver(binaries, etcd_port)
+        write_kubeconfig(
+            self.kubeconfig,
+            server=self.server,
+            ca_cert=self._pki.ca_cert,
+            client_cert=self._pki.admin_cert,
+            client_key=self._pki.admin_key,
+        )
+        self._start_controllers(binaries)
+
+        client = self.client()
+        created = time.monotonic()
+        client.apply(codecs.from_dict(storage_class()), field_manager=FIELD_MANAGER, force=True)
+        self.node_names = nodes.create_nodes(client, self.regions)
+        nodes.wait_nodes_usable(client, self.node_names, timeout=NODES_TIMEOUT)
+        # Why: pods in a new namespace need its "default" ServiceAccount (KCM makes it).
+        wait_for(
+            lambda: client.get(ServiceAccount, "default", namespace="default"),
+            timeout=COMPONENT_TIMEOUT,
+            description="the default ServiceAccount (kube-controller-manager is working)",
+        )
+        self.startup_seconds["nodes"] = round(time.monotonic() - created, 2)
+
+    # -- components ------------------------------------------------------------------
+
+    def _process(self, name: str, argv: Sequence[str | Path]) -> ManagedProcess:
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        env["HOME"] = str(self.workdir / "home")
+        log = self.workdir / "logs" / f"{name}.log"
+        process = ManagedProcess(name, [str(a) for a in argv], log, env=env, cwd=self.workdir)
+        self._processes[name] = process
+        self.logs[name] = log
+        process.start()
+        return process
+
+    def _start_etcd(self, binaries: Binaries) -> int:
+        client_port, peer_port = free_port(), free_port()
+        etcd = self._process(
+            "etcd",
+            [
+                binaries.etcd,
+                "--name=galleon",
+                f"--data-dir={self.workdir / 'etcd-data'}",
+                f"--listen-client-urls=http://{LOOPBACK}:{client_port}",
+                f"--advertise-client-urls=http://{LOOPBACK}:{client_port}",
+                f"--listen-peer-urls=http://{LOOPBACK}:{peer_port}",
+                f"--initial-advertise-peer-urls=http://{LOOPBACK}:{peer_port}",
+                f"--initial-cluster=galleon=http://{LOOPBACK}:{peer_port}",
+                "--unsafe-no-fsync",  # test data; saves the disk, not the CPU
+                "--logger=zap",
+                "--log-level=warn",
+            ],
+        )
+        url = f"http://{LOOPBACK}:{client_port}/health"
+        self.startup_seconds["etcd"] = round(
+            etcd.wait_until(lambda: http_ok(url, expect=b'"health":"true"'), timeout=ETCD_TIMEOUT),
+            2,
+        )
+        return client_port
+
+    def _start_apiserver(self, binaries: Binaries, etcd_port: int) -> None:
+        assert self._pki is not None
+        port = free_port()
+        self.server = f"https://{LOOPBACK}:{port}"
+        keys = self._pki
+        apiserver = self._process(
+            "kube-apiserver",
+            [
+                binaries.kube_apiserver,
+                f"--etcd-servers=http://{LOOPBACK}:{etcd_port}",
+                f"--bind-address={LOOPBACK}",
+                f"--secure-port={port}",
+                f"--tls-cert-file={keys.apiserver_cert}",
+                f"--tls-private-key-file={keys.apiserver_key}",
+                f"--client-ca-file={keys.ca_cert}",
+                f"--service-account-issuer={self.server}",
+                f"--service-account-key-file={keys.service_account_public_key}",
+                f"--service-account-signing-key-file={keys.service_account_key}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=RBAC",
+                "--allow-privileged=true",
+                "--profiling=false",
+                f"--cert-dir={self.workdir / 'apiserver-certs'}",
+            ],
+        )
+        context = ssl.create_default_context(cafile=str(keys.ca_cert))
+        context.load_cert_chain(str(keys.admin_cert), str(keys.admin_key))
+        self.startup_seconds["kube-apiserver"] = round(
+            apiserver.wait_until(
+                lambda: http_ok(f"{self.server}/readyz", context=context, expect=b"ok"),
+                timeout=APISERVER_TIMEOUT,
+                interval=0.5,
+            ),
+            2,
+        )
+
+    def _start_controllers(self, binaries: Binaries) -> None:
+        """Launch KCM, the scheduler and kwok together, then wait for each to be healthy."""
+        assert self._pki is not None
+        kcm_port, scheduler_port, kwok_port = free_port(), free_port(), free_port()
+        common = [f"--kubeconfig={self.kubeconfig}", "--leader-elect=false"]
+        kcm = self._process(
+            "kube-controller-manager",
+            [
+                binaries.kube_controller_manager,
+                *common,
+                f"--bind-address={LOOPBACK}",
+                f"--secure-port={kcm_port}",
+                f"--cert-dir={self.workdir / 'kcm-certs'}",
+                "--controllers=*",
+                f"--root-ca-file={self._pki.ca_cert}",
+                f"--service-account-private-key-file={self._pki.service_account_key}",
+                "--kube-api-qps=100",
+                "--kube-api-burst=200",
+            ],
+        )
+        scheduler = self._process(
+            "kube-scheduler",
+            [
+                binaries.kube_scheduler,
+                *common,
+                f"--bind-address={LOOPBACK}",
+                f"--secure-port={scheduler_port}",
+                f"--cert-dir={self.workdir / 'scheduler-certs'}",
+            ],
+        )
+        kwok = self._process(
+            "kwok",
+            [
+                binaries.kwok,
+                f"--kubeconfig={self.kubeconfig}",
+                *(f"--config={path}" for path in sorted(STAGES_DIR.glob("*.yaml"))),
+                "--manage-all-nodes=true",
+                "--node-lease-duration-seconds=40",
+                f"--cidr={POD_CIDR}",
+                f"--server-address={LOOPBACK}:{kwok_port}",
+                # Node addresses point at kwok itself: nothing else is ever dialled.
+                f"--node-ip={LOOPBACK}",
+                f"--node-port={kwok_port}",
+            ],
+        )
+        tls = insecure_tls()
+        checks = {
+            kcm: f"https://{LOOPBACK}:{kcm_port}/healthz",
+            scheduler: f"https://{LOOPBACK}:{scheduler_port}/healthz",
+            kwok: f"http://{LOOPBACK}:{kwok_port}/healthz",
+        }
+        for process, url in checks.items():
+            context = tls if url.startswith("https") else None
+            self.startup_seconds[process.name] = round(
+                process.wait_until(
+                    lambda url=url, context=context: http_ok(url, context=context),
+                    timeout=COMPONENT_TIMEOUT,
+                ),
+                2,
+            )
+
+    # -- helpers for tests -------------------------------------------------------------
+
+    def client(self) -> Client:
+        """A lightkube client with admin rights (one per control plane, reused)."""
+        if self._client is None:
+            self._client = Client(
+                KubeConfig.from_file(self.kubeconfig),
+                field_manager=FIELD_MANAGER,
+                trust_env=False,
+            )
+        return self._client
+
+    def apply_crds(self, folder: Path, *, timeout: float = 60.0) -> list[str]:
+        """Server-side apply every YAML document in `folder`; wait until CRDs are Established.
+
+        Returns the names of the CRDs applied. Example: `plane.apply_crds(repo / "crds")`.
+        """
+        client = self.client()
+        crds: list[str] = []
+        for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+            with path.open() as stream:
+                for resource in codecs.load_all_yaml(stream):
+                    client.apply(resource, field_manager=FIELD_MANAGER, force=True)
+                    if isinstance(resource, CustomResourceDefinition):
+                        assert resource.metadata is not None and resource.metadata.name
+                        crds.append(resource.metadata.name)
+
+        def established(name: str) -> bool:
+            crd = client.get(CustomResourceDefinition, name)
+            conditions = (crd.status.conditions or []) if crd.status else []
+            return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+        for name in crds:
+            wait_for(
+                lambda name=name: established(name),
+                timeout=timeout,
+                description=f"CRD {name} to be Established",
+            )
+        return crds
+
+    def api_token_for_service_account(
+        self, namespace: str, name: str, *, expiration_seconds: int = 3600
+    ) -> str:
+        """A bound token for a ServiceAccount (TokenRequest API), e.g. to test RBAC."""
+        client = self.client()
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": expiration_seconds},
+        }
+        response = client._client.request(  # lightkube has no TokenRequest helper
+            "POST",
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+            content=json.dumps(body),
+            headers={"Content-Type": "application/json"},
+        )
+        response.raise_for_status()
+        return str(response.json()["status"]["token"])
+
+    def kubeconfig_for_service_account(self, namespace: str, name: str, path: Path) -> Path:
+        """Write a kubeconfig that acts as ServiceAccount `namespace/name`."""
+        assert self._pki is not None
+        return write_kubeconfig(
+            path,
+            server=self.server,
+            ca_cert=self._pki.ca_cert,
+            token=self.api_token_for_service_account(namespace, name),
+            user=f"system:serviceaccount:{namespace}:{name}",
+            namespace=namespace,
+        )
+
+    def log_tails(self, lines: int = 20) -> str:
+        """The last lines of every component log, for failure reports."""
+        parts = [f"--- {name} ({path})\n{log_tail(path, lines)}" for name, path in self.logs.items()]
+        return "\n".join(parts)
+
+    def summary(self) -> str:
+        """Example: "etcd 0.6s, kube-apiserver 7.9s, ..., total 15.2s"."""
+        return ", ".join(f"{name} {seconds:.1f}s" for name, seconds in self.startup_seconds.items())
+
+
+def decode_kubeconfig_ca(kubeconfig: Path) -> bytes:
+    """The CA certificate (PEM) embedded in a kubeconfig written by this package."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    return base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"])
