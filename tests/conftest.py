@@ -6,5 +6,4 @@ that the local demo (`make demo`) starts exactly the same pieces as the tests.
 
 pytest_plugins = [
     "galleon.testing.cluster_fixtures",
-    "galleon.testing.registry_fixtures",
 ]

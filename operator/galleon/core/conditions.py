@@ -73,7 +73,8 @@ def condition(
     """A condition whose `lastTransitionTime` is kept from `previous` unless status flips.
 
     >>> from datetime import datetime, timezone
-    >>> t0, t1 = datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 2, tzinfo=timezone.utc)
+    >>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> t1 = datetime(2026, 1, 2, tzinfo=timezone.utc)
     >>> first = condition("Ready", "False", "Pending", "", generation=1, now=t0)
     >>> condition("Ready", "False", "Other", "", generation=2, now=t1, previous=[first]
     ...           ).last_transition_time == t0

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import atexit
 import base64
-import json
 import os
 import ssl
 import time
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -35,8 +35,9 @@ from typing import Any
 import yaml
 from lightkube import Client, codecs
 from lightkube.config.kubeconfig import KubeConfig
+from lightkube.models.authentication_v1 import TokenRequestSpec
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
-from lightkube.resources.core_v1 import ServiceAccount
+from lightkube.resources.core_v1 import ServiceAccount, ServiceAccountToken
 
 from galleon.testing import nodes, pki
 from galleon.testing.binaries import Binaries, find_binaries
@@ -318,8 +319,7 @@ class ControlPlane:
             context = tls if url.startswith("https") else None
             self.startup_seconds[process.name] = round(
                 process.wait_until(
-                    lambda url=url, context=context: http_ok(url, context=context),
-                    timeout=COMPONENT_TIMEOUT,
+                    partial(http_ok, url, context=context), timeout=COMPONENT_TIMEOUT
                 ),
                 2,
             )
@@ -358,7 +358,7 @@ class ControlPlane:
 
         for name in crds:
             wait_for(
-                lambda name=name: established(name),
+                partial(established, name),
                 timeout=timeout,
                 description=f"CRD {name} to be Established",
             )
@@ -368,20 +368,12 @@ class ControlPlane:
         self, namespace: str, name: str, *, expiration_seconds: int = 3600
     ) -> str:
         """A bound token for a ServiceAccount (TokenRequest API), e.g. to test RBAC."""
-        client = self.client()
-        body = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": expiration_seconds},
-        }
-        response = client._client.request(  # lightkube has no TokenRequest helper
-            "POST",
-            f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
-            content=json.dumps(body),
-            headers={"Content-Type": "application/json"},
+        request = ServiceAccountToken(
+            spec=TokenRequestSpec(audiences=[], expirationSeconds=expiration_seconds)
         )
-        response.raise_for_status()
-        return str(response.json()["status"]["token"])
+        issued = self.client().create(request, name, namespace=namespace)
+        assert issued.status is not None
+        return str(issued.status.token)
 
     def kubeconfig_for_service_account(self, namespace: str, name: str, path: Path) -> Path:
         """Write a kubeconfig that acts as ServiceAccount `namespace/name`."""
@@ -397,7 +389,9 @@ class ControlPlane:
 
     def log_tails(self, lines: int = 20) -> str:
         """The last lines of every component log, for failure reports."""
-        parts = [f"--- {name} ({path})\n{log_tail(path, lines)}" for name, path in self.logs.items()]
+        parts = [
+            f"--- {name} ({path})\n{log_tail(path, lines)}" for name, path in self.logs.items()
+        ]
         return "\n".join(parts)
 
     def summary(self) -> str:

@@ -37,14 +37,16 @@ def wait_for(
     while True:
         try:
             value = probe()
-        except Exception as error:  # noqa: BLE001 - "not yet", reported on timeout
+        except Exception as error:
             last = error
         else:
             if value:
                 return value
             last = value
         if time.monotonic() >= deadline:
-            raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {description}; last: {last!r}")
+            raise WaitTimeout(
+                f"timed out after {timeout:.0f}s waiting for {description}; last: {last!r}"
+            )
         time.sleep(interval)
 
 

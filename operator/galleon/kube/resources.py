@@ -1,0 +1,32 @@
+"""lightkube resource classes for galleon's kinds, generated from `galleon.api.crd.KINDS`.
+
+Example: `client.get(ImageVersion, "ubuntu-1-0-0", namespace="team-a")` returns a
+generic resource whose `.spec`/`.status` are plain dicts (validate them with the
+pydantic models in `galleon.api`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightkube.generic_resource import (
+    create_global_resource,
+    create_namespaced_resource,
+)
+
+from galleon import GROUP, VERSION
+from galleon.api.crd import kind_named
+
+
+def _resource(kind: str) -> Any:
+    spec = kind_named(kind)
+    if spec.scope == "Cluster":
+        return create_global_resource(GROUP, VERSION, spec.kind, spec.plural)
+    return create_namespaced_resource(GROUP, VERSION, spec.kind, spec.plural)
+
+
+Region = _resource("Region")
+Gallery = _resource("Gallery")
+ImageDefinition = _resource("ImageDefinition")
+ImageVersion = _resource("ImageVersion")
+ScaleSet = _resource("ScaleSet")
