@@ -1,1 +1,20 @@
+"""galleon's OCI registry client: resolve, copy (streamed, digest-checked, skipping
+blobs already there, mounting within one registry, fanning out), delete."""
 
+from galleon.oci.client import Manifest, RegistryClient
+from galleon.oci.copy import CopyResult, Target, copy_image, copy_image_to_many, delete_image
+from galleon.oci.errors import RegistryError
+from galleon.oci.reference import Reference, parse
+
+__all__ = [
+    "CopyResult",
+    "Manifest",
+    "Reference",
+    "RegistryClient",
+    "RegistryError",
+    "Target",
+    "copy_image",
+    "copy_image_to_many",
+    "delete_image",
+    "parse",
+]

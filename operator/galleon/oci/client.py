@@ -1,0 +1,320 @@
+"""An async client of the OCI distribution API (aiohttp): just what replication needs.
+
+Rules of this module:
+- One `RegistryClient` per registry, sharing one aiohttp session per event loop
+  section that owns it; `close()` ends it.
+- Authentication follows the registry's challenge: HTTP Basic, or the Bearer
+  token flow (`WWW-Authenticate: Bearer realm=...,service=...,scope=...`) with
+  tokens cached per scope.
+- Blobs are streamed in `CHUNK` pieces, never held whole in memory.
+- Every failure becomes a `galleon.oci.errors.RegistryError` with a reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import re
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urljoin
+
+import aiohttp
+
+from galleon.oci import errors
+
+CHUNK = 1024 * 1024
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+INDEX_TYPES = MANIFEST_TYPES[1], MANIFEST_TYPES[3]
+TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=60)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest as the registry served it (bytes kept exactly: they are the digest)."""
+
+    data: bytes
+    media_type: str
+    digest: str
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """Split a `WWW-Authenticate` header into its scheme and parameters.
+
+    >>> parse_challenge('Bearer realm="https://a/token",service="reg",scope="repository:x:pull"')
+    ('bearer', {'realm': 'https://a/token', 'service': 'reg', 'scope': 'repository:x:pull'})
+    """
+    scheme, _, rest = header.strip().partition(" ")
+    params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+    return scheme.lower(), params
+
+
+class RegistryClient:
+    """Talk to one registry. Example:
+
+    client = RegistryClient("http://127.0.0.1:5000")
+    manifest = await client.get_manifest("sources/ubuntu", "1.0.0")
+    await client.close()
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: str | None = None,
+        insecure_skip_verify: bool = False,
+        connections: int = 16,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.host = self.base_url.split("://", 1)[-1]
+        self._basic = aiohttp.BasicAuth(username, password or "") if username is not None else None
+        self._tokens: dict[str, str] = {}
+        context: ssl.SSLContext | bool = True
+        if insecure_skip_verify:
+            context = False
+        elif ca_file:
+            context = ssl.create_default_context(cafile=ca_file)
+        self._ssl = context
+        self._connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl),
+                timeout=TIMEOUT,
+                trust_env=False,
+                auto_decompress=False,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> RegistryClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else urljoin(self.base_url, path)
+
+    async def _authorize(self, challenge: str, scope_hint: str) -> str | None:
+        scheme, params = parse_challenge(challenge)
+        if scheme == "basic":
+            if self._basic is None:
+                return None
+            return self._basic.encode()
+        if scheme != "bearer" or "realm" not in params:
+            return None
+        scope = params.get("scope") or scope_hint
+        query = {k: v for k, v in (("service", params.get("service")), ("scope", scope)) if v}
+        try:
+            async with self.session.get(
+                f"{params['realm']}?{urlencode(query)}", auth=self._basic
+            ) as response:
+                if response.status in (401, 403):
+                    raise errors.Unauthorized(
+                        f"{self.host}: token request refused ({response.status})",
+                        status=response.status,
+                    )
+                if response.status != 200:
+                    raise errors.for_status(response.status, f"{self.host}: token request failed")
+                body = await response.json(content_type=None)
+        except aiohttp.ClientError as error:
+            raise errors.Unavailable(f"{self.host}: token request: {error}") from error
+        token = body.get("token") or body.get("access_token")
+        if not token:
+            raise errors.ProtocolError(f"{self.host}: token response without a token")
+        self._tokens[scope] = f"Bearer {token}"
+        return self._tokens[scope]
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scope: str = "",
+        headers: Mapping[str, str] | None = None,
+        data: Any = None,
+        ok: tuple[int, ...] = (200,),
+        stream: bool = False,
+    ) -> aiohttp.ClientResponse:
+        """Send one request, answering an auth challenge once; raise on a status not in `ok`.
+
+        With `stream=True` the caller must release the returned response.
+        """
+        headers = dict(headers or {})
+        if scope in self._tokens:
+            headers["Authorization"] = self._tokens[scope]
+        elif self._basic is not None and scope == "":
+            headers["Authorization"] = self._basic.encode()
+        for attempt in (1, 2):
+            try:
+                response = await self.session.request(
+                    method, self._url(path), headers=headers, data=data, allow_redirects=True
+                )
+            except (TimeoutError, aiohttp.ClientError, OSError) as error:
+                raise errors.Unavailable(f"{self.host}: {method} {path}: {error}") from error
+            if (
+                response.status == 401
+                and attempt == 1
+                and not callable(getattr(data, "__anext__", None))
+            ):
+                challenge = response.headers.get("WWW-Authenticate", "")
+                response.release()
+                authorization = await self._authorize(challenge, scope)
+                if authorization is None:
+                    raise errors.Unauthorized(f"{self.host}: {method} {path}: 401", status=401)
+                headers["Authorization"] = authorization
+                continue
+            if response.status not in ok:
+                text = (await response.text(errors="replace"))[:300]
+                response.release()
+                raise errors.for_status(
+                    response.status, f"{self.host}: {method} {path}: {response.status} {text}"
+                )
+            if not stream:
+                await response.read()
+            return response
+        raise AssertionError("unreachable")
+
+    # -- the API ------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        """GET /v2/ (authenticating if asked); raise when it is not a working registry."""
+        await self.request("GET", "/v2/")
+
+    async def get_manifest(self, repository: str, reference: str) -> Manifest:
+        response = await self.request(
+            "GET",
+            f"/v2/{repository}/manifests/{reference}",
+            scope=f"repository:{repository}:pull",
+            headers={"Accept": ", ".join(MANIFEST_TYPES)},
+        )
+        data = await response.read()
+        digest = response.headers.get("Docker-Content-Digest") or sha256_digest(data)
+        media_type = response.headers.get("Content-Type", "").split(";")[0]
+        return Manifest(data, media_type, digest)
+
+    async def has_manifest(self, repository: str, reference: str) -> bool:
+        try:
+            await self.request(
+                "HEAD",
+                f"/v2/{repository}/manifests/{reference}",
+                scope=f"repository:{repository}:pull",
+                headers={"Accept": ", ".join(MANIFEST_TYPES)},
+            )
+        except errors.NotFound:
+            return False
+        return True
+
+    async def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
+        await self.request(
+            "PUT",
+            f"/v2/{repository}/manifests/{reference}",
+            scope=f"repository:{repository}:pull,push",
+            headers={"Content-Type": manifest.media_type},
+            data=manifest.data,
+            ok=(201, 202),
+        )
+
+    async def delete_manifest(self, repository: str, digest: str) -> bool:
+        """Delete by digest; False when it was not there."""
+        try:
+            await self.request(
+                "DELETE",
+                f"/v2/{repository}/manifests/{digest}",
+                scope=f"repository:{repository}:delete",
+                ok=(200, 202),
+            )
+        except errors.NotFound:
+            return False
+        return True
+
+    async def has_blob(self, repository: str, digest: str) -> bool:
+        try:
+            await self.request(
+                "HEAD", f"/v2/{repository}/blobs/{digest}", scope=f"repository:{repository}:pull"
+            )
+        except errors.NotFound:
+            return False
+        return True
+
+    async def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
+        """Cross-repository mount in this registry; False when the registry did not mount."""
+        query = urlencode({"mount": digest, "from": from_repository})
+        response = await self.request(
+            "POST",
+            f"/v2/{repository}/blobs/uploads/?{query}",
+            scope=f"repository:{repository}:pull,push",
+            ok=(201, 202),
+        )
+        if response.status == 202:  # an upload session was opened instead; drop it
+            location = response.headers.get("Location")
+            if location:
+                with contextlib.suppress(errors.RegistryError):
+                    await self.request("DELETE", location, ok=(204, 200, 404))
+            return False
+        return True
+
+    async def open_blob(self, repository: str, digest: str) -> aiohttp.ClientResponse:
+        """A streaming GET of a blob; release the response when done."""
+        return await self.request(
+            "GET",
+            f"/v2/{repository}/blobs/{digest}",
+            scope=f"repository:{repository}:pull",
+            stream=True,
+        )
+
+    async def upload_blob(
+        self, repository: str, digest: str, size: int, body: AsyncIterator[bytes] | bytes
+    ) -> None:
+        """Monolithic upload (POST, then one streamed PUT with the digest)."""
+        scope = f"repository:{repository}:pull,push"
+        started = await self.request(
+            "POST", f"/v2/{repository}/blobs/uploads/", scope=scope, ok=(202,)
+        )
+        location = started.headers.get("Location")
+        if not location:
+            raise errors.ProtocolError(f"{self.host}: upload without a Location")
+        separator = "&" if "?" in location else "?"
+        await self.request(
+            "PUT",
+            f"{location}{separator}{urlencode({'digest': digest})}",
+            scope=scope,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+            data=body,
+            ok=(201,),
+        )
+
+    async def list_tags(self, repository: str) -> list[str]:
+        response = await self.request(
+            "GET", f"/v2/{repository}/tags/list", scope=f"repository:{repository}:pull"
+        )
+        return list((await response.json(content_type=None)).get("tags") or [])
+
+
+def sha256_digest(data: bytes) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def basic_header(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
