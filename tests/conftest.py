@@ -6,4 +6,5 @@ that the local demo (`make demo`) starts exactly the same pieces as the tests.
 
 pytest_plugins = [
     "galleon.testing.cluster_fixtures",
+    "galleon.testing.registry_fixtures",
 ]

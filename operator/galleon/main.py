@@ -68,6 +68,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=int(os.environ.get("GALLEON_PRIORITY", "0")),
         help="peering priority; replicas need distinct values",
     )
+    parser.add_argument(
+        "--replication-concurrency",
+        type=int,
+        default=int(os.environ.get("GALLEON_REPLICATION_CONCURRENCY", "4")),
+        help="image versions replicating at the same time",
+    )
+    parser.add_argument(
+        "--region-concurrency",
+        type=int,
+        default=int(os.environ.get("GALLEON_REGION_CONCURRENCY", "2")),
+        help="registries of one region written to at the same time",
+    )
+    parser.add_argument(
+        "--status-interval",
+        type=float,
+        default=float(os.environ.get("GALLEON_STATUS_INTERVAL", "2")),
+        help="minimum seconds between two progress writes of one object's status",
+    )
+    parser.add_argument(
+        "--operator-namespace",
+        default=os.environ.get("GALLEON_NAMESPACE", "galleon-system"),
+        help="namespace of Secrets named by cluster-scoped Regions without a namespace",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
 

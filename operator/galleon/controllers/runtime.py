@@ -14,7 +14,8 @@ from typing import Any
 
 import kopf
 
-from galleon import GROUP
+from galleon import GROUP, metrics
+from galleon.controllers import config
 
 FINALIZER = f"{GROUP}/finalizer"
 REPORTING_COMPONENT = "galleon-operator"
@@ -52,7 +53,16 @@ def load_handlers() -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
+    config.set_current(
+        config.Config(
+            replication_concurrency=max(1, args.replication_concurrency),
+            region_concurrency=max(1, args.region_concurrency),
+            status_interval=max(0.0, args.status_interval),
+            operator_namespace=args.operator_namespace,
+        )
+    )
     load_handlers()
+    metrics.serve(args.metrics_port, args.bind_address)
 
     @kopf.on.startup()
     def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:

@@ -1,0 +1,199 @@
+"""From galleon's resources to registry clients: credentials, TLS, and the calls
+the controllers make (ping, resolve, fan-out copy, presence, delete).
+
+Rules of this module: credentials come from Secrets at the moment of use (never
+cached beyond one call), clients are closed after each call, and every registry
+failure surfaces as a `RegistryError` with a reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import tempfile
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lightkube.resources.core_v1 import Secret
+
+from galleon.api.imageversion import ImageSource
+from galleon.api.region import RegistryEndpoint
+from galleon.controllers import config
+from galleon.core.replication import Location
+from galleon.kube import client as kube
+from galleon.oci import RegistryClient, Target, copy_image_to_many
+from galleon.oci import errors as oci_errors
+from galleon.oci.reference import InvalidReference, parse
+
+RegistryError = oci_errors.RegistryError
+PING_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Destination:
+    location: Location
+    endpoint: RegistryEndpoint
+
+
+@dataclass(frozen=True)
+class Resolved:
+    digest: str
+    media_type: str
+    size: int
+
+
+async def _credentials(ref: Any, default_namespace: str, host: str) -> tuple[str, str] | None:
+    if ref is None:
+        return None
+    try:
+        return await kube.registry_credentials(ref.name, ref.namespace or default_namespace, host)
+    except kube.CredentialsError as error:
+        raise oci_errors.Unauthorized(str(error)) from error
+
+
+@contextlib.asynccontextmanager
+async def endpoint_client(endpoint: RegistryEndpoint) -> AsyncIterator[RegistryClient]:
+    host = endpoint.url.split("://", 1)[-1].rstrip("/")
+    credentials = await _credentials(
+        endpoint.credentials_secret_ref, config.current().operator_namespace, host
+    )
+    ca_file = None
+    holder = None
+    tls = endpoint.tls
+    if tls is not None and tls.ca_secret_ref is not None:
+        ref = tls.ca_secret_ref
+        secret = await kube.get_or_none(
+            Secret, ref.name, ref.namespace or config.current().operator_namespace
+        )
+        if secret is None or "ca.crt" not in (secret.data or {}):
+            raise oci_errors.Unauthorized(f"CA Secret {ref.name} (key ca.crt) not found")
+        holder = tempfile.NamedTemporaryFile("wb", suffix=".pem")  # noqa: SIM115
+        holder.write(base64.b64decode(secret.data["ca.crt"]))
+        holder.flush()
+        ca_file = holder.name
+    client = RegistryClient(
+        endpoint.url,
+        username=credentials[0] if credentials else None,
+        password=credentials[1] if credentials else None,
+        ca_file=ca_file,
+        insecure_skip_verify=bool(tls and tls.insecure_skip_verify),
+    )
+    try:
+        yield client
+    finally:
+        await client.close()
+        if holder is not None:
+            holder.close()
+
+
+def _source_url(source: ImageSource) -> tuple[str, str, str]:
+    try:
+        reference = parse(source.image)
+    except InvalidReference as error:
+        raise oci_errors.NotFound(str(error)) from error
+    scheme = "http" if source.plain_http else "https"
+    return f"{scheme}://{reference.host}", reference.repository, reference.reference
+
+
+@contextlib.asynccontextmanager
+async def source_client(source: ImageSource, namespace: str) -> AsyncIterator[RegistryClient]:
+    url, _, _ = _source_url(source)
+    credentials = await _credentials(source.credentials_secret_ref, namespace, url.split("://")[1])
+    tls = source.tls
+    client = RegistryClient(
+        url,
+        username=credentials[0] if credentials else None,
+        password=credentials[1] if credentials else None,
+        insecure_skip_verify=bool(tls and tls.insecure_skip_verify),
+    )
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def ping(endpoint: RegistryEndpoint) -> tuple[bool, str]:
+    """(reachable, why not)."""
+    try:
+        async with endpoint_client(endpoint) as client:
+            await asyncio.wait_for(client.ping(), PING_TIMEOUT)
+    except TimeoutError:
+        return False, f"no answer within {PING_TIMEOUT:.0f}s"
+    except RegistryError as error:
+        return False, f"{error.reason}: {error}"
+    return True, ""
+
+
+async def resolve_source(source: ImageSource, namespace: str) -> Resolved:
+    """The digest, media type and total blob size of the source image."""
+    _, repository, reference = _source_url(source)
+    async with source_client(source, namespace) as client:
+        manifest = await client.get_manifest(repository, reference)
+        document = json.loads(manifest.data)
+        size = sum(int(layer["size"]) for layer in document.get("layers") or [])
+        if document.get("config"):
+            size += int(document["config"]["size"])
+        for child in document.get("manifests") or []:
+            child_manifest = json.loads(
+                (await client.get_manifest(repository, child["digest"])).data
+            )
+            size += sum(int(x["size"]) for x in child_manifest.get("layers") or [])
+            size += int((child_manifest.get("config") or {}).get("size", 0))
+    return Resolved(manifest.digest, manifest.media_type, size)
+
+
+async def fan_out(
+    source: ImageSource,
+    namespace: str,
+    digest: str,
+    destinations: Sequence[Destination],
+    repository: str,
+    *,
+    tags: Sequence[str],
+    progress: Callable[[Location, int, int], None],
+) -> Mapping[Location, Any]:
+    """Copy the source image (pinned to `digest`) to every destination at once."""
+    _, source_repository, _ = _source_url(source)
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            source_client_ = await stack.enter_async_context(source_client(source, namespace))
+        except RegistryError as error:
+            return {d.location: error for d in destinations}
+        targets: list[Target] = []
+        outcomes: dict[Location, Any] = {}
+        live: list[Destination] = []
+        for destination in destinations:
+            try:
+                client = await stack.enter_async_context(endpoint_client(destination.endpoint))
+            except RegistryError as error:
+                outcomes[destination.location] = error
+                continue
+            targets.append(Target(client, repository, tuple(tags)))
+            live.append(destination)
+        if not targets:
+            return outcomes
+        try:
+            results = await copy_image_to_many(
+                source_client_,
+                source_repository,
+                digest,
+                targets,
+                progress=lambda i, done, total: progress(live[i].location, done, total),
+            )
+        except RegistryError as error:
+            return {**outcomes, **{d.location: error for d in live}}
+        outcomes.update({d.location: r for d, r in zip(live, results, strict=True)})
+        return outcomes
+
+
+async def has_manifest(endpoint: RegistryEndpoint, repository: str, digest: str) -> bool:
+    async with endpoint_client(endpoint) as client:
+        return await client.has_manifest(repository, digest)
+
+
+async def delete_image(endpoint: RegistryEndpoint, repository: str, digest: str) -> None:
+    async with endpoint_client(endpoint) as client:
+        await client.delete_manifest(repository, digest)

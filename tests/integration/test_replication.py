@@ -1,0 +1,323 @@
+"""ImageVersion replication end to end: the real operator, real registries, real apiserver.
+
+Each test builds its own world: registries on loopback ports, Regions named after
+the test (Regions are cluster-scoped), a Gallery, an ImageDefinition, and
+ImageVersions whose source is a generated image pushed to a source registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lightkube import Client, codecs
+from lightkube.core.exceptions import ApiError
+from lightkube.types import PatchType
+
+from galleon.kube.resources import ImageDefinition, ImageVersion, Region, ScaleSet
+from galleon.oci import RegistryClient
+from galleon.testing.images import TestImage, blob_digest, build_image, push_image
+from galleon.testing.registry import Registry
+from galleon.testing.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+REPOSITORY = "galleon/{ns}/gallery/os"
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+async def _push(registry: Registry, image: TestImage, tag: str) -> str:
+    async with RegistryClient(registry.url) as client:
+        return await push_image(client, "sources/os", image, [tag])
+
+
+async def _blobs_at(registry: Registry, repository: str, image: TestImage) -> list[tuple[str, int]]:
+    async with RegistryClient(registry.url) as client:
+        return [await blob_digest(client, repository, b.digest) for b in image.blobs]
+
+
+async def _manifest_digest(registry: Registry, repository: str, reference: str) -> str | None:
+    async with RegistryClient(registry.url) as client:
+        if not await client.has_manifest(repository, reference):
+            return None
+        return (await client.get_manifest(repository, reference)).digest
+
+
+class World:
+    """Regions, gallery and definition for one test, and helpers to read status."""
+
+    def __init__(self, kube: Client, namespace: str, registries: list[Registry]) -> None:
+        self.kube, self.namespace = kube, namespace
+        self.source = registries[0]
+        self.regions: dict[str, list[Registry]] = {}
+        self.rest = registries[1:]
+
+    def region(self, short: str, registries: list[Registry]) -> str:
+        name = f"{self.namespace}-{short}"[:63]
+        self.regions[name] = registries
+        self.kube.apply(
+            codecs.from_dict(
+                {
+                    "apiVersion": "galleon.dev/v1alpha1",
+                    "kind": "Region",
+                    "metadata": {"name": name},
+                    "spec": {
+                        "registries": [
+                            {"name": f"r{i}", "url": r.url} for i, r in enumerate(registries)
+                        ]
+                    },
+                }
+            ),
+            force=True,
+        )
+        return name
+
+    def parents(self, home: str) -> None:
+        for document in (
+            {
+                "kind": "Gallery",
+                "metadata": {"name": "gallery"},
+                "spec": {"location": home},
+            },
+            {
+                "kind": "ImageDefinition",
+                "metadata": {"name": "os"},
+                "spec": {
+                    "galleryName": "gallery",
+                    "identifier": {"publisher": "galleon", "offer": "test", "sku": "os"},
+                    "osType": "Linux",
+                },
+            },
+        ):
+            document["apiVersion"] = "galleon.dev/v1alpha1"
+            self.kube.apply(codecs.from_dict(document), namespace=self.namespace, force=True)
+
+    def version(self, name: str, version: str, targets: list[dict[str, Any]], **extra: Any) -> None:
+        self.kube.apply(
+            codecs.from_dict(
+                {
+                    "apiVersion": "galleon.dev/v1alpha1",
+                    "kind": "ImageVersion",
+                    "metadata": {"name": name},
+                    "spec": {
+                        "imageDefinitionName": "os",
+                        "version": version,
+                        "source": {
+                            "image": f"{self.source.host}/sources/os:{version}",
+                            "plainHTTP": True,
+                        },
+                        "publishingProfile": {"targetRegions": targets, **extra},
+                    },
+                }
+            ),
+            namespace=self.namespace,
+            force=True,
+        )
+
+    def status(self, name: str) -> dict[str, Any]:
+        obj = self.kube.get(ImageVersion, name, namespace=self.namespace)
+        return dict(obj.get("status") or {})
+
+    def region_line(self, name: str, region: str) -> dict[str, Any]:
+        summary = (self.status(name).get("replicationStatus") or {}).get("summary") or []
+        return next((s for s in summary if s["region"] == region), {})
+
+    def wait_state(self, name: str, state: str, timeout: float = 60) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            status = self.status(name)
+            aggregated = (status.get("replicationStatus") or {}).get("aggregatedState")
+            return status if aggregated == state else None
+
+        return wait_for(reached, timeout=timeout, description=f"{name} to be {state}")
+
+    def cleanup(self) -> None:
+        for name in self.regions:
+            try:
+                self.kube.delete(Region, name)
+            except ApiError:
+                pass
+
+
+@pytest.fixture
+def world(
+    kube: Client,
+    namespace: str,
+    registry_factory: Callable[[int], list[Registry]],
+) -> Any:
+    registries = registry_factory(4)
+    made = World(kube, namespace, registries)
+    yield made
+    made.cleanup()
+
+
+def test_a_version_is_copied_to_every_target_replica(
+    world: World, operator: Any, tmp_path: Path
+) -> None:
+    east = world.region("east", world.rest[:2])
+    west = world.region("west", [world.source])
+    world.parents(west)
+    image = build_image(tmp_path / "v1", size=6 << 20, layers=3, seed=1)
+    run(_push(world.source, image, "1.0.0"))
+    world.version("os-1-0-0", "1.0.0", [{"name": east, "regionalReplicaCount": 2}, {"name": west}])
+
+    status = world.wait_state("os-1-0-0", "Completed")
+    assert status["sourceDigest"] == image.manifest.digest
+    repository = REPOSITORY.format(ns=world.namespace)
+    assert status["repository"] == repository
+    for registry in [*world.rest[:2], world.source]:
+        assert run(_manifest_digest(registry, repository, "1.0.0")) == image.manifest.digest
+        assert run(_blobs_at(registry, repository, image)) == [
+            (b.digest, b.size) for b in image.blobs
+        ]
+    east_line = world.region_line("os-1-0-0", east)
+    assert east_line["completedReplicas"] == 2 and east_line["progress"] == 100
+    assert east_line["bytesCopied"] == 2 * image.size
+    # The source registry is also a western replica: blobs are mounted, not copied.
+    assert world.region_line("os-1-0-0", west)["bytesCopied"] == 0
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Ready"]["status"] == "True"
+    assert conditions["Reconciling"]["status"] == "False"
+
+    # The definition now offers 1.0.0 as latest in both regions.
+    def latest() -> dict[str, str] | None:
+        definition = world.kube.get(ImageDefinition, "os", namespace=world.namespace)
+        by_region = (definition.get("status") or {}).get("latestVersionByRegion") or []
+        found = {entry["region"]: entry["version"] for entry in by_region}
+        return found if found == {east: "1.0.0", west: "1.0.0"} else None
+
+    wait_for(latest, timeout=30, description="latest per region on the definition")
+
+    # A patch release sharing every layer but the last copies only what is new.
+    patched = build_image(tmp_path / "v2", size=0, layers=0, seed=2, base=image)
+    run(_push(world.source, patched, "1.0.2"))
+    world.version("os-1-0-2", "1.0.2", [{"name": east, "regionalReplicaCount": 2}, {"name": west}])
+    world.wait_state("os-1-0-2", "Completed")
+    new_bytes = patched.layers[-1].size + patched.config.size
+    line = world.region_line("os-1-0-2", east)
+    assert line["bytesCopied"] == 2 * new_bytes
+    assert line["bytesSkipped"] == 2 * (patched.size - new_bytes)
+
+    # Removing a region deletes its copies (the safety profile allows it by default).
+    world.version("os-1-0-2", "1.0.2", [{"name": west}])
+
+    def east_removed() -> bool:
+        gone = all(
+            run(_manifest_digest(r, repository, patched.manifest.digest)) is None
+            for r in world.rest[:2]
+        )
+        return gone and not world.region_line("os-1-0-2", east)
+
+    wait_for(east_removed, timeout=60, description="the east copies to be removed")
+    assert run(_manifest_digest(world.rest[0], repository, "1.0.0")) == image.manifest.digest
+
+
+def test_missing_parent_then_recovery_and_failed_regions_do_not_block_others(
+    world: World, operator: Any, tmp_path: Path
+) -> None:
+    east = world.region("east", world.rest[:1])
+    image = build_image(tmp_path / "v1", size=1 << 20, layers=1, seed=3)
+    run(_push(world.source, image, "1.0.0"))
+    world.version(
+        "os-1-0-0",
+        "1.0.0",
+        [
+            {"name": east},
+            {"name": f"{world.namespace}-nowhere"},
+            {"name": east.replace("east", "small"), "regionalReplicaCount": 1},
+        ],
+    )
+
+    def waiting_for_parent() -> bool:
+        conditions = {c["type"]: c for c in world.status("os-1-0-0").get("conditions") or []}
+        ready = conditions.get("Ready") or {}
+        return ready.get("reason") == "ImageDefinitionNotFound"
+
+    wait_for(waiting_for_parent, timeout=30, description="ImageDefinitionNotFound")
+    world.region("small", [])  # a region without registries
+    world.parents(east)
+    status = world.wait_state("os-1-0-0", "Failed", timeout=60)
+    lines = {s["region"]: s for s in status["replicationStatus"]["summary"]}
+    assert lines[east]["state"] == "Completed"
+    assert lines[f"{world.namespace}-nowhere"]["details"].startswith("UnknownRegion")
+    assert lines[east.replace("east", "small")]["details"].startswith("NotEnoughRegistries")
+    assert status["replicationStatus"]["completedRegions"] == "1/3"
+    assert run(_manifest_digest(world.rest[0], REPOSITORY.format(ns=world.namespace), "1.0.0"))
+
+
+def test_a_missing_source_is_reported_not_retried_hot(world: World, operator: Any) -> None:
+    east = world.region("east", world.rest[:1])
+    world.parents(east)
+    world.version("os-9-9-9", "9.9.9", [{"name": east}])
+
+    def source_failed() -> dict[str, Any] | None:
+        conditions = {c["type"]: c for c in world.status("os-9-9-9").get("conditions") or []}
+        resolved = conditions.get("SourceResolved") or {}
+        return resolved if resolved.get("reason") == "SourceNotFound" else None
+
+    condition = wait_for(source_failed, timeout=30, description="SourceNotFound")
+    assert "sources/os:9.9.9" in condition["message"]
+    conditions = {c["type"]: c for c in world.status("os-9-9-9")["conditions"]}
+    assert conditions["Stalled"]["status"] == "True"
+
+
+def test_deleting_a_version_in_use_is_held_then_copies_are_removed(
+    world: World, operator: Any, tmp_path: Path
+) -> None:
+    east = world.region("east", world.rest[:1])
+    world.parents(east)
+    image = build_image(tmp_path / "v1", size=1 << 20, layers=1, seed=4)
+    run(_push(world.source, image, "1.0.0"))
+    world.version("os-1-0-0", "1.0.0", [{"name": east}])
+    world.wait_state("os-1-0-0", "Completed")
+    repository = REPOSITORY.format(ns=world.namespace)
+    # A ScaleSet that reports running the version (as the ScaleSet controller records it).
+    world.kube.apply(
+        codecs.from_dict(
+            {
+                "apiVersion": "galleon.dev/v1alpha1",
+                "kind": "ScaleSet",
+                "metadata": {"name": "fleet"},
+                "spec": {
+                    "region": east,
+                    "capacity": 1,
+                    "imageReference": {"imageDefinitionName": "os", "version": "latest"},
+                    "osContainerName": "os",
+                    "template": {"spec": {"containers": [{"name": "os", "image": "x"}]}},
+                },
+            }
+        ),
+        namespace=world.namespace,
+        force=True,
+    )
+    world.kube.patch(
+        ScaleSet.Status,
+        "fleet",
+        {"status": {"currentVersion": "1.0.0"}},
+        namespace=world.namespace,
+        patch_type=PatchType.MERGE,
+    )
+    world.kube.delete(ImageVersion, "os-1-0-0", namespace=world.namespace)
+
+    def held() -> bool:
+        conditions = {c["type"]: c for c in world.status("os-1-0-0").get("conditions") or []}
+        return (conditions.get("DeletionHeld") or {}).get("reason") == "InUse"
+
+    wait_for(held, timeout=30, description="deletion to be held")
+    assert run(_manifest_digest(world.rest[0], repository, "1.0.0")) == image.manifest.digest
+
+    world.kube.delete(ScaleSet, "fleet", namespace=world.namespace)
+
+    def deleted() -> bool:
+        try:
+            world.kube.get(ImageVersion, "os-1-0-0", namespace=world.namespace)
+        except ApiError as error:
+            return error.status.code == 404
+        return False
+
+    wait_for(deleted, timeout=60, description="the version to be deleted")
+    assert run(_manifest_digest(world.rest[0], repository, image.manifest.digest)) is None
