@@ -8,6 +8,7 @@ ImageVersions whose source is a generated image pushed to a source registry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -137,10 +138,8 @@ class World:
 
     def cleanup(self) -> None:
         for name in self.regions:
-            try:
+            with contextlib.suppress(ApiError):
                 self.kube.delete(Region, name)
-            except ApiError:
-                pass
 
 
 @pytest.fixture
