@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""galleon's main job, locally: `make demo`.
+
+Starts the local control plane (etcd, kube-apiserver, KCM, scheduler, kwok with
+fake nodes in three regions), one registry per replica location of the example
+Regions (on the ports examples/01-regions.yaml names), pushes generated source
+images, runs the operator, applies examples/ and shows replication progress per
+region, then what every ScaleSet would run. Ctrl-C stops everything.
+
+    python hack/demo.py            # stays up until Ctrl-C (prints a KUBECONFIG to use)
+    python hack/demo.py --once     # exits when the demo has run (used by the tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lightkube import codecs
+
+from galleon.kube.resources import ImageDefinition, ImageVersion
+from galleon.oci import RegistryClient
+from galleon.oci.reference import parse
+from galleon.testing.controlplane import ControlPlane
+from galleon.testing.images import build_image, push_image
+from galleon.testing.processes import ManagedProcess, free_port, http_ok
+from galleon.testing.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+NAMESPACE = "galleon-demo"
+
+
+def documents(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def example_regions() -> dict[str, list[str]]:
+    return {
+        d["metadata"]["name"]: [r["url"] for r in d["spec"].get("registries", [])]
+        for d in documents(EXAMPLES / "01-regions.yaml")
+    }
+
+
+def apply(plane: ControlPlane, path: Path) -> None:
+    client = plane.client()
+    for document in documents(path):
+        namespace = document.get("metadata", {}).get("namespace")
+        client.apply(codecs.from_dict(document), namespace=namespace, force=True)
+    print(f"applied {path.relative_to(ROOT)}")
+
+
+def show_version(plane: ControlPlane, name: str) -> str:
+    obj = plane.client().get(ImageVersion, name, namespace=NAMESPACE)
+    status = obj.get("status") or {}
+    replication = status.get("replicationStatus") or {}
+    lines = [
+        f"  {name}: {replication.get('aggregatedState', 'Unknown')} "
+        f"({replication.get('completedRegions', '0/0')} regions)"
+    ]
+    for s in replication.get("summary") or []:
+        lines.append(
+            f"    {s['region']:<16} {s['state']:<12} {s['progress']:>3}%  "
+            f"replicas {s['completedReplicas']}/{s['desiredReplicas']}  "
+            f"copied {s['bytesCopied'] / 2**20:.1f} MiB, "
+            f"skipped {s['bytesSkipped'] / 2**20:.1f} MiB"
+        )
+    return "\n".join(lines)
+
+
+def watch_version(plane: ControlPlane, name: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        text = show_version(plane, name)
+        if text != last:
+            print(text, flush=True)
+            last = text
+        if "Completed (" in text.splitlines()[0] or "Failed (" in text.splitlines()[0]:
+            return
+        time.sleep(1)
+    raise SystemExit(f"{name} did not finish replicating within {timeout:.0f}s")
+
+
+def show_definition(plane: ControlPlane) -> None:
+    for obj in plane.client().list(ImageDefinition, namespace=NAMESPACE):
+        status = obj.get("status") or {}
+        by_region = ", ".join(
+            f"{e['region']}={e['version']}" for e in status.get("latestVersionByRegion") or []
+        )
+        print(
+            f"  {obj['metadata']['name']}: latest {status.get('latestVersion')}; "
+            f"per region: {by_region}"
+        )
+
+
+async def push_sources(workdir: Path, size: int) -> None:
+    versions = [
+        parse(d["spec"]["source"]["image"])
+        for path in sorted(EXAMPLES.glob("*imageversion*.yaml"))
+        for d in documents(path)
+    ]
+    previous = None
+    for index, reference in enumerate(sorted(versions, key=lambda r: r.tag or "")):
+        image = build_image(
+            workdir / "images" / (reference.tag or "x"),
+            size=size,
+            layers=4,
+            seed=index + 1,
+            base=previous,
+        )
+        async with RegistryClient(f"http://{reference.host}") as client:
+            await push_image(client, reference.repository, image, [reference.tag or "latest"])
+        print(
+            f"pushed {reference.host}/{reference.repository}:{reference.tag} "
+            f"({image.size / 2**20:.0f} MiB, {len(image.layers)} layers)"
+        )
+        previous = image
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--once", action="store_true", help="exit when the demo has run")
+    parser.add_argument("--workdir", type=Path, default=None, help="state folder (default: temp)")
+    parser.add_argument("--image-mib", type=int, default=64, help="size of the source images")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="galleon-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+    regions = example_regions()
+    plane = ControlPlane(workdir / "cluster", regions={r: 2 for r in regions})
+    registries: list[Registry] = []
+    operator: ManagedProcess | None = None
+    try:
+        print("starting the control plane ...", flush=True)
+        plane.start()
+        plane.apply_crds(ROOT / "crds")
+        print(f"control plane up in {plane.startup_seconds['total']:.1f}s: {plane.summary()}")
+        for region, urls in regions.items():
+            for url in urls:
+                port = int(url.rsplit(":", 1)[1])
+                registries.append(
+                    Registry(workdir / "registries" / f"{region}-{port}", port).start()
+                )
+        print(f"{len(registries)} registries up: " + ", ".join(r.host for r in registries))
+        asyncio.run(push_sources(workdir, args.image_mib << 20))
+
+        health = free_port()
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        operator = ManagedProcess(
+            "galleon-operator",
+            [
+                sys.executable,
+                "-m",
+                "galleon.main",
+                f"--kubeconfig={plane.kubeconfig}",
+                f"--metrics-port={free_port()}",
+                f"--health-port={health}",
+                "--bind-address=127.0.0.1",
+            ],
+            workdir / "operator.log",
+            env=env,
+        )
+        operator.start()
+        operator.wait_until(lambda: http_ok(f"http://127.0.0.1:{health}/healthz"), timeout=60)
+        print(f"operator running (log: {workdir / 'operator.log'})")
+
+        for path in sorted(EXAMPLES.glob("*.yaml")):
+            if "1.0.2" in path.name:
+                continue
+            apply(plane, path)
+        first = next(
+            d["metadata"]["name"] for d in documents(EXAMPLES / "04-imageversion-1.0.0.yaml")
+        )
+        watch_version(plane, first)
+        newer_path = next(EXAMPLES.glob("*imageversion-1.0.2.yaml"))
+        apply(plane, newer_path)
+        watch_version(plane, documents(newer_path)[0]["metadata"]["name"])
+        time.sleep(2)
+        print("image definitions:")
+        show_definition(plane)
+        print(
+            "ScaleSet rollouts are not part of this build yet "
+            "(the ScaleSet controller is the next issue)."
+        )
+        if args.once:
+            return
+        print(f"\nexplore:  export KUBECONFIG={plane.kubeconfig}; kubectl get galleon -A")
+        print("Ctrl-C stops everything.")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("\nstopping ...")
+    finally:
+        if operator is not None:
+            operator.stop()
+        for registry in registries:
+            registry.stop()
+        plane.stop()
+        print("stopped everything.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""The README's main command works: `hack/demo.py --once` runs the whole demo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from galleon.testing.binaries import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_demo_replicates_the_examples(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "hack" / "demo.py"),
+            "--once",
+            f"--workdir={tmp_path}",
+            "--image-mib=8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output
+    assert "ubuntu-server-1-0-0: Completed (3/3 regions)" in output
+    assert "ubuntu-server-1-0-2: Completed (3/3 regions)" in output
+    assert "per region: eastus2=1.0.2, southcentralus=1.0.2, westcentralus=1.0.2" in output
+    assert "stopped everything." in output
