@@ -38,6 +38,8 @@ class BlobFile:
 
 @dataclass(frozen=True)
 class TestImage:
+    __test__ = False  # not a pytest test class
+
     manifest: Manifest
     config: BlobFile
     layers: tuple[BlobFile, ...]

@@ -320,3 +320,80 @@ def test_deleting_a_version_in_use_is_held_then_copies_are_removed(
 
     wait_for(deleted, timeout=60, description="the version to be deleted")
     assert run(_manifest_digest(world.rest[0], repository, image.manifest.digest)) is None
+
+
+def _replica_bytes(world: World, name: str, region: str) -> list[tuple[int, int, str]]:
+    line = world.region_line(name, region)
+    return [(r["bytesDone"], r["bytesTotal"], r["message"]) for r in line.get("replicas") or []]
+
+
+def _mid_copy(world: World, name: str, region: str) -> bool:
+    return any(0 < done < total for done, total, _ in _replica_bytes(world, name, region))
+
+
+def test_a_registry_stopped_mid_copy_is_retried_until_complete(
+    world: World, operator_factory: Any, tmp_path: Path
+) -> None:
+    operator_factory(namespaces=[world.namespace], extra=["--status-interval=0.3"])
+    east = world.region("east", world.rest[:2])
+    world.parents(east)
+    image = build_image(tmp_path / "big", size=384 << 20, layers=6, seed=11)
+    run(_push(world.source, image, "1.0.0"))
+    world.version("os-1-0-0", "1.0.0", [{"name": east, "regionalReplicaCount": 2}])
+    # Progress is visible while bytes flow.
+    wait_for(
+        lambda: _mid_copy(world, "os-1-0-0", east),
+        timeout=60,
+        interval=0.05,
+        description="progress mid-copy",
+    )
+    world.rest[1].kill()
+
+    def retrying() -> bool:
+        return any(
+            "retrying" in message for _, _, message in _replica_bytes(world, "os-1-0-0", east)
+        )
+
+    wait_for(retrying, timeout=60, description="a retry to show in the replica's message")
+    assert world.region_line("os-1-0-0", east)["state"] != "Completed"
+    world.rest[1].start()
+    world.wait_state("os-1-0-0", "Completed", timeout=120)
+    repository = REPOSITORY.format(ns=world.namespace)
+    for registry in world.rest[:2]:
+        assert run(_blobs_at(registry, repository, image)) == [
+            (b.digest, b.size) for b in image.blobs
+        ]
+        assert run(_manifest_digest(registry, repository, "1.0.0")) == image.manifest.digest
+
+
+def test_an_operator_killed_mid_copy_resumes_without_recopying(
+    world: World, operator_factory: Any, tmp_path: Path
+) -> None:
+    first = operator_factory(namespaces=[world.namespace], extra=["--status-interval=0.3"])
+    east = world.region("east", world.rest[:1])
+    world.parents(east)
+    image = build_image(tmp_path / "big", size=384 << 20, layers=8, seed=12)
+    run(_push(world.source, image, "1.0.0"))
+    world.version("os-1-0-0", "1.0.0", [{"name": east}])
+    largest = max(b.size for b in image.blobs)
+    wait_for(
+        # Four blobs move at once: past 4.5 blobs' worth, some have certainly finished.
+        lambda: any(done > 4.5 * largest for done, _, _ in _replica_bytes(world, "os-1-0-0", east)),
+        timeout=60,
+        interval=0.05,
+        description="a few blobs to be copied",
+    )
+    first.kill()
+    line = world.region_line("os-1-0-0", east)
+    assert line["state"] == "Replicating"
+    operator_factory(namespaces=[world.namespace], extra=["--status-interval=0.3"])
+    world.wait_state("os-1-0-0", "Completed", timeout=120)
+    line = world.region_line("os-1-0-0", east)
+    # Blobs finished before the crash were found at the destination and skipped.
+    assert line["bytesSkipped"] > 0
+    assert line["bytesCopied"] + line["bytesSkipped"] == image.size
+    assert line["bytesCopied"] < image.size
+    repository = REPOSITORY.format(ns=world.namespace)
+    assert run(_blobs_at(world.rest[0], repository, image)) == [
+        (b.digest, b.size) for b in image.blobs
+    ]
