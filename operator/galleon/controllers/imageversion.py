@@ -227,12 +227,20 @@ class Reporter:
         self._last_write = time.monotonic()
         await kube.patch_status(ImageVersion, self.name, patch, self.namespace)
 
-    async def set_conditions(self, updates: Sequence[Any], **fields: Any) -> None:
+    async def set_conditions(
+        self, updates: Sequence[Any], *, with_replication: bool = False, **fields: Any
+    ) -> None:
+        """Write conditions (and, if asked, the replication status) in one patch, so
+        readers never see a state and conditions that disagree."""
         patch = {
             **fields,
             "observedGeneration": self.generation,
             "conditions": conditions(self.status, self.generation, updates),
         }
+        if with_replication:
+            patch["replicationStatus"] = self.replication_status()
+            self._dirty = False
+            self._last_write = time.monotonic()
         self.status.update(patch)
         await kube.patch_status(ImageVersion, self.name, patch, self.namespace)
 
@@ -410,7 +418,6 @@ class Publication:
                     f"region {layout.region}: {layout.error_message}",
                 )
         await self._write_conditions(body, reporter, plan)
-        await reporter.flush(force=True)
 
         await self._remove(reporter, regions, plan.remove, repository, digest)
         missing = await self._verify(reporter, regions, plan.keep, repository, digest)
@@ -421,7 +428,6 @@ class Publication:
                 await self._copy(body, reporter, regions, spec, pending, repository, digest)
             finally:
                 REPLICATIONS_IN_FLIGHT.dec()
-        await reporter.flush(force=True)
         await self._write_conditions(body, reporter, plan)
         await refresh_definition(self.namespace, spec.image_definition_name)
         aggregated = reporter.status["replicationStatus"]["aggregatedState"]
@@ -466,7 +472,7 @@ class Publication:
         updates.append((cond.PARENT_FOUND, "True", cond.PARENT_PRESENT, ""))
         if aggregated == "Completed":
             _event_once(body, reporter.status, cond.READY, True, reason, message)
-        await reporter.set_conditions(updates)
+        await reporter.set_conditions(updates, with_replication=True)
 
     async def _remove(
         self,
