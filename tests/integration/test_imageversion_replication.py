@@ -179,7 +179,7 @@ def test_a_version_is_copied_to_every_target_replica(
     # The source registry is also a western replica: blobs are mounted, not copied.
     assert world.region_line("os-1-0-0", west)["bytesCopied"] == 0
     conditions = {c["type"]: c for c in status["conditions"]}
-    assert conditions["Ready"]["status"] == "True"
+    assert conditions["Ready"]["status"] == "True", conditions
     assert conditions["Reconciling"]["status"] == "False"
 
     # The definition now offers 1.0.0 as latest in both regions.
@@ -397,3 +397,24 @@ def test_an_operator_killed_mid_copy_resumes_without_recopying(
     assert run(_blobs_at(world.rest[0], repository, image)) == [
         (b.digest, b.size) for b in image.blobs
     ]
+
+
+def test_a_second_object_for_the_same_version_is_a_conflict(
+    world: World, operator: Any, tmp_path: Path
+) -> None:
+    east = world.region("east", world.rest[:1])
+    world.parents(east)
+    image = build_image(tmp_path / "v1", size=1 << 20, layers=1, seed=21)
+    run(_push(world.source, image, "1.0.0"))
+    world.version("first", "1.0.0", [{"name": east}])
+    world.wait_state("first", "Completed")
+    world.version("second", "1.0.0", [{"name": east}])
+
+    def conflict() -> dict[str, Any] | None:
+        conditions = {c["type"]: c for c in world.status("second").get("conditions") or []}
+        ready = conditions.get("Ready") or {}
+        return ready if ready.get("reason") == "Conflict" else None
+
+    ready = wait_for(conflict, timeout=30, description="the second object to be a Conflict")
+    assert ready["status"] == "False" and '"first"' in ready["message"]
+    assert "replicationStatus" not in world.status("second")

@@ -216,31 +216,68 @@ class Reporter:
     def touch(self) -> None:
         self._dirty = True
 
+    def readiness(self) -> list[Any]:
+        """Ready/Reconciling/Stalled (and removal, parent) conditions from the replicas."""
+        summaries = self.summaries()
+        aggregated, ratio = rep.aggregate(summaries)
+        failed = [s for s in summaries if s.state == "Failed"]
+        if aggregated == "Completed":
+            ready, reason = True, cond.REPLICATED
+            message = f"replicated to {ratio} regions"
+        elif aggregated == "Failed":
+            ready, reason = False, cond.REPLICATION_FAILED
+            message = "; ".join(f"{s.region}: {s.details}" for s in failed)
+        else:
+            ready, reason = False, cond.REPLICATING
+            message = f"{ratio} regions replicated"
+            if failed:
+                message += "; failed: " + "; ".join(f"{s.region}: {s.details}" for s in failed)
+        updates: list[Any] = kstatus(
+            ready,
+            reason,
+            message,
+            progressing=aggregated == "InProgress",
+            stalled=aggregated == "Failed",
+        )
+        refused = [loc for locations in self.refused.values() for loc in locations]
+        if refused:
+            kept = ", ".join(f"{loc.region}/{loc.registry}" for loc in refused)
+            refusal = (
+                f"replicas {kept} are no longer wanted but kept: "
+                "safetyProfile.allowDeletionOfReplicatedLocations is false"
+            )
+            updates.append((cond.REMOVAL_REFUSED, "True", cond.REMOVAL_REFUSED, refusal))
+        else:
+            updates.append((cond.REMOVAL_REFUSED, "False", cond.RECONCILED, ""))
+        updates.append((cond.PARENT_FOUND, "True", cond.PARENT_PRESENT, ""))
+        return updates
+
     async def flush(self, *, force: bool = False, extra: Mapping[str, Any] | None = None) -> None:
-        """Write the status now if forced, else only when due and something changed."""
+        """Write the status now if forced, else only when due and something changed.
+
+        The replication state and the conditions derived from it always travel in
+        one patch, so no reader sees "Completed" beside "Reconciling"."""
         due = time.monotonic() - self._last_write >= config.current().status_interval
         if not force and not (self._dirty and due):
             return
-        patch = {"replicationStatus": self.replication_status(), **(extra or {})}
+        patch = {
+            "replicationStatus": self.replication_status(),
+            "observedGeneration": self.generation,
+            "conditions": conditions(self.status, self.generation, self.readiness()),
+            **(extra or {}),
+        }
         self.status.update(patch)
         self._dirty = False
         self._last_write = time.monotonic()
         await kube.patch_status(ImageVersion, self.name, patch, self.namespace)
 
-    async def set_conditions(
-        self, updates: Sequence[Any], *, with_replication: bool = False, **fields: Any
-    ) -> None:
-        """Write conditions (and, if asked, the replication status) in one patch, so
-        readers never see a state and conditions that disagree."""
+    async def set_conditions(self, updates: Sequence[Any], **fields: Any) -> None:
+        """Write conditions (and other status fields) before any replica is planned."""
         patch = {
             **fields,
             "observedGeneration": self.generation,
             "conditions": conditions(self.status, self.generation, updates),
         }
-        if with_replication:
-            patch["replicationStatus"] = self.replication_status()
-            self._dirty = False
-            self._last_write = time.monotonic()
         self.status.update(patch)
         await kube.patch_status(ImageVersion, self.name, patch, self.namespace)
 
@@ -436,43 +473,17 @@ class Publication:
         return PERMANENT_RETRY_SECONDS
 
     async def _write_conditions(self, body: Any, reporter: Reporter, plan: rep.Plan) -> None:
-        summaries = reporter.summaries()
-        aggregated, ratio = rep.aggregate(summaries)
-        failed = [s for s in summaries if s.state == "Failed"]
-        if aggregated == "Completed":
-            ready, reason = True, cond.REPLICATED
-            message = f"replicated to {ratio} regions"
-        elif aggregated == "Failed":
-            ready, reason = False, cond.REPLICATION_FAILED
-            message = "; ".join(f"{s.region}: {s.details}" for s in failed)
-        else:
-            ready, reason = False, cond.REPLICATING
-            message = f"{ratio} regions replicated"
-            if failed:
-                message += "; failed: " + "; ".join(f"{s.region}: {s.details}" for s in failed)
-        updates = kstatus(
-            ready,
-            reason,
-            message,
-            progressing=aggregated == "InProgress",
-            stalled=aggregated == "Failed",
-        )
+        """Post the Events of this pass, then write state and conditions together."""
+        updates = reporter.readiness()
+        ready = updates[0]
         if plan.refused:
-            kept = ", ".join(f"{loc.region}/{loc.registry}" for loc in plan.refused)
-            refusal = (
-                f"replicas {kept} are no longer wanted but kept: "
-                "safetyProfile.allowDeletionOfReplicatedLocations is false"
-            )
+            refusal = next(u for u in updates if u[0] == cond.REMOVAL_REFUSED)
             _event_once(
-                body, reporter.status, cond.REMOVAL_REFUSED, True, cond.REMOVAL_REFUSED, refusal
+                body, reporter.status, cond.REMOVAL_REFUSED, True, cond.REMOVAL_REFUSED, refusal[3]
             )
-            updates.append((cond.REMOVAL_REFUSED, "True", cond.REMOVAL_REFUSED, refusal))
-        else:
-            updates.append((cond.REMOVAL_REFUSED, "False", cond.RECONCILED, ""))
-        updates.append((cond.PARENT_FOUND, "True", cond.PARENT_PRESENT, ""))
-        if aggregated == "Completed":
-            _event_once(body, reporter.status, cond.READY, True, reason, message)
-        await reporter.set_conditions(updates, with_replication=True)
+        if ready[1] == "True":
+            _event_once(body, reporter.status, cond.READY, True, ready[2], ready[3])
+        await reporter.flush(force=True)
 
     async def _remove(
         self,
