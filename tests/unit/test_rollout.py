@@ -1,0 +1,213 @@
+"""The rollout planner, driven by a simulated fleet: batches, health gates, rollback.
+
+The simulator plays the cluster: a Create makes a pod that turns Ready after a
+delay (or never, for a "bad" version); a Delete removes it. The planner is
+called again after its requeue delay, with only what it persisted — exactly
+what a restarted operator would see.
+"""
+
+from __future__ import annotations
+
+import doctest
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from galleon.core import rollout as ro
+from galleon.core.rollout import (
+    BEFORE,
+    UPGRADED,
+    Create,
+    Delete,
+    Fleet,
+    Instance,
+    Policy,
+    Rollout,
+    batch_size,
+    plan,
+)
+
+T0 = datetime(2026, 11, 22, tzinfo=UTC)
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(ro).failed == 0
+
+
+@dataclass
+class Cluster:
+    capacity: int
+    bad: set[str] = field(default_factory=set)
+    ready_delay: timedelta = timedelta(seconds=5)
+    pods: dict[int, Instance] = field(default_factory=dict)
+    now: datetime = T0
+    created: list[Create] = field(default_factory=list)
+    max_unavailable: int = 0
+
+    def start(self, version: str, broken: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+        for index in range(self.capacity):
+            ok = index not in broken
+            self.pods[index] = Instance(
+                index,
+                version,
+                ready=ok,
+                ready_since=T0 - timedelta(hours=1) if ok else None,
+                created=T0 - timedelta(hours=1),
+                failed=not ok,
+            )
+
+    def observe(self) -> list[Instance]:
+        seen = []
+        for pod in self.pods.values():
+            becomes_ready = pod.version not in self.bad and not pod.failed
+            if not pod.ready and becomes_ready and self.now >= pod.created + self.ready_delay:
+                pod = replace(pod, ready=True, ready_since=pod.created + self.ready_delay)
+                self.pods[pod.index] = pod
+            seen.append(pod)
+        unavailable = sum(
+            1 for i in range(self.capacity) if i not in self.pods or not self.pods[i].ready
+        )
+        self.max_unavailable = max(self.max_unavailable, unavailable)
+        return seen
+
+    def apply(self, actions: tuple[Create | Delete, ...]) -> None:
+        for action in actions:
+            if isinstance(action, Create):
+                assert action.index not in self.pods, f"create over an existing pod {action}"
+                self.created.append(action)
+                self.pods[action.index] = Instance(action.index, action.version, created=self.now)
+            else:
+                self.pods.pop(action.index, None)
+
+
+def drive(
+    cluster: Cluster,
+    current: str,
+    target: str,
+    policy: Policy,
+    *,
+    steps: int = 400,
+    state: Rollout | None = None,
+) -> tuple[Rollout | None, list[ro.Event]]:
+    events: list[ro.Event] = []
+    for _ in range(steps):
+        fleet = Fleet(cluster.capacity, cluster.observe(), current, target)
+        decided = plan(fleet, state, policy, cluster.now)
+        # The same observation gives the same decision (idempotent).
+        assert plan(fleet, state, policy, cluster.now) == decided
+        events.extend(decided.events)
+        cluster.apply(decided.actions)
+        state = decided.rollout
+        if state is not None and not state.active and not decided.actions:
+            break
+        cluster.now += timedelta(seconds=max(1.0, min(decided.requeue_after, 30.0)))
+    return state, events
+
+
+def test_batch_size_follows_the_cloud_rule() -> None:
+    assert [batch_size(n, 20) for n in (1, 2, 5, 10, 11, 100)] == [1, 1, 1, 2, 2, 20]
+
+
+def test_ten_instances_roll_in_batches_of_two() -> None:
+    cluster = Cluster(10)
+    cluster.start("1.0.0")
+    state, events = drive(cluster, "1.0.0", "1.0.2", Policy())
+    assert state is not None and state.code == "Completed"
+    assert all(p.version == "1.0.2" for p in cluster.pods.values())
+    assert cluster.max_unavailable <= 2
+    assert [e.reason for e in events].count("BatchStarted") == 5
+    assert sorted(c.index for c in cluster.created) == list(range(10))  # each index once
+
+
+def test_a_version_that_never_becomes_ready_faults_and_rolls_back() -> None:
+    cluster = Cluster(10, bad={"2.0.0"})
+    cluster.start("1.0.0")
+    state, events = drive(cluster, "1.0.0", "2.0.0", Policy())
+    assert state is not None and state.code == "Faulted"
+    assert state.error_code == UPGRADED
+    assert state.rolled_back == (0, 1)
+    assert all(p.version == "1.0.0" for p in cluster.pods.values())
+    assert "RolledBack" in [e.reason for e in events]
+    # Not retried by itself: the same target again plans nothing.
+    again = plan(Fleet(10, cluster.observe(), "1.0.0", "2.0.0"), state, Policy(), cluster.now)
+    assert again.actions == () and again.rollout == state
+
+
+def test_without_rollback_failed_instances_stay() -> None:
+    cluster = Cluster(5, bad={"2.0.0"})
+    cluster.start("1.0.0")
+    state, _ = drive(cluster, "1.0.0", "2.0.0", Policy(rollback=False))
+    assert state is not None and state.code == "Faulted" and state.rolled_back == ()
+    assert cluster.pods[0].version == "2.0.0"
+
+
+def test_too_many_unhealthy_before_a_batch_stops_the_upgrade() -> None:
+    cluster = Cluster(10)
+    cluster.start("1.0.0", broken={7, 8, 9})
+    state, _events = drive(cluster, "1.0.0", "1.0.2", Policy())
+    assert state is not None and state.code == "Faulted" and state.error_code == BEFORE
+    assert all(p.version == "1.0.0" for p in cluster.pods.values())
+
+
+def test_pause_between_batches_and_cancel() -> None:
+    cluster = Cluster(10)
+    cluster.start("1.0.0")
+    policy = Policy(pause=timedelta(minutes=1))
+    state, _ = drive(cluster, "1.0.0", "1.0.2", policy, steps=8)
+    assert state is not None and state.active and state.batch >= 1
+    batches = state.batch
+    cancelled = replace(state, cancel_requested=True)
+    state, events = drive(cluster, "1.0.0", "1.0.2", policy, state=cancelled)
+    assert state is not None and state.code == "Cancelled"
+    assert state.batch == batches  # the running batch finished, no new one started
+    upgraded = sum(p.version == "1.0.2" for p in cluster.pods.values())
+    assert upgraded == len(state.upgraded) == 2 * batches < 10
+    # Between batches the pause was honoured: no batch started within a minute of another.
+    starts = [e for e in events if e.reason == "BatchStarted"]
+    assert starts == []
+
+
+def test_scale_out_and_in() -> None:
+    cluster = Cluster(3)
+    cluster.start("1.0.0")
+    out = plan(Fleet(5, cluster.observe(), "1.0.0", "1.0.0"), None, Policy(), T0)
+    assert out.actions == (Create(3, "1.0.0"), Create(4, "1.0.0"))
+    shrink = plan(Fleet(1, cluster.observe(), "1.0.0", "1.0.0"), None, Policy(), T0)
+    assert shrink.actions == (Delete(2, "ScaleIn"), Delete(1, "ScaleIn"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    capacity=st.integers(1, 24),
+    percent=st.integers(5, 100),
+    unhealthy_percent=st.integers(5, 100),
+    bad=st.booleans(),
+    delay=st.integers(0, 290),  # below the 5-minute health timeout
+    restarts=st.lists(st.integers(0, 60), max_size=5),
+)
+def test_rollout_invariants(
+    capacity: int, percent: int, unhealthy_percent: int, bad: bool, delay: int, restarts: list[int]
+) -> None:
+    percent = min(percent, unhealthy_percent)  # the CRD refuses batch > unhealthy
+    policy = Policy(max_batch_percent=percent, max_unhealthy_percent=unhealthy_percent)
+    cluster = Cluster(
+        capacity, bad={"2.0.0"} if bad else set(), ready_delay=timedelta(seconds=delay)
+    )
+    cluster.start("1.0.0")
+    # "Restarts" are free here by construction: each step starts from the
+    # persisted state alone; we still interleave no-op observations.
+    state, _ = drive(cluster, "1.0.0", "2.0.0", policy, steps=2000)
+    size = batch_size(capacity, percent)
+    assert cluster.max_unavailable <= size
+    upgrades = [c.index for c in cluster.created if c.version == "2.0.0"]
+    assert len(upgrades) == len(set(upgrades)), "an instance was upgraded twice"
+    assert state is not None
+    if not bad:
+        assert state.code == "Completed"
+        assert all(p.version == "2.0.0" for p in cluster.pods.values())
+    else:
+        assert state.code == "Faulted"
+        assert len(upgrades) <= size  # the first batch shows the fault
+        assert all(p.version == "1.0.0" for p in cluster.pods.values())
