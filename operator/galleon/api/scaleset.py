@@ -394,6 +394,29 @@ class RollingUpgradeStatus(StatusModel):
     total_batches: int | None = Field(default=None, ge=0, description="Batches planned.")
     error: UpgradeError | None = Field(default=None, description="Why it stopped, if it did.")
     rollback_info: RollbackInfo | None = Field(default=None, description="Rollback counters.")
+    phase: Literal["Replacing", "Waiting", "Pausing", "RollingBack", "Done"] | None = Field(
+        default=None, description="Step of the current batch (the operator resumes from it)."
+    )
+    phase_since: datetime | None = Field(default=None, description="When that step began.")
+    batch_instances: list[int] = Field(
+        default_factory=list, max_length=MAX_CAPACITY, description="Indexes in the current batch."
+    )
+    upgraded_instances: list[int] = Field(
+        default_factory=list, max_length=MAX_CAPACITY, description="Indexes upgraded so far."
+    )
+    failed_instances: list[int] = Field(
+        default_factory=list,
+        max_length=MAX_CAPACITY,
+        description="Upgraded indexes that did not become healthy.",
+    )
+    rolled_back_instances: list[int] = Field(
+        default_factory=list,
+        max_length=MAX_CAPACITY,
+        description="Indexes put back on the previous version.",
+    )
+    cancel_requested: bool = Field(
+        default=False, description="A cancel was asked; the upgrade stops after this batch."
+    )
 
 
 class UpgradeHistoryEntry(StatusModel):
