@@ -5,7 +5,8 @@ Starts the local control plane (etcd, kube-apiserver, KCM, scheduler, kwok with
 fake nodes in three regions), one registry per replica location of the example
 Regions (on the ports examples/01-regions.yaml names), pushes generated source
 images, runs the operator, applies examples/ and shows replication progress per
-region, then what every ScaleSet would run. Ctrl-C stops everything.
+region, then the example ScaleSet's instances and its batched rolling upgrade
+to the newer version. Ctrl-C stops everything.
 
     python hack/demo.py            # stays up until Ctrl-C (prints a KUBECONFIG to use)
     python hack/demo.py --once     # exits when the demo has run (used by the tests)
@@ -26,7 +27,7 @@ from typing import Any
 import yaml
 from lightkube import codecs
 
-from galleon.kube.resources import ImageDefinition, ImageVersion
+from galleon.kube.resources import ImageDefinition, ImageVersion, ScaleSet
 from galleon.oci import RegistryClient
 from galleon.oci.reference import parse
 from galleon.testing.controlplane import ControlPlane
@@ -100,6 +101,51 @@ def show_definition(plane: ControlPlane) -> None:
             f"  {obj['metadata']['name']}: latest {status.get('latestVersion')}; "
             f"per region: {by_region}"
         )
+
+
+def scaleset_line(status: dict[str, Any]) -> str:
+    upgrade = status.get("rollingUpgrade") or {}
+    running = (upgrade.get("runningStatus") or {}).get("code")
+    fleet = " ".join(
+        f"{v['version']}={v['instances']}({v['healthy']} healthy)"
+        for v in status.get("instancesByVersion") or []
+    )
+    line = f"instances {fleet or '-'}"
+    if upgrade:
+        progress = upgrade.get("progress") or {}
+        line = (
+            f"{running} {upgrade.get('fromVersion')} -> {upgrade.get('toVersion')} "
+            f"batch {upgrade.get('currentBatch')}/{upgrade.get('totalBatches')} "
+            f"({progress.get('successfulInstanceCount', 0)} upgraded); " + line
+        )
+    return line
+
+
+def watch_scaleset(
+    plane: ControlPlane, name: str, done: Any, what: str, timeout: float = 300
+) -> dict[str, Any]:
+    """Print a ScaleSet's instances and rollout whenever they change, until `done(status)`."""
+    client = plane.client()
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        status = dict(client.get(ScaleSet, name, namespace=NAMESPACE).get("status") or {})
+        line = scaleset_line(status)
+        if line != last:
+            print(f"  scaleset {name}: {line}", flush=True)
+            last = line
+        if done(status):
+            return status
+        time.sleep(0.5)
+    raise SystemExit(f"timed out waiting for ScaleSet {name} to be {what}")
+
+
+def all_on(version: str, capacity: int) -> Any:
+    def check(status: dict[str, Any]) -> bool:
+        by_version = status.get("instancesByVersion") or []
+        return by_version == [{"version": version, "instances": capacity, "healthy": capacity}]
+
+    return check
 
 
 async def push_sources(workdir: Path, size: int) -> None:
@@ -184,16 +230,32 @@ def main() -> None:
             d["metadata"]["name"] for d in documents(EXAMPLES / "04-imageversion-1.0.0.yaml")
         )
         watch_version(plane, first)
+        scaleset = documents(next(EXAMPLES.glob("*scaleset*.yaml")))[0]
+        name, capacity = scaleset["metadata"]["name"], scaleset["spec"]["capacity"]
+        watch_scaleset(plane, name, all_on("1.0.0", capacity), "running 1.0.0")
         newer_path = next(EXAMPLES.glob("*imageversion-1.0.2.yaml"))
         apply(plane, newer_path)
         watch_version(plane, documents(newer_path)[0]["metadata"]["name"])
-        time.sleep(2)
         print("image definitions:")
         show_definition(plane)
-        print(
-            "ScaleSet rollouts are not part of this build yet "
-            "(the ScaleSet controller is the next issue)."
+        print(f"rolling 1.0.2 out to ScaleSet {name} in batches:")
+        status = watch_scaleset(
+            plane,
+            name,
+            lambda s: (
+                all_on("1.0.2", capacity)(s)
+                and ((s.get("rollingUpgrade") or {}).get("runningStatus") or {}).get("code")
+                == "Completed"
+            ),
+            "upgraded to 1.0.2",
         )
+        history = status.get("upgradeHistory") or []
+        if history:
+            entry = history[0]
+            print(
+                f"upgrade history: {entry['fromVersion']} -> {entry['toVersion']} "
+                f"{entry['result']} ({entry['startTime']} to {entry['endTime']})"
+            )
         if args.once:
             return
         print(f"\nexplore:  export KUBECONFIG={plane.kubeconfig}; kubectl get galleon -A")

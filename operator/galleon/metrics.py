@@ -52,6 +52,93 @@ REGION_REGISTRIES_REACHABLE = Gauge(
     ["region"],
 )
 
+SCALESET_INSTANCES = Gauge(
+    "galleon_scaleset_instances",
+    "Instances of a scale set by image version and health (Healthy, Initializing, Unhealthy).",
+    ["namespace", "scaleset", "version", "health"],
+)
+SCALESET_CAPACITY = Gauge(
+    "galleon_scaleset_capacity", "Desired instances of a scale set.", ["namespace", "scaleset"]
+)
+SCALESET_UNHEALTHY_LIMIT = Gauge(
+    "galleon_scaleset_unhealthy_instances_limit",
+    "Most instances that may be unhealthy before an upgrade batch starts "
+    "(maxUnhealthyInstancePercent of capacity).",
+    ["namespace", "scaleset"],
+)
+ROLLOUT_IN_PROGRESS = Gauge(
+    "galleon_rollout_in_progress",
+    "1 while a rolling upgrade of the scale set is running (or rolling back), else 0.",
+    ["namespace", "scaleset"],
+)
+ROLLOUT_PROGRESS = Gauge(
+    "galleon_rollout_progress_ratio",
+    "Share of the scale set's instances upgraded by the latest rolling upgrade (0 to 1).",
+    ["namespace", "scaleset"],
+)
+ROLLOUT_BATCH = Gauge(
+    "galleon_rollout_current_batch",
+    "1-based batch of the latest rolling upgrade.",
+    ["namespace", "scaleset"],
+)
+ROLLOUT_BATCHES = Gauge(
+    "galleon_rollout_batches",
+    "Batches the latest rolling upgrade needs in all.",
+    ["namespace", "scaleset"],
+)
+ROLLOUTS = Counter(
+    "galleon_rollouts_total",
+    "Rolling upgrades that ended, by result (Completed, Faulted, Cancelled).",
+    ["result"],
+)
+ROLLOUT_DURATION = Histogram(
+    "galleon_rollout_duration_seconds",
+    "Duration of rolling upgrades from start to end, by result.",
+    ["result"],
+    buckets=(10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200),
+)
+INSTANCE_UPGRADES = Counter(
+    "galleon_instance_upgrades_total",
+    "Instances upgraded by rolling upgrades, by result (Healthy, Unhealthy, RolledBack).",
+    ["result"],
+)
+HEALTH_STATES = ("Healthy", "Initializing", "Unhealthy")
+_instance_series: dict[tuple[str, str], set[tuple[str, str]]] = {}
+_SCALESET_GAUGES = (
+    SCALESET_CAPACITY,
+    SCALESET_UNHEALTHY_LIMIT,
+    ROLLOUT_IN_PROGRESS,
+    ROLLOUT_PROGRESS,
+    ROLLOUT_BATCH,
+    ROLLOUT_BATCHES,
+)
+
+
+def set_scaleset_instances(
+    namespace: str, scaleset: str, counts: dict[tuple[str, str], int]
+) -> None:
+    """Set the instance gauges to `counts` ((version, health) → instances); series of
+    versions no longer present are removed, so cardinality follows the fleet."""
+    versions = {version for version, _ in counts}
+    wanted = {(v, h) for v in versions for h in HEALTH_STATES}
+    for version, health in _instance_series.get((namespace, scaleset), set()) - wanted:
+        with contextlib.suppress(KeyError):
+            SCALESET_INSTANCES.remove(namespace, scaleset, version, health)
+    for version, health in wanted:
+        SCALESET_INSTANCES.labels(namespace, scaleset, version, health).set(
+            counts.get((version, health), 0)
+        )
+    _instance_series[(namespace, scaleset)] = wanted
+
+
+def forget_scaleset(namespace: str, scaleset: str) -> None:
+    set_scaleset_instances(namespace, scaleset, {})
+    _instance_series.pop((namespace, scaleset), None)
+    for gauge in _SCALESET_GAUGES:
+        with contextlib.suppress(KeyError):
+            gauge.remove(namespace, scaleset)
+
+
 REGION_STATES = ("Unknown", "Queued", "Replicating", "Completed", "Failed", "Removing")
 
 

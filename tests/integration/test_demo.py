@@ -13,7 +13,7 @@ from galleon.testing.binaries import REPO_ROOT
 pytestmark = pytest.mark.integration
 
 
-def test_the_demo_replicates_the_examples(tmp_path: Path) -> None:
+def test_the_demo_replicates_the_examples_and_rolls_the_scaleset_out(tmp_path: Path) -> None:
     completed = subprocess.run(
         [
             sys.executable,
@@ -32,4 +32,7 @@ def test_the_demo_replicates_the_examples(tmp_path: Path) -> None:
     assert "ubuntu-server-1-0-0: Completed (3/3 regions)" in output
     assert "ubuntu-server-1-0-2: Completed (3/3 regions)" in output
     assert "per region: eastus2=1.0.2, southcentralus=1.0.2, westcentralus=1.0.2" in output
+    assert "scaleset web: instances 1.0.0=10(10 healthy)" in output
+    assert "RollingForward 1.0.0 -> 1.0.2 batch 1/5" in output
+    assert "upgrade history: 1.0.0 -> 1.0.2 Completed" in output
     assert "stopped everything." in output

@@ -8,7 +8,6 @@ ImageVersions whose source is a generated image pushed to a source registry.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,12 @@ from lightkube import Client, codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.types import PatchType
 
-from galleon.kube.resources import ImageDefinition, ImageVersion, Region, ScaleSet
+from galleon.kube.resources import ImageDefinition, ImageVersion, ScaleSet
 from galleon.oci import RegistryClient
 from galleon.testing.images import TestImage, blob_digest, build_image, push_image
 from galleon.testing.registry import Registry
 from galleon.testing.waiting import wait_for
+from galleon.testing.world import World
 
 pytestmark = pytest.mark.integration
 REPOSITORY = "galleon/{ns}/gallery/os"
@@ -47,99 +47,6 @@ async def _manifest_digest(registry: Registry, repository: str, reference: str) 
         if not await client.has_manifest(repository, reference):
             return None
         return (await client.get_manifest(repository, reference)).digest
-
-
-class World:
-    """Regions, gallery and definition for one test, and helpers to read status."""
-
-    def __init__(self, kube: Client, namespace: str, registries: list[Registry]) -> None:
-        self.kube, self.namespace = kube, namespace
-        self.source = registries[0]
-        self.regions: dict[str, list[Registry]] = {}
-        self.rest = registries[1:]
-
-    def region(self, short: str, registries: list[Registry]) -> str:
-        name = f"{self.namespace}-{short}"[:63]
-        self.regions[name] = registries
-        self.kube.apply(
-            codecs.from_dict(
-                {
-                    "apiVersion": "galleon.dev/v1alpha1",
-                    "kind": "Region",
-                    "metadata": {"name": name},
-                    "spec": {
-                        "registries": [
-                            {"name": f"r{i}", "url": r.url} for i, r in enumerate(registries)
-                        ]
-                    },
-                }
-            ),
-            force=True,
-        )
-        return name
-
-    def parents(self, home: str) -> None:
-        for document in (
-            {
-                "kind": "Gallery",
-                "metadata": {"name": "gallery"},
-                "spec": {"location": home},
-            },
-            {
-                "kind": "ImageDefinition",
-                "metadata": {"name": "os"},
-                "spec": {
-                    "galleryName": "gallery",
-                    "identifier": {"publisher": "galleon", "offer": "test", "sku": "os"},
-                    "osType": "Linux",
-                },
-            },
-        ):
-            document["apiVersion"] = "galleon.dev/v1alpha1"
-            self.kube.apply(codecs.from_dict(document), namespace=self.namespace, force=True)
-
-    def version(self, name: str, version: str, targets: list[dict[str, Any]], **extra: Any) -> None:
-        self.kube.apply(
-            codecs.from_dict(
-                {
-                    "apiVersion": "galleon.dev/v1alpha1",
-                    "kind": "ImageVersion",
-                    "metadata": {"name": name},
-                    "spec": {
-                        "imageDefinitionName": "os",
-                        "version": version,
-                        "source": {
-                            "image": f"{self.source.host}/sources/os:{version}",
-                            "plainHTTP": True,
-                        },
-                        "publishingProfile": {"targetRegions": targets, **extra},
-                    },
-                }
-            ),
-            namespace=self.namespace,
-            force=True,
-        )
-
-    def status(self, name: str) -> dict[str, Any]:
-        obj = self.kube.get(ImageVersion, name, namespace=self.namespace)
-        return dict(obj.get("status") or {})
-
-    def region_line(self, name: str, region: str) -> dict[str, Any]:
-        summary = (self.status(name).get("replicationStatus") or {}).get("summary") or []
-        return next((s for s in summary if s["region"] == region), {})
-
-    def wait_state(self, name: str, state: str, timeout: float = 60) -> dict[str, Any]:
-        def reached() -> dict[str, Any] | None:
-            status = self.status(name)
-            aggregated = (status.get("replicationStatus") or {}).get("aggregatedState")
-            return status if aggregated == state else None
-
-        return wait_for(reached, timeout=timeout, description=f"{name} to be {state}")
-
-    def cleanup(self) -> None:
-        for name in self.regions:
-            with contextlib.suppress(ApiError):
-                self.kube.delete(Region, name)
 
 
 @pytest.fixture

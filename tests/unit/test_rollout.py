@@ -211,3 +211,24 @@ def test_rollout_invariants(
         assert state.code == "Faulted"
         assert len(upgrades) <= size  # the first batch shows the fault
         assert all(p.version == "1.0.0" for p in cluster.pods.values())
+
+
+def test_a_user_start_retries_a_faulted_target_and_skips_instances_already_on_it() -> None:
+    cluster = Cluster(10, bad={"2.0.0"})
+    cluster.start("1.0.0")
+    state, _ = drive(cluster, "1.0.0", "2.0.0", Policy())
+    assert state is not None and state.code == "Faulted"
+    cluster.bad = set()  # the version was fixed where it runs
+    for index in (8, 9):  # and two instances were moved to it by hand
+        cluster.pods[index] = Instance(index, "2.0.0", ready=True, created=cluster.now)
+    cluster.now += timedelta(minutes=1)
+    fleet = Fleet(10, cluster.observe(), "1.0.0", "2.0.0", may_start=False, start_requested=True)
+    first = plan(fleet, state, Policy(), cluster.now)
+    assert first.rollout is not None and first.rollout.started == cluster.now
+    assert first.rollout.code == "RollingForward"
+    created_before = len(cluster.created)
+    state, _ = drive(cluster, "1.0.0", "2.0.0", Policy(), state=first.rollout)
+    assert state is not None and state.code == "Completed"
+    replaced = sorted(c.index for c in cluster.created[created_before:])
+    assert 8 not in replaced and 9 not in replaced
+    assert all(p.version == "2.0.0" for p in cluster.pods.values())

@@ -383,6 +383,14 @@ class RollingUpgradeStatus(StatusModel):
     to_version: str | None = Field(
         default=None, max_length=VERSION_MAX, description="Version being rolled out."
     )
+    from_revision: str | None = Field(
+        default=None,
+        max_length=LABEL_NAME_MAX,
+        description="Instance revision (version and model hash) before the upgrade.",
+    )
+    to_revision: str | None = Field(
+        default=None, max_length=LABEL_NAME_MAX, description="Instance revision being rolled out."
+    )
     started_by: Literal["User", "Platform"] | None = Field(
         default=None, description="User (a manual start) or Platform (automatic)."
     )

@@ -130,6 +130,9 @@ class Fleet:
     may_start: bool = True
     paused: bool = False
     cancel: bool = False
+    start_requested: bool = False
+    """A user asked for this upgrade: start it even if an earlier attempt at the
+    same target faulted or was cancelled."""
 
 
 def batch_size(capacity: int, percent: int) -> int:
@@ -210,9 +213,9 @@ def plan(fleet: Fleet, rollout: Rollout | None, policy: Policy, now: datetime) -
         target is not None
         and current is not None
         and target != current
-        and fleet.may_start
+        and (fleet.may_start or fleet.start_requested)
         and not fleet.paused
-        and not _stopped_on(rollout, target)
+        and (fleet.start_requested or not _stopped_on(rollout, target))
         and not actions
     ):
         started = Rollout(current, target, now, phase="Pausing", phase_since=now)
@@ -306,7 +309,11 @@ def _waiting(fleet: Fleet, rollout: Rollout, policy: Policy, now: datetime) -> P
             plan_ = _rolling_back(fleet, back, policy, now)
             return replace(plan_, events=events + plan_.events)
         return Plan(others, replace(faulted, phase="Done"), events, 30.0)
-    remaining = [i for i in range(fleet.capacity) if i not in upgraded]
+    remaining = [
+        i
+        for i in range(fleet.capacity)
+        if i not in upgraded and not _runs(seen.get(i), done.to_version)
+    ]
     if not remaining:
         completed = replace(done, code="Completed", phase="Done", phase_since=now)
         message = f"all {fleet.capacity} instances run {rollout.to_version}"
@@ -355,7 +362,15 @@ def _between_batches(fleet: Fleet, rollout: Rollout, policy: Policy, now: dateti
             phase_since=now,
         )
         return Plan(others, stopped, (Event("Warning", "RollingUpgradeFaulted", message),), 30.0)
-    candidates = [i for i in range(fleet.capacity) if i not in rollout.upgraded]
+    candidates = [
+        i
+        for i in range(fleet.capacity)
+        if i not in rollout.upgraded and not _runs(seen.get(i), rollout.to_version)
+    ]
+    if not candidates:
+        completed = replace(rollout, code="Completed", phase="Done", phase_since=now)
+        message = f"all {fleet.capacity} instances run {rollout.to_version}"
+        return Plan(others, completed, (Event("Normal", "RollingUpgradeCompleted", message),), 30.0)
     if policy.prioritize_unhealthy:
         candidates.sort(key=lambda i: (i not in unhealthy, i))
     size = batch_size(fleet.capacity, policy.max_batch_percent)
@@ -372,6 +387,17 @@ def _between_batches(fleet: Fleet, rollout: Rollout, policy: Policy, now: dateti
     )
     replaced = _replacing(fleet, started, policy, now)
     return replace(replaced, events=(event, *replaced.events))
+
+
+def _runs(instance: Instance | None, version: str) -> bool:
+    """Already on `version` and healthy enough to be left alone (not deleting, not failed)."""
+    return (
+        instance is not None
+        and instance.exists
+        and not instance.deleting
+        and not instance.failed
+        and instance.version == version
+    )
 
 
 def _rolling_back(fleet: Fleet, rollout: Rollout, policy: Policy, now: datetime) -> Plan:

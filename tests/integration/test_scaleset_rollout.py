@@ -1,0 +1,491 @@
+"""ScaleSet instances and batched OS upgrades end to end: the real operator, the
+real apiserver with kwok nodes (pods turn Ready by kwok stages), real registries.
+
+Every test builds its world: a region `east` on the session's eastus2 nodes with
+two registry replicas, a region `west` on westcentralus with one, and versions
+1.0.0 / 1.0.2 / 1.0.3 of one image pushed to a source registry. A watcher thread
+polls the instances throughout and records what a user would care about: how
+many were unavailable at once, which pod UIDs each index had, and the data disks'
+UIDs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lightkube import Client, codecs
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.core_v1 import Event, PersistentVolumeClaim, Pod
+from lightkube.types import PatchType
+
+from galleon.kube.resources import ImageVersion, ScaleSet
+from galleon.oci import RegistryClient
+from galleon.testing.images import TestImage, build_image, push_image
+from galleon.testing.registry import Registry
+from galleon.testing.waiting import stays_true, wait_for
+from galleon.testing.world import World
+
+pytestmark = pytest.mark.integration
+SCALESET_LABEL = "galleon.dev/scaleset"
+
+
+async def _push(registry: Registry, image: TestImage, tag: str) -> str:
+    async with RegistryClient(registry.url) as client:
+        return await push_image(client, "sources/os", image, [tag])
+
+
+class Fleet:
+    """The test's world plus helpers to drive and read one ScaleSet."""
+
+    def __init__(
+        self, world: World, images: dict[str, TestImage], new_client: Callable[[], Client]
+    ) -> None:
+        self.world, self.images, self.new_client = world, images, new_client
+        self.kube: Any = world.kube
+        self.namespace = world.namespace
+        self.east = world.region("east", world.rest[:2], node_region="eastus2")
+        self.west = world.region("west", world.rest[2:3], node_region="westcentralus")
+        world.parents(self.west)
+
+    def publish(self, version: str, regions: list[str], wait: bool = True) -> None:
+        name = "os-" + version.replace(".", "-")
+        targets = [{"name": r, "regionalReplicaCount": 2 if r == self.east else 1} for r in regions]
+        self.world.version(name, version, targets)
+        if wait:
+            self.world.wait_state(name, "Completed", timeout=90)
+
+    def scaleset(self, name: str, capacity: int, **spec: Any) -> None:
+        template_annotations = spec.pop("annotations", {"galleon.test/ready-delay": "1s"})
+        rolling = {
+            "maxBatchInstancePercent": 20,
+            "maxUnhealthyInstancePercent": 20,
+            "maxUnhealthyUpgradedInstancePercent": 20,
+            "upgradedInstanceHealthTimeout": "PT8S",
+            **spec.pop("rolling", {}),
+        }
+        document = {
+            "apiVersion": "galleon.dev/v1alpha1",
+            "kind": "ScaleSet",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": {
+                "region": self.east,
+                "capacity": capacity,
+                "imageReference": {"imageDefinitionName": "os", "version": "latest"},
+                "osContainerName": "os",
+                "template": {
+                    "metadata": {"labels": {"app": name}, "annotations": template_annotations},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "os",
+                                "image": "set-by-galleon",
+                                "readinessProbe": {"httpGet": {"path": "/", "port": 8080}},
+                            }
+                        ]
+                    },
+                },
+                "dataDisks": [{"name": "data", "lun": 0, "diskSizeGB": 1}],
+                "upgradePolicy": {
+                    "mode": "Rolling",
+                    "automaticOSUpgradePolicy": {"enableAutomaticOSUpgrade": True},
+                    "rollingUpgradePolicy": rolling,
+                },
+                **spec,
+            },
+        }
+        self.kube.apply(codecs.from_dict(document), force=True)
+
+    def patch(self, name: str, patch: dict[str, Any]) -> None:
+        self.kube.patch(ScaleSet, name, patch, namespace=self.namespace, patch_type=PatchType.MERGE)
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(self.kube.get(ScaleSet, name, namespace=self.namespace).get("status") or {})
+
+    def pods(self, name: str) -> list[Pod]:
+        return list(self.kube.list(Pod, namespace=self.namespace, labels={SCALESET_LABEL: name}))
+
+    def claims(self, name: str) -> dict[str, str]:
+        return {
+            c.metadata.name: c.metadata.uid
+            for c in self.kube.list(
+                PersistentVolumeClaim, namespace=self.namespace, labels={SCALESET_LABEL: name}
+            )
+        }
+
+    def wait_fleet(self, name: str, version: str, capacity: int, timeout: float = 90) -> None:
+        def settled() -> bool:
+            pods = [p for p in self.pods(name) if p.metadata.deletionTimestamp is None]
+            return len(pods) == capacity and all(
+                p.metadata.labels.get("galleon.dev/version") == version and ready(p) for p in pods
+            )
+
+        wait_for(settled, timeout=timeout, description=f"{capacity} Ready instances on {version}")
+
+    def wait_upgrade(self, name: str, code: str, timeout: float = 120) -> dict[str, Any]:
+        def ended() -> dict[str, Any]:
+            status = self.status(name)
+            upgrade = status.get("rollingUpgrade") or {}
+            running = upgrade.get("runningStatus") or {}
+            return status if running.get("code") == code and upgrade.get("phase") == "Done" else {}
+
+        return wait_for(ended, timeout=timeout, description=f"upgrade of {name} to end {code}")
+
+    def events(self, name: str, reason: str) -> list[str]:
+        return [
+            e.message or ""
+            for e in self.kube.list(
+                Event,
+                namespace=self.namespace,
+                fields={"involvedObject.name": name, "reason": reason},
+            )
+        ]
+
+    def digest(self, version: str) -> str:
+        return self.images[version].manifest.digest
+
+
+def ready(pod: Pod) -> bool:
+    return (
+        any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+        and pod.metadata.deletionTimestamp is None
+    )
+
+
+class Watcher:
+    """Polls a ScaleSet's instances in a thread: the most unavailable at once, the
+    pod UIDs seen per index and version, and every data disk's UID."""
+
+    def __init__(self, fleet: Fleet, name: str, capacity: int) -> None:
+        self.fleet, self.name, self.capacity = fleet, name, capacity
+        self.max_unavailable = 0
+        self.uids: dict[tuple[int, str], set[str]] = {}
+        self.claims: dict[str, set[str]] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        client = self.fleet.new_client()
+        while not self._stop.is_set():
+            pods = list(
+                client.list(Pod, namespace=self.fleet.namespace, labels={SCALESET_LABEL: self.name})
+            )
+            available = sum(1 for p in pods if ready(p))
+            self.max_unavailable = max(self.max_unavailable, self.capacity - available)
+            for p in pods:
+                key = (
+                    int(p.metadata.labels["galleon.dev/index"]),
+                    p.metadata.labels["galleon.dev/version"],
+                )
+                self.uids.setdefault(key, set()).add(p.metadata.uid)
+            for claim in client.list(
+                PersistentVolumeClaim,
+                namespace=self.fleet.namespace,
+                labels={SCALESET_LABEL: self.name},
+            ):
+                self.claims.setdefault(claim.metadata.name, set()).add(claim.metadata.uid)
+            self.samples += 1
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def fleet(
+    control_plane: Any,
+    kube: Client,
+    namespace: str,
+    registry_factory: Callable[[int], list[Registry]],
+    operator: Any,
+    tmp_path: Path,
+) -> Iterator[Fleet]:
+    world = World(kube, namespace, registry_factory(4))
+    base = build_image(tmp_path / "1.0.0", size=1 << 20, layers=2, seed=1)
+    images = {
+        "1.0.0": base,
+        "1.0.2": build_image(tmp_path / "1.0.2", size=0, layers=0, seed=2, base=base),
+        "1.0.3": build_image(tmp_path / "1.0.3", size=0, layers=0, seed=3, base=base),
+    }
+    for version, image in images.items():
+        asyncio.run(_push(world.source, image, version))
+    made = Fleet(world, images, control_plane.client)
+    made.publish("1.0.0", [made.east, made.west])
+    yield made
+    with_scalesets = list(kube.list(ScaleSet, namespace=namespace))
+    for s in with_scalesets:
+        with contextlib.suppress(ApiError):
+            kube.delete(ScaleSet, s.metadata.name, namespace=namespace)
+    world.cleanup()
+
+
+def test_latest_rolls_out_in_batches_once_replicated_to_the_region(fleet: Fleet) -> None:
+    fleet.scaleset("web", 10)
+    fleet.wait_fleet("web", "1.0.0", 10)
+    status = fleet.status("web")
+    assert status["currentVersion"] == "1.0.0" and status["targetVersion"] == "1.0.0"
+    assert status["selector"] == "galleon.dev/scaleset=web"
+    pods = fleet.pods("web")
+    assert sorted(p.metadata.name for p in pods) == sorted(f"web-{i}" for i in range(10))
+    images = {p.spec.containers[0].image for p in pods}
+    digest = fleet.digest("1.0.0")
+    hosts = {r.host for r in fleet.world.regions[fleet.east]}
+    # Spread over both replicas of the region, by digest.
+    assert {i.split("/", 1)[0] for i in images} == hosts
+    assert all(i.endswith("@" + digest) for i in images)
+    assert all(p.spec.nodeSelector == {"topology.kubernetes.io/region": "eastus2"} for p in pods)
+    disks_before = fleet.claims("web")
+    assert len(disks_before) == 10
+
+    with Watcher(fleet, "web", 10) as watcher:
+        # Replicated elsewhere only: nothing changes, status says what is coming.
+        fleet.publish("1.0.2", [fleet.west])
+        wait_for(
+            lambda: fleet.status("web").get("waitingForReplication") == "1.0.2",
+            timeout=30,
+            description="1.0.2 shown as waiting for replication",
+        )
+        stays_true(
+            lambda: all(
+                p.metadata.labels["galleon.dev/version"] == "1.0.0" for p in fleet.pods("web")
+            ),
+            duration=4,
+            description="no instance replaced before 1.0.2 reaches eastus2",
+        )
+        # Now it reaches the region: batches of 2.
+        fleet.publish("1.0.2", [fleet.west, fleet.east])
+        status = fleet.wait_upgrade("web", "Completed")
+        fleet.wait_fleet("web", "1.0.2", 10)
+    upgrade = status["rollingUpgrade"]
+    assert upgrade["fromVersion"] == "1.0.0" and upgrade["toVersion"] == "1.0.2"
+    assert upgrade["startedBy"] == "Platform"
+    assert upgrade["progress"]["successfulInstanceCount"] == 10
+    assert upgrade["currentBatch"] == 5 and upgrade["totalBatches"] == 5
+    assert status["upgradeHistory"][0]["result"] == "Completed"
+    assert watcher.samples > 20
+    assert 1 <= watcher.max_unavailable <= 2, watcher.max_unavailable
+    # Each index got exactly one new pod, and kept its data disk.
+    for index in range(10):
+        assert len(watcher.uids[(index, "1.0.2")]) == 1, watcher.uids
+    assert all(len(uids) == 1 for uids in watcher.claims.values()), watcher.claims
+    assert fleet.claims("web") == disks_before
+    assert len(fleet.events("web", "BatchStarted")) == 5
+    conditions = {c["type"]: c["status"] for c in fleet.status("web")["conditions"]}
+    assert conditions["Ready"] == "True" and conditions["Upgrading"] == "False"
+
+
+def test_a_version_that_never_gets_healthy_faults_and_is_rolled_back(fleet: Fleet) -> None:
+    broken = fleet.digest("1.0.3")
+    fleet.scaleset(
+        "db",
+        5,
+        annotations={"galleon.test/never-ready-images": broken},
+    )
+    fleet.wait_fleet("db", "1.0.0", 5)
+    disks = fleet.claims("db")
+    fleet.publish("1.0.3", [fleet.east])
+    status = fleet.wait_upgrade("db", "Faulted", timeout=120)
+    upgrade = status["rollingUpgrade"]
+    assert upgrade["error"]["code"] == (
+        "MaxUnhealthyUpgradedInstancePercentExceededInRollingUpgrade"
+    )
+    assert upgrade["failedInstances"] == [0] and upgrade["rolledBackInstances"] == [0]
+    fleet.wait_fleet("db", "1.0.0", 5)
+    entry = wait_for(
+        lambda: (fleet.status("db").get("upgradeHistory") or [{}])[0].get("rollbackInfo"),
+        timeout=30,
+        description="history with rollback info",
+    )
+    history = fleet.status("db")["upgradeHistory"][0]
+    assert history["result"] == "Faulted" and history["toVersion"] == "1.0.3"
+    assert entry["successfullyRolledbackInstanceCount"] == 1
+    assert fleet.claims("db") == disks
+    # A faulted version is not retried by itself.
+    stays_true(
+        lambda: (
+            all(p.metadata.labels["galleon.dev/version"] == "1.0.0" for p in fleet.pods("db"))
+            and fleet.status("db")["rollingUpgrade"]["runningStatus"]["code"] == "Faulted"
+        ),
+        duration=10,
+        description="faulted 1.0.3 stays rolled back",
+    )
+    conditions = {c["type"]: c for c in fleet.status("db")["conditions"]}
+    assert conditions["Degraded"]["status"] == "True"
+    assert conditions["Stalled"]["status"] == "True"
+    assert fleet.events("db", "RollingUpgradeFaulted")
+
+
+def test_too_many_unhealthy_instances_stop_the_upgrade_before_a_batch(fleet: Fleet) -> None:
+    fleet.scaleset("api", 5)
+    fleet.wait_fleet("api", "1.0.0", 5)
+    for index in (3, 4):  # 2 of 5 unhealthy: 40% > 20%
+        fleet.kube.patch(
+            Pod.Status,
+            f"api-{index}",
+            {"status": {"conditions": [{"type": "Ready", "status": "False"}]}},
+            namespace=fleet.namespace,
+            patch_type=PatchType.STRATEGIC,
+        )
+    fleet.publish("1.0.2", [fleet.east])
+    status = fleet.wait_upgrade("api", "Faulted")
+    error = status["rollingUpgrade"]["error"]
+    assert error["code"] == "MaxUnhealthyInstancePercentExceededBeforeRollingUpgrade"
+    assert "2 of 5" in error["message"]
+    assert all(p.metadata.labels["galleon.dev/version"] == "1.0.0" for p in fleet.pods("api"))
+
+
+def test_pause_resume_and_cancel(fleet: Fleet) -> None:
+    fleet.scaleset("app", 10, annotations={"galleon.test/ready-delay": "2s"})
+    fleet.wait_fleet("app", "1.0.0", 10)
+    fleet.publish("1.0.2", [fleet.east])
+    wait_for(
+        lambda: (fleet.status("app").get("rollingUpgrade") or {}).get("currentBatch") == 1,
+        timeout=60,
+        description="batch 1 running",
+    )
+    fleet.patch("app", {"spec": {"paused": True}})
+
+    def batch() -> int:
+        return int(fleet.status("app")["rollingUpgrade"]["currentBatch"])
+
+    held = wait_for(
+        lambda: fleet.status("app")["rollingUpgrade"]["phase"] == "Pausing" and batch(),
+        timeout=60,
+        description="the running batch to finish",
+    )
+    stays_true(lambda: batch() == held, duration=6, description="no new batch while paused")
+    conditions = {c["type"]: c for c in fleet.status("app")["conditions"]}
+    assert conditions["Ready"]["reason"] == "Paused"
+    fleet.patch("app", {"spec": {"paused": False}})
+    wait_for(lambda: batch() > held, timeout=60, description="resumed after the pause")
+    fleet.patch(
+        "app",
+        {
+            "metadata": {
+                "annotations": {
+                    "galleon.dev/cancel-upgrade": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                }
+            }
+        },
+    )
+    status = fleet.wait_upgrade("app", "Cancelled")
+    upgrade = status["rollingUpgrade"]
+    assert upgrade["runningStatus"]["lastAction"] == "Cancel"
+    assert upgrade["progress"]["successfulInstanceCount"] < 10
+    versions = [p.metadata.labels["galleon.dev/version"] for p in fleet.pods("app")]
+    assert "1.0.0" in versions and "1.0.2" in versions
+    assert status["upgradeHistory"][0]["result"] == "Cancelled"
+    # A cancelled upgrade is not restarted by itself; a start annotation restarts it.
+    stays_true(
+        lambda: fleet.status("app")["rollingUpgrade"]["runningStatus"]["code"] == "Cancelled",
+        duration=4,
+        description="cancelled upgrade stays cancelled",
+    )
+    time.sleep(1.1)
+    fleet.patch(
+        "app",
+        {
+            "metadata": {
+                "annotations": {
+                    "galleon.dev/start-upgrade": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                }
+            }
+        },
+    )
+    status = fleet.wait_upgrade("app", "Completed")
+    assert status["rollingUpgrade"]["startedBy"] == "User"
+    fleet.wait_fleet("app", "1.0.2", 10)
+
+
+def test_an_operator_killed_mid_upgrade_resumes_within_the_limits(
+    fleet: Fleet, operator: Any
+) -> None:
+    fleet.scaleset("svc", 10, annotations={"galleon.test/ready-delay": "2s"})
+    fleet.wait_fleet("svc", "1.0.0", 10)
+    with Watcher(fleet, "svc", 10) as watcher:
+        fleet.publish("1.0.2", [fleet.east])
+        wait_for(
+            lambda: (fleet.status("svc").get("rollingUpgrade") or {}).get("currentBatch") == 2,
+            timeout=60,
+            description="batch 2 running",
+        )
+        operator.kill()
+        time.sleep(3)
+        operator.start()
+        fleet.wait_upgrade("svc", "Completed")
+        fleet.wait_fleet("svc", "1.0.2", 10)
+    assert watcher.max_unavailable <= 2, watcher.max_unavailable
+    for index in range(10):
+        assert len(watcher.uids[(index, "1.0.2")]) == 1, watcher.uids
+    assert all(len(uids) == 1 for uids in watcher.claims.values())
+
+
+def test_scale_out_and_in_with_the_disk_retention_rule(fleet: Fleet) -> None:
+    fleet.scaleset(
+        "pool",
+        3,
+        persistentVolumeClaimRetentionPolicy={"whenScaled": "Delete", "whenDeleted": "Retain"},
+    )
+    fleet.wait_fleet("pool", "1.0.0", 3)
+    fleet.patch("pool", {"spec": {"capacity": 5}})
+    fleet.wait_fleet("pool", "1.0.0", 5)
+    assert sorted(fleet.claims("pool")) == [f"data-pool-{i}" for i in range(5)]
+    kept = fleet.claims("pool")
+    fleet.patch("pool", {"spec": {"capacity": 2}})
+    fleet.wait_fleet("pool", "1.0.0", 2)
+    wait_for(
+        lambda: sorted(fleet.claims("pool")) == ["data-pool-0", "data-pool-1"],
+        timeout=30,
+        description="disks of removed instances deleted (whenScaled: Delete)",
+    )
+    assert {k: v for k, v in fleet.claims("pool").items()} == {
+        k: kept[k] for k in ("data-pool-0", "data-pool-1")
+    }
+    assert sorted(p.metadata.name for p in fleet.pods("pool")) == ["pool-0", "pool-1"]
+    status = fleet.status("pool")
+    assert status["replicas"] == 2 and status["readyReplicas"] == 2
+
+
+def test_a_pinned_version_waits_for_its_region_and_bad_references_are_reported(
+    fleet: Fleet,
+) -> None:
+    fleet.publish("1.0.2", [fleet.west])
+    fleet.scaleset("pin", 2, imageReference={"imageDefinitionName": "os", "version": "1.0.2"})
+    wait_for(
+        lambda: (
+            {c["type"]: c.get("reason") for c in fleet.status("pin").get("conditions") or []}.get(
+                "Ready"
+            )
+            == "VersionNotReplicated"
+        ),
+        timeout=30,
+        description="pinned version waits for replication",
+    )
+    assert fleet.pods("pin") == []
+    fleet.publish("1.0.2", [fleet.west, fleet.east])
+    fleet.wait_fleet("pin", "1.0.2", 2)
+    fleet.patch("pin", {"spec": {"imageReference": {"version": "9.9.9"}}})
+    wait_for(
+        lambda: (
+            {c["type"]: c.get("reason") for c in fleet.status("pin").get("conditions") or []}.get(
+                "Stalled"
+            )
+            == "VersionNotFound"
+        ),
+        timeout=30,
+        description="a version that does not exist is reported",
+    )
+    assert len(fleet.pods("pin")) == 2  # nothing lost
+    assert fleet.kube.get(ImageVersion, "os-1-0-2", namespace=fleet.namespace)
