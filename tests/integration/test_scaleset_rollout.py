@@ -330,6 +330,9 @@ def test_a_version_that_never_gets_healthy_faults_and_is_rolled_back(fleet: Flee
 def test_too_many_unhealthy_instances_stop_the_upgrade_before_a_batch(fleet: Fleet) -> None:
     fleet.scaleset("api", 5)
     fleet.wait_fleet("api", "1.0.0", 5)
+    # A pod that is not Ready counts as Initializing until upgradedInstanceHealthTimeout
+    # (PT8S here) after its creation, then as Unhealthy: let the fleet age past it.
+    time.sleep(8)
     for index in (3, 4):  # 2 of 5 unhealthy: 40% > 20%
         fleet.kube.patch(
             Pod.Status,

@@ -321,6 +321,7 @@ class Fleet:
         self.namespace, self.name = namespace, name
         self.requests = 0
         self._claims_checked_generation: int | None = None
+        self._claims_pending = False
 
     async def run_once(self) -> float:
         obj = await kube.get_or_none(ScaleSet, self.name, self.namespace)
@@ -466,7 +467,10 @@ class Fleet:
             self.requests += 1
         self._ended(previous, new, now)
         count_instance_upgrades(previous, new)
-        await self._apply(body, spec, creatable, images_by_revision, node_selector, generation)
+        live_pods = {p["metadata"]["name"] for p in pods}
+        await self._apply(
+            body, spec, creatable, images_by_revision, node_selector, generation, live_pods
+        )
         post: Any = kopf.info
         for event in plan.events:
             post = kopf.info if event.type == "Normal" else kopf.warn
@@ -505,14 +509,18 @@ class Fleet:
         images: Mapping[str, VersionImage | None],
         node_selector: Mapping[str, str],
         generation: int | None,
+        pods: set[str],
     ) -> None:
         creates = [a for a in actions if isinstance(a, ro.Create)]
         deletes = [a for a in actions if isinstance(a, ro.Delete)]
         scale_in = any(a.reason == "ScaleIn" for a in deletes)
         if spec.data_disks and (
-            creates or scale_in or self._claims_checked_generation != generation
+            creates
+            or scale_in
+            or self._claims_pending
+            or self._claims_checked_generation != generation
         ):
-            await self._reconcile_claims(body, spec)
+            self._claims_pending = await self._reconcile_claims(body, spec, pods)
             self._claims_checked_generation = generation
 
         async def create(action: ro.Create) -> None:
@@ -541,9 +549,12 @@ class Fleet:
 
         await asyncio.gather(*map(delete, deletes), *map(create, creates))
 
-    async def _reconcile_claims(self, body: dict[str, Any], spec: ScaleSetSpec) -> None:
+    async def _reconcile_claims(
+        self, body: dict[str, Any], spec: ScaleSetSpec, pods: set[str]
+    ) -> bool:
         """Create missing data disks of instances below capacity; apply the retention
-        policy to the others (ownership for whenDeleted, deletion for whenScaled)."""
+        policy to the others (ownership for whenDeleted, deletion for whenScaled, once
+        the instance's pod is gone). True while a disk waits for its pod to go."""
         retention = spec.persistent_volume_claim_retention_policy
         owned = retention.when_deleted == "Delete"
         uid = body["metadata"]["uid"]
@@ -556,14 +567,8 @@ class Fleet:
             )
         }
         self.requests += 1
-        pods = {
-            as_dict(p)["metadata"]["name"]
-            async for p in kube.client().list(
-                Pod, namespace=self.namespace, labels={inst.SCALESET_LABEL: self.name}
-            )
-        }
-        self.requests += 1
         work = []
+        waiting = False
         for index in range(spec.capacity):
             for disk in spec.data_disks:
                 name = inst.claim_name(disk.name, self.name, index)
@@ -580,10 +585,12 @@ class Fleet:
             if (
                 index >= spec.capacity
                 and retention.when_scaled == "Delete"
-                and inst.pod_name(self.name, index) not in pods
                 and meta.get("deletionTimestamp") is None
             ):
-                work.append(self._delete_claim(name))
+                if inst.pod_name(self.name, index) in pods:
+                    waiting = True
+                else:
+                    work.append(self._delete_claim(name))
                 continue
             refs = meta.get("ownerReferences") or []
             has_owner = any(r.get("uid") == uid for r in refs)
@@ -593,6 +600,7 @@ class Fleet:
                     new_refs.append(inst.owner_reference(body))
                 work.append(self._patch_claim_owners(name, new_refs))
         await asyncio.gather(*work)
+        return waiting
 
     async def _create_claim(self, manifest: dict[str, Any]) -> None:
         try:
