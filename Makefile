@@ -30,6 +30,7 @@ crds:  ## regenerate crds/ from the models
 bench: setup  ## benchmarks; figures go to docs/benchmarks.md
 	$(PY) hack/bench_replication.py
 	$(PY) hack/bench_controlplane.py
+	$(PY) hack/bench_rollout.py
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

@@ -102,6 +102,12 @@ INSTANCE_UPGRADES = Counter(
     "Instances upgraded by rolling upgrades, by result (Healthy, Unhealthy, RolledBack).",
     ["result"],
 )
+KUBE_REQUESTS = Counter(
+    "galleon_kube_requests_total",
+    "Kubernetes API requests made by a controller's passes and the Events it posts "
+    "(watches excluded), by controller.",
+    ["controller"],
+)
 HEALTH_STATES = ("Healthy", "Initializing", "Unhealthy")
 _instance_series: dict[tuple[str, str], set[tuple[str, str]]] = {}
 _SCALESET_GAUGES = (

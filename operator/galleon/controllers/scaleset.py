@@ -62,6 +62,7 @@ from galleon.kube import client as kube
 from galleon.kube.resources import ImageVersion, Region, ScaleSet
 from galleon.metrics import (
     INSTANCE_UPGRADES,
+    KUBE_REQUESTS,
     ROLLOUT_BATCH,
     ROLLOUT_BATCHES,
     ROLLOUT_DURATION,
@@ -323,9 +324,13 @@ class Fleet:
         self._claims_checked_generation: int | None = None
         self._claims_pending = False
 
+    def _count(self, requests: int = 1) -> None:
+        self.requests += requests
+        KUBE_REQUESTS.labels("scaleset").inc(requests)
+
     async def run_once(self) -> float:
         obj = await kube.get_or_none(ScaleSet, self.name, self.namespace)
-        self.requests += 1
+        self._count()
         if obj is None:
             forget_scaleset(self.namespace, self.name)
             return 3600.0
@@ -345,7 +350,7 @@ class Fleet:
             await self._refuse(body, status, cond.INVALID_SPEC, str(error))
             return RESYNC_SECONDS
         region = await kube.get_or_none(Region, spec.region)
-        self.requests += 1
+        self._count()
         if region is None:
             await self._refuse(
                 body, status, "RegionNotFound", f"Region {spec.region} does not exist"
@@ -364,7 +369,7 @@ class Fleet:
             async for v in kube.client().list(ImageVersion, namespace=self.namespace)
             if (as_dict(v).get("spec") or {}).get("imageDefinitionName") == definition
         ]
-        self.requests += 1
+        self._count()
         resolution = resolve(
             [version_facts(v) for v in versions], spec.region, spec.image_reference.version
         )
@@ -381,7 +386,7 @@ class Fleet:
                 Pod, namespace=self.namespace, labels={inst.SCALESET_LABEL: self.name}
             )
         ]
-        self.requests += 1
+        self._count()
         observed = [i for i in map(observe, pods) if i is not None]
         previous = load_rollout(status)
         current = current_revision(observed)
@@ -413,10 +418,10 @@ class Fleet:
         ):
             rollout = replace(rollout, cancel_requested=True)
             last_action, last_action_time = "Cancel", rfc3339(utcnow())
-        started_by = upgrade_status.get("startedBy") or decision.started_by
-        if rollout is None or not rollout.active:
-            started_by = "User" if start_requested else decision.started_by
-        policy = policy_for(spec, started_by, decision.model_change)
+        starter = "User" if start_requested else decision.started_by
+        running = rollout is not None and rollout.active
+        started_by = upgrade_status.get("startedBy") if running else starter
+        policy = policy_for(spec, started_by or starter, decision.model_change)
         fleet = ro.Fleet(
             capacity=spec.capacity,
             instances=observed,
@@ -432,6 +437,9 @@ class Fleet:
         starting = new is not None and (previous is None or new.started != previous.started)
         if starting:
             last_action, last_action_time = "Start", rfc3339(now)
+            started_by = starter
+        else:
+            started_by = upgrade_status.get("startedBy") or starter
         images_by_revision = {
             rev: images.get(inst.version_of(rev))
             for rev in {a.version for a in plan.actions if isinstance(a, ro.Create)}
@@ -464,7 +472,7 @@ class Fleet:
         )
         if new_status != {k: status.get(k) for k in new_status}:
             await kube.patch_status(ScaleSet, self.name, new_status, self.namespace)
-            self.requests += 1
+            self._count()
         self._ended(previous, new, now)
         count_instance_upgrades(previous, new)
         live_pods = {p["metadata"]["name"] for p in pods}
@@ -475,6 +483,7 @@ class Fleet:
         for event in plan.events:
             post = kopf.info if event.type == "Normal" else kopf.warn
             post(cast(Any, body), reason=event.reason, message=event.message)
+            self._count()
         self._metrics(spec, observed, new, policy, now)
         return min(plan.requeue_after, WAIT_CAP_SECONDS)
 
@@ -497,7 +506,7 @@ class Fleet:
             },
             self.namespace,
         )
-        self.requests += 1
+        self._count()
 
     # -- acting on instances ------------------------------------------------
 
@@ -535,7 +544,7 @@ class Fleet:
             except ApiError as error:
                 if error.status.code != 409:
                     raise
-            self.requests += 1
+            self._count()
 
         async def delete(action: ro.Delete) -> None:
             try:
@@ -545,7 +554,7 @@ class Fleet:
             except ApiError as error:
                 if error.status.code != 404:
                     raise
-            self.requests += 1
+            self._count()
 
         await asyncio.gather(*map(delete, deletes), *map(create, creates))
 
@@ -566,7 +575,7 @@ class Fleet:
                 labels={inst.SCALESET_LABEL: self.name},
             )
         }
-        self.requests += 1
+        self._count()
         work = []
         waiting = False
         for index in range(spec.capacity):
@@ -608,12 +617,12 @@ class Fleet:
         except ApiError as error:
             if error.status.code != 409:
                 raise
-        self.requests += 1
+        self._count()
 
     async def _delete_claim(self, name: str) -> None:
         with contextlib.suppress(ApiError):
             await kube.client().delete(PersistentVolumeClaim, name, namespace=self.namespace)
-        self.requests += 1
+        self._count()
 
     async def _patch_claim_owners(self, name: str, refs: list[dict[str, Any]]) -> None:
         await kube.client().patch(
@@ -623,7 +632,7 @@ class Fleet:
             namespace=self.namespace,
             patch_type=PatchType.MERGE,
         )
-        self.requests += 1
+        self._count()
 
     # -- status ---------------------------------------------------------------
 

@@ -1,0 +1,445 @@
+#!/usr/bin/env python3
+"""Rolling upgrade benchmark on the kwok cluster: galleon's ScaleSet against the
+built-in Deployment controller, side by side on one control plane, then a large
+fleet for memory and API load.
+
+    python hack/bench_rollout.py [--instances 100] [--ready-delay 2s] [--rounds 2]
+                                 [--fleet-scalesets 20] [--fleet-instances 100]
+
+Part 1: a ScaleSet of N instances (pinned version, mode Rolling, batches of 20%)
+and a Deployment of N replicas (maxUnavailable 20%, maxSurge 0), both with pods
+that kwok makes Ready `--ready-delay` after scheduling. Each round changes the
+Deployment's image and the ScaleSet's pinned version (both versions already
+replicated) and times until every instance runs the new one and is available;
+rounds alternate the order. Also counted: kube-apiserver requests during each
+rollout (all clients, from apiserver_request_total, watches excluded) and the
+operator's own requests (galleon_kube_requests_total).
+
+Part 2: F ScaleSets of M instances each are created and all upgraded at once;
+printed: the time, the operator's peak RSS (VmHWM) and its requests per instance.
+
+Prints Markdown for docs/benchmarks.md. Everything listens on 127.0.0.1 and stops
+at the end (or on Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from lightkube import Client, codecs
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.types import PatchType
+
+from galleon.kube.resources import ImageVersion, ScaleSet
+from galleon.oci import RegistryClient
+from galleon.testing.controlplane import ControlPlane
+from galleon.testing.images import build_image, push_image
+from galleon.testing.processes import ManagedProcess, free_port, http_ok
+from galleon.testing.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMESPACE = "bench"
+REGION = "eastus2"
+
+
+def wait(probe: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(interval)
+    raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def apply(client: Client, document: dict[str, Any]) -> None:
+    client.apply(codecs.from_dict(document), force=True)
+
+
+def apiserver_requests(plane: ControlPlane) -> float:
+    """Requests served by kube-apiserver so far (WATCH excluded), all clients."""
+    text = subprocess.run(
+        ["kubectl", f"--kubeconfig={plane.kubeconfig}", "get", "--raw", "/metrics"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("apiserver_request_total{") and 'verb="WATCH"' not in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def operator_metric(url: str, name: str) -> float:
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def template(ready_delay: str, app: str) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "labels": {"app": app},
+            "annotations": {"galleon.test/ready-delay": ready_delay},
+        },
+        "spec": {
+            "nodeSelector": {"topology.kubernetes.io/region": REGION},
+            "containers": [
+                {
+                    "name": "os",
+                    "image": "set-by-galleon",
+                    "readinessProbe": {"httpGet": {"path": "/", "port": 8080}},
+                }
+            ],
+        },
+    }
+
+
+def scaleset(name: str, capacity: int, version: str, ready_delay: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "galleon.dev/v1alpha1",
+        "kind": "ScaleSet",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "region": REGION,
+            "capacity": capacity,
+            "imageReference": {"imageDefinitionName": "os", "version": version},
+            "osContainerName": "os",
+            "template": template(ready_delay, name),
+            "upgradePolicy": {
+                "mode": "Rolling",
+                "rollingUpgradePolicy": {
+                    "maxBatchInstancePercent": 20,
+                    "maxUnhealthyInstancePercent": 20,
+                    "maxUnhealthyUpgradedInstancePercent": 20,
+                },
+            },
+        },
+    }
+
+
+def deployment(name: str, replicas: int, image: str, ready_delay: str) -> dict[str, Any]:
+    pod = template(ready_delay, name)
+    pod["spec"]["containers"][0]["image"] = image
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": "20%", "maxSurge": 0},
+            },
+            "template": pod,
+        },
+    }
+
+
+def scaleset_on(client: Client, name: str, version: str, capacity: int) -> bool:
+    status = client.get(ScaleSet, name, namespace=NAMESPACE).get("status") or {}
+    return (status.get("instancesByVersion") or []) == [
+        {"version": version, "instances": capacity, "healthy": capacity}
+    ] and status.get("replicas") == capacity
+
+
+def deployment_done(client: Client, name: str, image: str, replicas: int) -> bool:
+    d = client.get(Deployment, name, namespace=NAMESPACE)
+    s = d.status
+    return bool(
+        s
+        and d.spec.template.spec.containers[0].image == image
+        and (s.observedGeneration or 0) >= (d.metadata.generation or 0)
+        and s.updatedReplicas == replicas
+        and s.availableReplicas == replicas
+        and (s.replicas or 0) == replicas
+    )
+
+
+def world(plane: ControlPlane, registry: Registry, workdir: Path) -> None:
+    client = plane.client()
+
+    async def push() -> None:
+        base = build_image(workdir / "img-1.0.0", size=1 << 20, layers=2, seed=1)
+        newer = build_image(workdir / "img-1.0.2", size=0, layers=0, seed=2, base=base)
+        async with RegistryClient(registry.url) as rc:
+            await push_image(rc, "sources/os", base, ["1.0.0"])
+            await push_image(rc, "sources/os", newer, ["1.0.2"])
+
+    asyncio.run(push())
+    documents: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        {
+            "apiVersion": "galleon.dev/v1alpha1",
+            "kind": "Region",
+            "metadata": {"name": REGION},
+            "spec": {"registries": [{"name": "a", "url": registry.url}]},
+        },
+        {
+            "apiVersion": "galleon.dev/v1alpha1",
+            "kind": "Gallery",
+            "metadata": {"name": "gallery", "namespace": NAMESPACE},
+            "spec": {"location": REGION},
+        },
+        {
+            "apiVersion": "galleon.dev/v1alpha1",
+            "kind": "ImageDefinition",
+            "metadata": {"name": "os", "namespace": NAMESPACE},
+            "spec": {
+                "galleryName": "gallery",
+                "identifier": {"publisher": "bench", "offer": "bench", "sku": "os"},
+                "osType": "Linux",
+            },
+        },
+    ]
+    for version in ("1.0.0", "1.0.2"):
+        documents.append(
+            {
+                "apiVersion": "galleon.dev/v1alpha1",
+                "kind": "ImageVersion",
+                "metadata": {"name": "os-" + version.replace(".", "-"), "namespace": NAMESPACE},
+                "spec": {
+                    "imageDefinitionName": "os",
+                    "version": version,
+                    "source": {"image": f"{registry.host}/sources/os:{version}", "plainHTTP": True},
+                    "publishingProfile": {"targetRegions": [{"name": REGION}]},
+                },
+            }
+        )
+    for document in documents:
+        apply(client, document)
+    for version in ("1-0-0", "1-0-2"):
+        wait(
+            lambda v=version: (
+                (client.get(ImageVersion, f"os-{v}", namespace=NAMESPACE).get("status") or {})
+                .get("replicationStatus", {})
+                .get("aggregatedState")
+                == "Completed"
+            ),
+            120,
+            f"os-{version} replicated",
+        )
+
+
+def timed(
+    plane: ControlPlane, metrics: str, change: Any, done: Any, timeout: float
+) -> dict[str, float]:
+    requests, own = (
+        apiserver_requests(plane),
+        operator_metric(metrics, "galleon_kube_requests_total"),
+    )
+    began = time.monotonic()
+    change()
+    wait(done, timeout, "rollout to finish", interval=0.1)
+    seconds = time.monotonic() - began
+    return {
+        "seconds": seconds,
+        "apiserver": apiserver_requests(plane) - requests,
+        "operator": operator_metric(metrics, "galleon_kube_requests_total") - own,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--instances", type=int, default=100)
+    parser.add_argument("--ready-delay", default="2s")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--fleet-scalesets", type=int, default=20)
+    parser.add_argument("--fleet-instances", type=int, default=100)
+    args = parser.parse_args()
+    n = args.instances
+    fleet_total = args.fleet_scalesets * args.fleet_instances
+    nodes = max(4, -(-(fleet_total + 2 * n) // 100) + 2)
+    with tempfile.TemporaryDirectory(prefix="galleon-bench-rollout-") as tmp:
+        workdir = Path(tmp)
+        plane = ControlPlane(workdir / "cluster", regions={REGION: nodes})
+        registry = Registry(workdir / "registry", free_port())
+        operator: ManagedProcess | None = None
+        try:
+            plane.start()
+            plane.apply_crds(ROOT / "crds")
+            registry.start()
+            metrics_port, health = free_port(), free_port()
+            env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+            operator = ManagedProcess(
+                "galleon-operator",
+                [
+                    sys.executable,
+                    "-m",
+                    "galleon.main",
+                    f"--kubeconfig={plane.kubeconfig}",
+                    f"--metrics-port={metrics_port}",
+                    f"--health-port={health}",
+                    "--bind-address=127.0.0.1",
+                ],
+                workdir / "operator.log",
+                env=env,
+            )
+            operator.start()
+            operator.wait_until(lambda: http_ok(f"http://127.0.0.1:{health}/healthz"), timeout=60)
+            metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+            assert operator.pid is not None
+            pid = operator.pid
+            world(plane, registry, workdir)
+            client = plane.client()
+            print(
+                f"control plane: {nodes} kwok nodes; "
+                f"pods Ready {args.ready_delay} after scheduling\n"
+            )
+
+            # Part 1: side by side.
+            image = {"1.0.0": "registry.invalid/os:1.0.0", "1.0.2": "registry.invalid/os:1.0.2"}
+            apply(client, scaleset("ss", n, "1.0.0", args.ready_delay))
+            apply(client, deployment("deploy", n, image["1.0.0"], args.ready_delay))
+            wait(lambda: scaleset_on(client, "ss", "1.0.0", n), 300, "ScaleSet ready")
+            wait(
+                lambda: deployment_done(client, "deploy", image["1.0.0"], n),
+                300,
+                "Deployment ready",
+            )
+            rows: dict[str, list[dict[str, float]]] = {"Deployment": [], "ScaleSet": []}
+            versions = ["1.0.2", "1.0.0"]
+            for round_ in range(args.rounds):
+                version = versions[round_ % 2]
+                order = (
+                    ["Deployment", "ScaleSet"] if round_ % 2 == 0 else ["ScaleSet", "Deployment"]
+                )
+                for kind in order:
+                    if kind == "Deployment":
+                        result = timed(
+                            plane,
+                            metrics,
+                            lambda v=version: client.patch(
+                                Deployment,
+                                "deploy",
+                                {
+                                    "spec": {
+                                        "template": {
+                                            "spec": {
+                                                "containers": [{"name": "os", "image": image[v]}]
+                                            }
+                                        }
+                                    }
+                                },
+                                namespace=NAMESPACE,
+                            ),
+                            lambda v=version: deployment_done(client, "deploy", image[v], n),
+                            600,
+                        )
+                    else:
+                        result = timed(
+                            plane,
+                            metrics,
+                            lambda v=version: client.patch(
+                                ScaleSet,
+                                "ss",
+                                {"spec": {"imageReference": {"version": v}}},
+                                namespace=NAMESPACE,
+                                patch_type=PatchType.MERGE,
+                            ),
+                            lambda v=version: scaleset_on(client, "ss", v, n),
+                            600,
+                        )
+                    rows[kind].append(result)
+                    print(
+                        f"round {round_ + 1} {kind:<10} to {version}: {result['seconds']:6.1f} s, "
+                        f"{result['apiserver']:.0f} apiserver requests, "
+                        f"{result['operator']:.0f} by the operator",
+                        flush=True,
+                    )
+            deploy = statistics.median(r["seconds"] for r in rows["Deployment"])
+            ours = statistics.median(r["seconds"] for r in rows["ScaleSet"])
+            print(f"\n| {n} instances, 20% batches | Deployment | ScaleSet | ratio |")
+            print("|---|---|---|---|")
+            print(
+                f"| rollout time, median of {args.rounds} (s) | {deploy:.1f} | {ours:.1f} "
+                f"| {ours / deploy:.2f}x |"
+            )
+            api_d = statistics.median(r["apiserver"] for r in rows["Deployment"]) / n
+            api_s = statistics.median(r["apiserver"] for r in rows["ScaleSet"]) / n
+            own = statistics.median(r["operator"] for r in rows["ScaleSet"]) / n
+            print(f"| apiserver requests per instance, all clients | {api_d:.1f} | {api_s:.1f} | |")
+            print(f"| requests per instance by the controller itself | | {own:.1f} | |")
+            client.delete(Deployment, "deploy", namespace=NAMESPACE)
+            client.delete(ScaleSet, "ss", namespace=NAMESPACE)
+
+            # Part 2: a large fleet.
+            f, m = args.fleet_scalesets, args.fleet_instances
+            began = time.monotonic()
+            for i in range(f):
+                apply(client, scaleset(f"fleet-{i}", m, "1.0.0", "0s"))
+            wait(
+                lambda: all(scaleset_on(client, f"fleet-{i}", "1.0.0", m) for i in range(f)),
+                900,
+                f"{f * m} instances ready",
+                interval=2,
+            )
+            created = time.monotonic() - began
+            idle_rss = rss_mib(pid)
+            own = operator_metric(metrics, "galleon_kube_requests_total")
+            began = time.monotonic()
+            for i in range(f):
+                client.patch(
+                    ScaleSet,
+                    f"fleet-{i}",
+                    {"spec": {"imageReference": {"version": "1.0.2"}}},
+                    namespace=NAMESPACE,
+                    patch_type=PatchType.MERGE,
+                )
+            wait(
+                lambda: all(scaleset_on(client, f"fleet-{i}", "1.0.2", m) for i in range(f)),
+                1800,
+                f"{f * m} instances upgraded",
+                interval=2,
+            )
+            upgraded = time.monotonic() - began
+            per_instance = (operator_metric(metrics, "galleon_kube_requests_total") - own) / (f * m)
+            print(f"\n| {f} ScaleSets x {m} instances ({f * m}) | |")
+            print("|---|---|")
+            print(f"| create and reach Ready (s) | {created:.0f} |")
+            print(f"| upgrade all at once, 20% batches (s) | {upgraded:.0f} |")
+            print(f"| operator requests per upgraded instance | {per_instance:.1f} |")
+            print(f"| operator RSS with the fleet idle (MiB) | {idle_rss:.0f} |")
+            print(f"| operator peak RSS, whole run (MiB) | {peak_rss_mib(pid):.0f} |")
+        except KeyboardInterrupt:
+            print("interrupted")
+        finally:
+            if operator is not None:
+                operator.stop()
+            registry.stop()
+            plane.stop()
+
+
+if __name__ == "__main__":
+    main()
