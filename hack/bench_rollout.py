@@ -172,6 +172,19 @@ def scaleset_on(client: Client, name: str, version: str, capacity: int) -> bool:
     ] and status.get("replicas") == capacity
 
 
+def ended(client: Client, names: list[str], version: str) -> str:
+    """ "20 Completed" when every ScaleSet's upgrade to `version` ended ("" until then)."""
+    codes: dict[str, int] = {}
+    for name in names:
+        status = client.get(ScaleSet, name, namespace=NAMESPACE).get("status") or {}
+        upgrade = status.get("rollingUpgrade") or {}
+        code = (upgrade.get("runningStatus") or {}).get("code", "")
+        if upgrade.get("toVersion") != version or upgrade.get("phase") != "Done":
+            return ""
+        codes[code] = codes.get(code, 0) + 1
+    return ", ".join(f"{n} {code}" for code, n in sorted(codes.items()))
+
+
 def deployment_done(client: Client, name: str, image: str, replicas: int) -> bool:
     d = client.get(Deployment, name, namespace=NAMESPACE)
     s = d.status
@@ -417,8 +430,8 @@ def main() -> None:
                     namespace=NAMESPACE,
                     patch_type=PatchType.MERGE,
                 )
-            wait(
-                lambda: all(scaleset_on(client, f"fleet-{i}", "1.0.2", m) for i in range(f)),
+            results = wait(
+                lambda: ended(client, [f"fleet-{i}" for i in range(f)], "1.0.2"),
                 1800,
                 f"{f * m} instances upgraded",
                 interval=2,
@@ -429,6 +442,7 @@ def main() -> None:
             print("|---|---|")
             print(f"| create and reach Ready (s) | {created:.0f} |")
             print(f"| upgrade all at once, 20% batches (s) | {upgraded:.0f} |")
+            print(f"| upgrade results | {results} |")
             print(f"| operator requests per upgraded instance | {per_instance:.1f} |")
             print(f"| operator RSS with the fleet idle (MiB) | {idle_rss:.0f} |")
             print(f"| operator peak RSS, whole run (MiB) | {peak_rss_mib(pid):.0f} |")

@@ -13,7 +13,20 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import sys
+import zlib
+
+
+def priority(text: str) -> int:
+    """A peering priority: an integer, or "auto" for one derived from the pod's name.
+
+    >>> priority("7"), priority("auto") == priority("auto"), 0 < priority("auto") <= 10**6
+    (7, True, True)
+    """
+    if text != "auto":
+        return int(text)
+    return zlib.crc32(socket.gethostname().encode()) % 1_000_000 + 1
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,9 +77,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--priority",
-        type=int,
-        default=int(os.environ.get("GALLEON_PRIORITY", "0")),
-        help="peering priority; replicas need distinct values",
+        type=priority,
+        default=priority(os.environ.get("GALLEON_PRIORITY", "0")),
+        help='peering priority; replicas need distinct values ("auto": derived from the '
+        "host name, distinct per pod)",
     )
     parser.add_argument(
         "--replication-concurrency",

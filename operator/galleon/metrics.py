@@ -86,6 +86,13 @@ ROLLOUT_BATCHES = Gauge(
     "Batches the latest rolling upgrade needs in all.",
     ["namespace", "scaleset"],
 )
+ROLLOUT_STATE = Gauge(
+    "galleon_rollout_state",
+    "1 for the running status of the scale set's latest rolling upgrade (RollingForward, "
+    "Completed, Faulted, Cancelled), 0 for the others.",
+    ["namespace", "scaleset", "state"],
+)
+ROLLOUT_STATES = ("RollingForward", "Completed", "Faulted", "Cancelled")
 ROLLOUTS = Counter(
     "galleon_rollouts_total",
     "Rolling upgrades that ended, by result (Completed, Faulted, Cancelled).",
@@ -137,8 +144,16 @@ def set_scaleset_instances(
     _instance_series[(namespace, scaleset)] = wanted
 
 
+def set_rollout_state(namespace: str, scaleset: str, state: str) -> None:
+    for candidate in ROLLOUT_STATES:
+        ROLLOUT_STATE.labels(namespace, scaleset, candidate).set(1 if candidate == state else 0)
+
+
 def forget_scaleset(namespace: str, scaleset: str) -> None:
     set_scaleset_instances(namespace, scaleset, {})
+    for candidate in ROLLOUT_STATES:
+        with contextlib.suppress(KeyError):
+            ROLLOUT_STATE.remove(namespace, scaleset, candidate)
     _instance_series.pop((namespace, scaleset), None)
     for gauge in _SCALESET_GAUGES:
         with contextlib.suppress(KeyError):

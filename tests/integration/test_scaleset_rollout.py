@@ -13,194 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lightkube import Client, codecs
+from lightkube import Client
 from lightkube.core.exceptions import ApiError
-from lightkube.resources.core_v1 import Event, PersistentVolumeClaim, Pod
+from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
 from galleon.kube.resources import ImageVersion, ScaleSet
-from galleon.oci import RegistryClient
-from galleon.testing.images import TestImage, build_image, push_image
+from galleon.testing.fleets import Fleet, Watcher, push_source
+from galleon.testing.images import build_image
 from galleon.testing.registry import Registry
 from galleon.testing.waiting import stays_true, wait_for
 from galleon.testing.world import World
 
 pytestmark = pytest.mark.integration
 SCALESET_LABEL = "galleon.dev/scaleset"
-
-
-async def _push(registry: Registry, image: TestImage, tag: str) -> str:
-    async with RegistryClient(registry.url) as client:
-        return await push_image(client, "sources/os", image, [tag])
-
-
-class Fleet:
-    """The test's world plus helpers to drive and read one ScaleSet."""
-
-    def __init__(
-        self, world: World, images: dict[str, TestImage], new_client: Callable[[], Client]
-    ) -> None:
-        self.world, self.images, self.new_client = world, images, new_client
-        self.kube: Any = world.kube
-        self.namespace = world.namespace
-        self.east = world.region("east", world.rest[:2], node_region="eastus2")
-        self.west = world.region("west", world.rest[2:3], node_region="westcentralus")
-        world.parents(self.west)
-
-    def publish(self, version: str, regions: list[str], wait: bool = True) -> None:
-        name = "os-" + version.replace(".", "-")
-        targets = [{"name": r, "regionalReplicaCount": 2 if r == self.east else 1} for r in regions]
-        self.world.version(name, version, targets)
-        if wait:
-            self.world.wait_state(name, "Completed", timeout=90)
-
-    def scaleset(self, name: str, capacity: int, **spec: Any) -> None:
-        template_annotations = spec.pop("annotations", {"galleon.test/ready-delay": "1s"})
-        rolling = {
-            "maxBatchInstancePercent": 20,
-            "maxUnhealthyInstancePercent": 20,
-            "maxUnhealthyUpgradedInstancePercent": 20,
-            "upgradedInstanceHealthTimeout": "PT8S",
-            **spec.pop("rolling", {}),
-        }
-        document = {
-            "apiVersion": "galleon.dev/v1alpha1",
-            "kind": "ScaleSet",
-            "metadata": {"name": name, "namespace": self.namespace},
-            "spec": {
-                "region": self.east,
-                "capacity": capacity,
-                "imageReference": {"imageDefinitionName": "os", "version": "latest"},
-                "osContainerName": "os",
-                "template": {
-                    "metadata": {"labels": {"app": name}, "annotations": template_annotations},
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "os",
-                                "image": "set-by-galleon",
-                                "readinessProbe": {"httpGet": {"path": "/", "port": 8080}},
-                            }
-                        ]
-                    },
-                },
-                "dataDisks": [{"name": "data", "lun": 0, "diskSizeGB": 1}],
-                "upgradePolicy": {
-                    "mode": "Rolling",
-                    "automaticOSUpgradePolicy": {"enableAutomaticOSUpgrade": True},
-                    "rollingUpgradePolicy": rolling,
-                },
-                **spec,
-            },
-        }
-        self.kube.apply(codecs.from_dict(document), force=True)
-
-    def patch(self, name: str, patch: dict[str, Any]) -> None:
-        self.kube.patch(ScaleSet, name, patch, namespace=self.namespace, patch_type=PatchType.MERGE)
-
-    def status(self, name: str) -> dict[str, Any]:
-        return dict(self.kube.get(ScaleSet, name, namespace=self.namespace).get("status") or {})
-
-    def pods(self, name: str) -> list[Pod]:
-        return list(self.kube.list(Pod, namespace=self.namespace, labels={SCALESET_LABEL: name}))
-
-    def claims(self, name: str) -> dict[str, str]:
-        return {
-            c.metadata.name: c.metadata.uid
-            for c in self.kube.list(
-                PersistentVolumeClaim, namespace=self.namespace, labels={SCALESET_LABEL: name}
-            )
-        }
-
-    def wait_fleet(self, name: str, version: str, capacity: int, timeout: float = 90) -> None:
-        def settled() -> bool:
-            pods = [p for p in self.pods(name) if p.metadata.deletionTimestamp is None]
-            return len(pods) == capacity and all(
-                p.metadata.labels.get("galleon.dev/version") == version and ready(p) for p in pods
-            )
-
-        wait_for(settled, timeout=timeout, description=f"{capacity} Ready instances on {version}")
-
-    def wait_upgrade(self, name: str, code: str, timeout: float = 120) -> dict[str, Any]:
-        def ended() -> dict[str, Any]:
-            status = self.status(name)
-            upgrade = status.get("rollingUpgrade") or {}
-            running = upgrade.get("runningStatus") or {}
-            return status if running.get("code") == code and upgrade.get("phase") == "Done" else {}
-
-        return wait_for(ended, timeout=timeout, description=f"upgrade of {name} to end {code}")
-
-    def events(self, name: str, reason: str) -> list[str]:
-        return [
-            e.message or ""
-            for e in self.kube.list(
-                Event,
-                namespace=self.namespace,
-                fields={"involvedObject.name": name, "reason": reason},
-            )
-        ]
-
-    def digest(self, version: str) -> str:
-        return self.images[version].manifest.digest
-
-
-def ready(pod: Pod) -> bool:
-    return (
-        any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
-        and pod.metadata.deletionTimestamp is None
-    )
-
-
-class Watcher:
-    """Polls a ScaleSet's instances in a thread: the most unavailable at once, the
-    pod UIDs seen per index and version, and every data disk's UID."""
-
-    def __init__(self, fleet: Fleet, name: str, capacity: int) -> None:
-        self.fleet, self.name, self.capacity = fleet, name, capacity
-        self.max_unavailable = 0
-        self.uids: dict[tuple[int, str], set[str]] = {}
-        self.claims: dict[str, set[str]] = {}
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Watcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        client = self.fleet.new_client()
-        while not self._stop.is_set():
-            pods = list(
-                client.list(Pod, namespace=self.fleet.namespace, labels={SCALESET_LABEL: self.name})
-            )
-            available = sum(1 for p in pods if ready(p))
-            self.max_unavailable = max(self.max_unavailable, self.capacity - available)
-            for p in pods:
-                key = (
-                    int(p.metadata.labels["galleon.dev/index"]),
-                    p.metadata.labels["galleon.dev/version"],
-                )
-                self.uids.setdefault(key, set()).add(p.metadata.uid)
-            for claim in client.list(
-                PersistentVolumeClaim,
-                namespace=self.fleet.namespace,
-                labels={SCALESET_LABEL: self.name},
-            ):
-                self.claims.setdefault(claim.metadata.name, set()).add(claim.metadata.uid)
-            self.samples += 1
-            time.sleep(0.1)
 
 
 @pytest.fixture
@@ -220,7 +52,7 @@ def fleet(
         "1.0.3": build_image(tmp_path / "1.0.3", size=0, layers=0, seed=3, base=base),
     }
     for version, image in images.items():
-        asyncio.run(_push(world.source, image, version))
+        asyncio.run(push_source(world.source, image, version))
     made = Fleet(world, images, control_plane.client)
     made.publish("1.0.0", [made.east, made.west])
     yield made

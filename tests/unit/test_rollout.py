@@ -232,3 +232,15 @@ def test_a_user_start_retries_a_faulted_target_and_skips_instances_already_on_it
     replaced = sorted(c.index for c in cluster.created[created_before:])
     assert 8 not in replaced and 9 not in replaced
     assert all(p.version == "2.0.0" for p in cluster.pods.values())
+
+
+def test_a_member_deleted_by_someone_else_is_recreated_not_counted_unhealthy() -> None:
+    cluster = Cluster(10)
+    cluster.start("1.0.0")
+    state, _ = drive(cluster, "1.0.0", "1.0.2", Policy(), steps=3)
+    assert state is not None and state.phase in ("Replacing", "Waiting") and state.members
+    victim = state.members[0]
+    del cluster.pods[victim]  # e.g. a garbage collector or a user
+    state, _ = drive(cluster, "1.0.0", "1.0.2", Policy(), state=state)
+    assert state is not None and state.code == "Completed" and state.failed == ()
+    assert all(p.version == "1.0.2" for p in cluster.pods.values())

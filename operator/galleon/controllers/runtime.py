@@ -13,9 +13,13 @@ import logging
 from typing import Any
 
 import kopf
+from lightkube.core.exceptions import ApiError
+from lightkube.generic_resource import create_global_resource, create_namespaced_resource
+from lightkube.models.meta_v1 import ObjectMeta
 
 from galleon import GROUP, metrics
 from galleon.controllers import config
+from galleon.kube import client as kube
 
 FINALIZER = f"{GROUP}/finalizer"
 REPORTING_COMPONENT = "galleon-operator"
@@ -32,6 +36,10 @@ def configure(settings: kopf.OperatorSettings, *, peering: str, priority: int) -
     )
     settings.posting.reporting_component = REPORTING_COMPONENT
     settings.posting.level = logging.INFO
+    # Events come from galleon's own kopf.info/warn calls (state changes), never from
+    # kopf's log lines: "Handler 'instance_changed' succeeded." would otherwise
+    # become an Event on every pod change of every fleet.
+    settings.posting.loggers = False
     # Bounded watches: a silently dead connection is re-established within minutes.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -45,6 +53,30 @@ def configure(settings: kopf.OperatorSettings, *, peering: str, priority: int) -
         settings.peering.standalone = False
     else:
         settings.peering.standalone = True
+
+
+ClusterKopfPeering = create_global_resource(
+    "kopf.dev", "v1", "ClusterKopfPeering", "clusterkopfpeerings"
+)
+KopfPeering = create_namespaced_resource("kopf.dev", "v1", "KopfPeering", "kopfpeerings")
+
+
+async def ensure_peering(name: str, namespaces: list[str]) -> None:
+    """Create the peering object(s) the replicas elect a leader through, if missing
+    (a Helm release cannot ship a custom resource together with its CRD)."""
+    objects: list[Any] = (
+        [KopfPeering(metadata=ObjectMeta(name=name, namespace=ns)) for ns in namespaces]
+        if namespaces
+        else [ClusterKopfPeering(metadata=ObjectMeta(name=name))]
+    )
+    for obj in objects:
+        try:
+            await kube.client().create(obj)
+        except ApiError as error:
+            if error.status.code != 409:
+                raise
+            continue
+        logger.info("created peering object %s", name)
 
 
 def load_handlers() -> None:
@@ -70,6 +102,8 @@ async def run(args: argparse.Namespace) -> None:
 
     stop_flag: asyncio.Event = asyncio.Event()
     namespaces: list[str] = list(args.namespace)
+    if args.peering:
+        await ensure_peering(args.peering, namespaces)
     await kopf.operator(
         clusterwide=not namespaces,
         namespaces=namespaces,

@@ -72,6 +72,7 @@ from galleon.metrics import (
     SCALESET_CAPACITY,
     SCALESET_UNHEALTHY_LIMIT,
     forget_scaleset,
+    set_rollout_state,
     set_scaleset_instances,
 )
 
@@ -387,7 +388,10 @@ class Fleet:
             )
         ]
         self._count()
-        observed = [i for i in map(observe, pods) if i is not None]
+        pairs = [(observe(p), p) for p in pods]
+        observed_pairs = [i for i, _ in pairs if i is not None]
+        pods_observed = [p for i, p in pairs if i is not None]
+        observed = observed_pairs
         previous = load_rollout(status)
         current = current_revision(observed)
         if current is None and previous is not None and previous.code == "Completed":
@@ -476,8 +480,12 @@ class Fleet:
         self._ended(previous, new, now)
         count_instance_upgrades(previous, new)
         live_pods = {p["metadata"]["name"] for p in pods}
+        uids = {
+            i.index: p["metadata"]["uid"]
+            for i, p in zip(observed_pairs, pods_observed, strict=True)
+        }
         await self._apply(
-            body, spec, creatable, images_by_revision, node_selector, generation, live_pods
+            body, spec, creatable, images_by_revision, node_selector, generation, live_pods, uids
         )
         post: Any = kopf.info
         for event in plan.events:
@@ -519,6 +527,7 @@ class Fleet:
         node_selector: Mapping[str, str],
         generation: int | None,
         pods: set[str],
+        uids: Mapping[int, str],
     ) -> None:
         creates = [a for a in actions if isinstance(a, ro.Create)]
         deletes = [a for a in actions if isinstance(a, ro.Delete)]
@@ -547,13 +556,12 @@ class Fleet:
             self._count()
 
         async def delete(action: ro.Delete) -> None:
-            try:
-                await kube.client().delete(
-                    Pod, inst.pod_name(self.name, action.index), namespace=self.namespace
-                )
-            except ApiError as error:
-                if error.status.code != 404:
-                    raise
+            uid = uids.get(action.index)
+            if uid is None:
+                return
+            await kube.delete_if_uid(
+                Pod, inst.pod_name(self.name, action.index), self.namespace, uid
+            )
             self._count()
 
         await asyncio.gather(*map(delete, deletes), *map(create, creates))
@@ -933,6 +941,7 @@ class Fleet:
         active = rollout is not None and rollout.active
         ROLLOUT_IN_PROGRESS.labels(ns, name).set(1 if active else 0)
         if rollout is not None:
+            set_rollout_state(ns, name, rollout.code)
             done = len(rollout.upgraded)
             ROLLOUT_PROGRESS.labels(ns, name).set(done / spec.capacity if spec.capacity else 1)
             ROLLOUT_BATCH.labels(ns, name).set(rollout.batch)

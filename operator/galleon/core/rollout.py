@@ -15,7 +15,8 @@ Rules of this module (cloud semantics, docs/rollout.md):
   first under a surge index and the old one deleted once the new one is healthy
   — not modelled yet: surge is refused as unsupported by the planner's caller).
 - After a batch: wait until each member is Healthy, or Unhealthy because
-  `upgradedInstanceHealthTimeout` passed. If more than
+  `upgradedInstanceHealthTimeout` passed. A member that disappears meanwhile
+  (deleted by someone else) is re-created, not counted as unhealthy. If more than
   `maxUnhealthyUpgradedInstancePercent` of all instances upgraded so far are
   unhealthy, the upgrade is Faulted
   (MaxUnhealthyUpgradedInstancePercentExceededInRollingUpgrade) and, when
@@ -275,6 +276,10 @@ def _replacing(fleet: Fleet, rollout: Rollout, policy: Policy, now: datetime) ->
 
 def _waiting(fleet: Fleet, rollout: Rollout, policy: Policy, now: datetime) -> Plan:
     seen = _by_index(fleet.instances)
+    if not _settled(fleet, rollout.members, rollout.to_version):
+        # A member vanished or is going away (deleted by someone else, evicted): that
+        # says nothing about the version. Put it back, then wait again.
+        return _replacing(fleet, replace(rollout, phase="Replacing"), policy, now)
     states = {
         index: health(seen.get(index, Instance(index, exists=False)), policy, now)
         for index in rollout.members

@@ -57,6 +57,31 @@ async def patch_status(
     return True
 
 
+async def delete_if_uid(resource: Any, name: str, namespace: str, uid: str) -> bool:
+    """Delete the object only if it is still the one with `uid` (DeleteOptions
+    preconditions, as the StatefulSet controller does): a same-named successor created
+    meanwhile is left alone. False when the object is gone or was replaced.
+
+    lightkube's `delete` sends no body, so the request is built with its generic
+    client and given the DeleteOptions body.
+    """
+    generic = client()._client
+    request = generic.prepare_request("delete", resource, name=name, namespace=namespace)
+    request.data = {
+        "apiVersion": "v1",
+        "kind": "DeleteOptions",
+        "preconditions": {"uid": uid},
+    }
+    response = await generic.send(generic.build_adapter_request(request))
+    try:
+        generic.handle_response("delete", response, request)
+    except ApiError as error:
+        if error.status.code in (404, 409):
+            return False
+        raise
+    return True
+
+
 async def get_or_none(resource: Any, name: str, namespace: str | None = None) -> Any:
     """The object, or None when it does not exist."""
     try:

@@ -125,7 +125,12 @@ class OperatorProcess:
     """
 
     def __init__(
-        self, plane: ControlPlane, log: Path, namespaces: list[str], extra: list[str]
+        self,
+        plane: ControlPlane,
+        log: Path,
+        namespaces: list[str],
+        extra: list[str],
+        kubeconfig: Path | None = None,
     ) -> None:
         self.metrics_port = free_port()
         self.health_port = free_port()
@@ -138,7 +143,7 @@ class OperatorProcess:
                 sys.executable,
                 "-m",
                 "galleon.main",
-                f"--kubeconfig={plane.kubeconfig}",
+                f"--kubeconfig={kubeconfig or plane.kubeconfig}",
                 *scope,
                 f"--metrics-port={self.metrics_port}",
                 f"--health-port={self.health_port}",
@@ -180,15 +185,20 @@ def operator_factory(
 ) -> Iterator[Any]:
     """Start the galleon operator (a real process); stopped at teardown.
 
-    `operator_factory(namespaces=[ns], extra=["--flag"])` returns a started
-    OperatorProcess. Its log is attached to the report when the test fails.
+    `operator_factory(namespaces=[ns], extra=["--flag"], kubeconfig=path)` returns a
+    started OperatorProcess (acting as the kubeconfig's user; default: admin). Its log
+    is attached to the report when the test fails.
     """
     started: list[OperatorProcess] = []
     logs = request.node.stash.setdefault(OPERATOR_LOGS, [])
 
-    def start(namespaces: list[str] | None = None, extra: list[str] | None = None) -> Any:
+    def start(
+        namespaces: list[str] | None = None,
+        extra: list[str] | None = None,
+        kubeconfig: Path | None = None,
+    ) -> Any:
         log = tmp_path / f"operator-{len(started)}.log"
-        operator = OperatorProcess(control_plane, log, namespaces or [], extra or [])
+        operator = OperatorProcess(control_plane, log, namespaces or [], extra or [], kubeconfig)
         started.append(operator)
         logs.append(log)
         return operator.start()
