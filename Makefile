@@ -2,14 +2,14 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test unit integration check lint crds bench clean
+.PHONY: setup demo test unit integration check lint crds bench image chart clean
 setup:  ## install system packages, the virtualenv and the control-plane binaries
 	hack/setup.sh
 
 demo: setup  ## local control plane + registries + operator + examples, showing a rollout
 	$(PY) hack/demo.py
 
-test: setup check  ## every test: unit and integration (real control plane, real registries)
+test: setup check chart  ## every test: unit and integration (real control plane, real registries)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit:  ## the fast pure tests only
@@ -31,6 +31,14 @@ bench: setup  ## benchmarks; figures go to docs/benchmarks.md
 	$(PY) hack/bench_replication.py
 	$(PY) hack/bench_controlplane.py
 	$(PY) hack/bench_rollout.py
+
+IMAGE ?= ghcr.io/galleon-dev/galleon-operator:0.1.0
+image:  ## build the operator image (Dockerfile; needs Docker or podman)
+	docker build -t $(IMAGE) .
+
+chart:  ## lint and render the Helm chart with the helm binary hack/envtest.sh builds
+	$$(hack/envtest.sh --print | tail -1)/helm lint --strict helm/galleon
+	$$(hack/envtest.sh --print | tail -1)/helm template galleon helm/galleon --namespace galleon-system >/dev/null
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

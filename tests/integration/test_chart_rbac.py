@@ -1,0 +1,201 @@
+"""The chart's RBAC is sufficient and least: the operator runs as the chart's
+ServiceAccount (a real token from the TokenRequest API), with peering on, and
+replicates, creates instances with disks, upgrades and scales in; the same
+identity is refused everything the operator does not do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lightkube import Client, codecs
+from lightkube.config.kubeconfig import KubeConfig
+from lightkube.core.exceptions import ApiError
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.core_v1 import Namespace, Node, Pod, Secret
+from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding
+from lightkube.types import PatchType
+
+from galleon.kube.resources import ImageVersion, ScaleSet
+from galleon.testing.chart import NAMESPACE, of_kind, render
+from galleon.testing.fleets import Fleet, push_source
+from galleon.testing.images import build_image
+from galleon.testing.registry import Registry
+from galleon.testing.waiting import wait_for
+from galleon.testing.world import World
+
+pytestmark = pytest.mark.integration
+KopfPeering = create_namespaced_resource("kopf.dev", "v1", "KopfPeering", "kopfpeerings")
+
+
+@pytest.fixture(scope="module")
+def chart_identity(control_plane: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Install the rendered chart's ServiceAccount, RBAC and peering CRDs; yield a
+    kubeconfig that acts as that ServiceAccount."""
+    admin = control_plane.client()
+    documents = render(["--set", "crds.enabled=false"])
+    admin.apply(
+        codecs.from_dict(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+        ),
+        force=True,
+    )
+    wanted = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition")
+    installed = [d for d in documents if d["kind"] in wanted]
+    for document in installed:
+        admin.apply(codecs.from_dict(document), force=True)
+    wait_for(
+        lambda: list(admin.list(KopfPeering, namespace=NAMESPACE)) == [],
+        timeout=30,
+        description="kopf's peering CRDs served",
+    )
+    account = of_kind(documents, "ServiceAccount")[0]["metadata"]["name"]
+    kubeconfig = control_plane.kubeconfig_for_service_account(
+        NAMESPACE, account, tmp_path_factory.mktemp("sa") / "operator.kubeconfig"
+    )
+    yield kubeconfig
+    for document in installed:
+        if document["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+            with contextlib.suppress(ApiError):
+                kind = ClusterRole if document["kind"] == "ClusterRole" else ClusterRoleBinding
+                admin.delete(kind, document["metadata"]["name"])
+
+
+@pytest.fixture
+def as_operator(chart_identity: Path) -> Client:
+    return Client(KubeConfig.from_file(chart_identity), trust_env=False)
+
+
+def test_the_operator_works_as_the_chart_service_account(
+    control_plane: Any,
+    kube: Client,
+    namespace: str,
+    registry_factory: Callable[[int], list[Registry]],
+    operator_factory: Any,
+    chart_identity: Path,
+    tmp_path: Path,
+) -> None:
+    operator = operator_factory(
+        namespaces=[namespace],
+        extra=["--peering=galleon", "--priority=auto"],
+        kubeconfig=chart_identity,
+    )
+    world = World(kube, namespace, registry_factory(4))
+    base = build_image(tmp_path / "1.0.0", size=1 << 20, layers=2, seed=1)
+    images = {
+        "1.0.0": base,
+        "1.0.2": build_image(tmp_path / "1.0.2", size=0, layers=0, seed=2, base=base),
+    }
+    for version, image in images.items():
+        asyncio.run(push_source(world.source, image, version))
+    fleet = Fleet(world, images, control_plane.client)
+    try:
+        fleet.publish("1.0.0", [fleet.east, fleet.west])
+        fleet.scaleset(
+            "rbac",
+            3,
+            persistentVolumeClaimRetentionPolicy={"whenScaled": "Delete", "whenDeleted": "Delete"},
+        )
+        fleet.wait_fleet("rbac", "1.0.0", 3)
+        assert len(fleet.claims("rbac")) == 3
+        fleet.publish("1.0.2", [fleet.east])
+        fleet.wait_upgrade("rbac", "Completed")
+        fleet.patch("rbac", {"spec": {"capacity": 2}})
+        fleet.wait_fleet("rbac", "1.0.2", 2)
+        wait_for(
+            lambda: sorted(fleet.claims("rbac")) == ["data-rbac-0", "data-rbac-1"],
+            timeout=30,
+            description="scale-in deletes the removed instance's disk",
+        )
+        assert fleet.events("rbac", "RollingUpgradeCompleted")
+        # Deleting a version in use is held; an unused one is deleted (finalizer removed).
+        kube.delete(ImageVersion, "os-1-0-0", namespace=namespace)
+        wait_for(
+            lambda: (
+                not any(
+                    v.metadata.name == "os-1-0-0"
+                    for v in kube.list(ImageVersion, namespace=namespace)
+                )
+            ),
+            timeout=60,
+            description="the unused version deleted by the operator",
+        )
+        assert kube.get(KopfPeering, "galleon", namespace=namespace)
+        text = operator.log_text()
+        assert "Forbidden" not in text and "403" not in text, text[-3000:]
+    finally:
+        with contextlib.suppress(ApiError):
+            kube.delete(ScaleSet, "rbac", namespace=namespace)
+        world.cleanup()
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "list secrets",
+        "delete a secret",
+        "create a deployment",
+        "patch a node",
+        "patch a pod",
+        "create an image version",
+        "delete a scale set",
+        "delete a namespace",
+    ],
+)
+def test_what_the_operator_does_not_do_is_refused(
+    as_operator: Client, kube: Client, namespace: str, action: str
+) -> None:
+    kube.create(Secret(metadata={"name": "token", "namespace": namespace}, stringData={"k": "v"}))
+    node = next(iter(kube.list(Node))).metadata.name
+    attempts: dict[str, Callable[[], Any]] = {
+        "list secrets": lambda: list(as_operator.list(Secret, namespace=namespace)),
+        "delete a secret": lambda: as_operator.delete(Secret, "token", namespace=namespace),
+        "create a deployment": lambda: as_operator.create(
+            codecs.from_dict(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": "x", "namespace": namespace},
+                    "spec": {
+                        "selector": {"matchLabels": {"a": "b"}},
+                        "template": {
+                            "metadata": {"labels": {"a": "b"}},
+                            "spec": {"containers": [{"name": "c", "image": "i"}]},
+                        },
+                    },
+                }
+            )
+        ),
+        "patch a node": lambda: as_operator.patch(
+            Node, node, {"metadata": {"labels": {"x": "y"}}}, patch_type=PatchType.MERGE
+        ),
+        "patch a pod": lambda: as_operator.patch(
+            Pod,
+            "any",
+            {"metadata": {"labels": {"x": "y"}}},
+            namespace=namespace,
+            patch_type=PatchType.MERGE,
+        ),
+        "create an image version": lambda: as_operator.create(
+            codecs.from_dict(
+                {
+                    "apiVersion": "galleon.dev/v1alpha1",
+                    "kind": "ImageVersion",
+                    "metadata": {"name": "x", "namespace": namespace},
+                    "spec": {},
+                }
+            )
+        ),
+        "delete a scale set": lambda: as_operator.delete(ScaleSet, "any", namespace=namespace),
+        "delete a namespace": lambda: as_operator.delete(Namespace, namespace),
+    }
+    with pytest.raises(ApiError) as refused:
+        attempts[action]()
+    assert refused.value.status.code == 403, refused.value.status
+    # The admin still can (the refusal is RBAC, not a broken request).
+    assert kube.get(Secret, "token", namespace=namespace)
