@@ -1,0 +1,254 @@
+"""The Argo CD health checks in helm/galleon/argocd/, run by a real Lua interpreter.
+
+Every entry of every health_test.yaml (Argo CD's own fixture format) is run with
+`lua5.4` through harness.lua, which gives the script what Argo CD gives a script
+from argocd-cm (base and table functions only, `obj` as a global), and its status
+and message must equal the expectation. The fixtures must be objects the operator
+could have written: they are checked against the CRDs in crds/ and the status models.
+
+lua5.4 comes from hack/setup.sh. Without it these tests skip, except under CI=true,
+where a missing interpreter fails them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from galleon.api.crd import kind_named
+
+REPO = Path(__file__).resolve().parents[2]
+ARGOCD = REPO / "helm" / "galleon" / "argocd"
+HARNESS = ARGOCD / "harness.lua"
+GROUP = "galleon.dev"
+SCRIPTS = {kind: ARGOCD / f"{GROUP}_{kind}.lua" for kind in ("ImageVersion", "ScaleSet", "Region")}
+WITHOUT_HEALTH_CHECK = {
+    "Gallery": "a home region and a prefix: nothing to roll out or wait for",
+    "ImageDefinition": "its status only summarises its ImageVersions, which have their own check",
+}
+"""Kinds with conditions but no Argo CD health script, and why."""
+MUST_REACH = {
+    "ImageVersion": {"Healthy", "Progressing", "Degraded"},
+    "ScaleSet": {"Healthy", "Progressing", "Degraded", "Suspended"},
+    "Region": {"Healthy", "Progressing", "Degraded"},
+}
+"""The health statuses each script's fixtures must show it returning."""
+
+
+class _KubernetesLoader(yaml.SafeLoader):
+    """YAML as the API server hands it to Argo CD: timestamps stay strings."""
+
+
+_KubernetesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load(path: Path) -> Any:
+    return yaml.load(path.read_text(), Loader=_KubernetesLoader)
+
+
+def health_test_files() -> list[Path]:
+    return sorted(ARGOCD.rglob("health_test.yaml"))
+
+
+def cases() -> list[tuple[Path, dict[str, Any]]]:
+    """(fixture, expected healthStatus) for every entry of every health_test.yaml."""
+    found = []
+    for tests in health_test_files():
+        for entry in load(tests)["tests"]:
+            found.append((tests.parent / entry["inputPath"], entry["healthStatus"]))
+    return found
+
+
+CASES = cases()
+
+
+def script_for(obj: dict[str, Any]) -> Path:
+    """The script Argo CD would pick for `obj`: resource.customizations.health.<group>_<kind>."""
+    group = obj["apiVersion"].split("/")[0]
+    return ARGOCD / f"{group}_{obj['kind']}.lua"
+
+
+def lua() -> str:
+    found = shutil.which("lua5.4")
+    if found is None:
+        reason = "lua5.4 is not installed (hack/setup.sh installs the Debian package lua5.4)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI must run the Argo CD health checks")
+        pytest.skip(reason)
+    return found
+
+
+def run(script: Path, obj: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [lua(), str(HARNESS), str(script)],
+        input=json.dumps(obj),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+# The health checks ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fixture", "expected"), CASES, ids=[str(f.relative_to(ARGOCD)) for f, _ in CASES]
+)
+def test_health_check(fixture: Path, expected: dict[str, Any]) -> None:
+    obj = load(fixture)
+    result = run(script_for(obj), obj)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "status": expected["status"],
+        "message": expected["message"],
+    }
+
+
+def test_the_harness_refuses_what_argocd_cm_scripts_do_not_get(tmp_path: Path) -> None:
+    """No string library, no string methods, a status Argo CD knows: else the harness fails."""
+    for body, error in (
+        ('return {status = "Healthy", message = string.format("%d", 1)}', "global 'string'"),
+        ('return {status = "Healthy", message = ("x"):upper()}', "index a string value"),
+        ('return {status = "Fine", message = ""}', "invalid health status Fine"),
+        ("while true do end", "ran too long"),
+    ):
+        script = tmp_path / "check.lua"
+        script.write_text(body + "\n")
+        result = run(script, {"metadata": {"generation": 1}})
+        assert result.returncode == 1, body
+        assert error in result.stderr, result.stderr
+
+
+# The scripts and fixtures --------------------------------------------------------------------
+
+
+def test_the_three_scripts_exist() -> None:
+    assert sorted(p.name for p in ARGOCD.glob("*.lua") if p != HARNESS) == sorted(
+        p.name for p in SCRIPTS.values()
+    )
+
+
+def test_every_kind_with_conditions_has_a_health_check_or_a_reason() -> None:
+    kinds_with_conditions = set()
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        status = schema["properties"].get("status", {}).get("properties", {})
+        if "conditions" in status:
+            kinds_with_conditions.add(crd["spec"]["names"]["kind"])
+    assert kinds_with_conditions == set(SCRIPTS) | set(WITHOUT_HEALTH_CHECK)
+    assert all(SCRIPTS[kind].is_file() for kind in SCRIPTS)
+
+
+def test_every_fixture_is_tested_and_every_outcome_reached() -> None:
+    tested = {fixture.resolve() for fixture, _ in CASES}
+    on_disk = {p.resolve() for p in (ARGOCD / "testdata").rglob("*.yaml")}
+    assert on_disk == tested, "fixtures without a health_test.yaml entry, or entries without one"
+    assert len(CASES) >= 12
+    reached: dict[str, set[str]] = {kind: set() for kind in SCRIPTS}
+    for fixture, expected in CASES:
+        obj = load(fixture)
+        assert fixture.parent.name == obj["kind"].lower(), fixture
+        assert script_for(obj) in SCRIPTS.values(), fixture
+        reached[obj["kind"]].add(expected["status"])
+    for kind, statuses in MUST_REACH.items():
+        assert statuses <= reached[kind], f"{kind}: no fixture is {statuses - reached[kind]}"
+
+
+def strict(node: Any) -> Any:
+    """A CRD schema as JSON Schema refusing unknown fields, as the API server prunes them."""
+    if isinstance(node, list):
+        return [strict(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: strict(v) for k, v in node.items()}
+    if node.pop("nullable", False) and "type" in node:
+        node["type"] = [node["type"], "null"]
+    if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+        node["additionalProperties"] = False
+    return node
+
+
+def crd_schema(kind: str) -> dict[str, Any]:
+    for path in (REPO / "crds").glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        if crd["spec"]["names"]["kind"] == kind:
+            return strict(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+    raise AssertionError(f"no CRD for {kind}")
+
+
+@pytest.mark.parametrize(
+    "fixture", [f for f, _ in CASES], ids=[str(f.relative_to(ARGOCD)) for f, _ in CASES]
+)
+def test_fixtures_are_objects_the_operator_writes(fixture: Path) -> None:
+    obj = load(fixture)
+    assert obj["apiVersion"] == f"{GROUP}/v1alpha1"
+    errors = [
+        ".".join(map(str, e.absolute_path)) + ": " + e.message
+        for e in jsonschema.Draft7Validator(crd_schema(obj["kind"])).iter_errors(obj)
+    ]
+    assert errors == []
+    kind = kind_named(obj["kind"])
+    kind.spec.model_validate(obj["spec"])
+    if "status" not in obj:
+        return
+    kind.status.model_validate(obj["status"])
+    assert isinstance(obj["status"]["observedGeneration"], int)
+    assert obj["status"]["observedGeneration"] <= obj["metadata"]["generation"]
+    for condition in obj["status"]["conditions"]:
+        assert list(condition) == [
+            "type",
+            "status",
+            "observedGeneration",
+            "lastTransitionTime",
+            "reason",
+            "message",
+        ], condition
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", condition["lastTransitionTime"])
+        # Only the types a pass writes move on (SourceResolved is written once).
+        assert condition["observedGeneration"] <= obj["status"]["observedGeneration"]
+    by_type = {c["type"]: c for c in obj["status"]["conditions"]}
+    if "Ready" in by_type:
+        assert {"Ready", "Reconciling", "Stalled"} <= set(by_type), "the kstatus trio"
+        assert by_type["Ready"]["observedGeneration"] == obj["status"]["observedGeneration"]
+
+
+FORBIDDEN = {
+    r"\bstring\.|\bmath\.|\bos\.|\bio\.|\bdebug\.|\brequire\b|\bload\w*\s*\(": (
+        "a library Argo CD does not give argocd-cm scripts"
+    ),
+    r"\bgoto\b|//|<const>|<close>|\butf8\.|table\.unpack|[&|]|<<|>>|~(?!=)": (
+        "Lua 5.2+ syntax or library that gopher-lua (Lua 5.1) lacks"
+    ),
+    r"[\w\])]:\w+\s*[(\"{]": "a method call (strings have no methods there)",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SCRIPTS))
+def test_scripts_stay_within_what_argocd_runs(kind: str) -> None:
+    """Static check, for the paths no fixture reaches: code without comments and strings."""
+    code = "\n".join(line.split("--", 1)[0] for line in SCRIPTS[kind].read_text().splitlines())
+    code = re.sub(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'', '""', code)
+    for pattern, why in FORBIDDEN.items():
+        found = re.search(pattern, code)
+        assert found is None, f"{SCRIPTS[kind].name}: {found.group(0)!r}: {why}"
+
+
+def test_the_docs_show_the_region_script_as_it_is() -> None:
+    docs = (REPO / "docs" / "gitops.md").read_text()
+    script = SCRIPTS["Region"].read_text()
+    indented = "".join(f"    {line}\n" if line else "\n" for line in script.splitlines())
+    assert indented in docs, "docs/gitops.md must embed galleon.dev_Region.lua unchanged"
