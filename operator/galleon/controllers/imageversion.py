@@ -343,9 +343,10 @@ class Publication:
             reason = cond.GALLERY_NOT_FOUND
             message = "the image definition's gallery does not exist; waiting for it"
         _event_once(body, reporter.status, cond.PARENT_FOUND, False, reason, message)
+        # Waiting for a parent resolves by itself (apply order): Reconciling, not Stalled.
         await reporter.set_conditions(
             [
-                *kstatus(False, reason, message, stalled=True),
+                *kstatus(False, reason, message, progressing=True),
                 (cond.PARENT_FOUND, "False", reason, message),
             ]
         )
@@ -388,7 +389,7 @@ class Publication:
                 "NotFound": cond.SOURCE_NOT_FOUND,
                 "Unauthorized": cond.UNAUTHORIZED,
                 "Denied": cond.UNAUTHORIZED,
-            }.get(error.reason, cond.REGISTRY_UNAVAILABLE)
+            }.get(error.reason, cond.REGISTRY_UNAVAILABLE if not error.permanent else error.reason)
             message = f"cannot resolve source {spec.source.image}: {error}"
             _event_once(body, reporter.status, cond.SOURCE_RESOLVED, False, reason, message)
             await reporter.set_conditions(
@@ -407,7 +408,10 @@ class Publication:
         message = f"{spec.source.image} is {resolved.digest}"
         kopf.info(body, reason=cond.RESOLVED, message=message)
         await reporter.set_conditions(
-            [(cond.SOURCE_RESOLVED, "True", cond.RESOLVED, message)],
+            [
+                *kstatus(False, cond.PROGRESSING, "replication starts", progressing=True),
+                (cond.SOURCE_RESOLVED, "True", cond.RESOLVED, message),
+            ],
             sourceDigest=resolved.digest,
             sourceMediaType=resolved.media_type,
             sizeBytes=resolved.size,

@@ -75,7 +75,8 @@ async def reconcile_region(
             )
         elif ready_nodes == 0:
             ready, reason = False, cond.NO_NODES
-            message = f"no Ready node matches {selector}"
+            labels = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+            message = f"no Ready node matches {labels}"
         else:
             ready, reason = True, cond.RECONCILED
             message = f"{ready_nodes}/{len(nodes)} nodes Ready, {len(endpoints)} registries answer"
@@ -88,5 +89,8 @@ async def reconcile_region(
         patch.status["reachableRegistries"] = len(reachable)
         patch.status["totalRegistries"] = len(endpoints)
         patch.status["conditions"] = conditions(
-            status, meta.get("generation"), kstatus(ready, reason, message)
+            status,
+            meta.get("generation"),
+            # Registries and nodes come back by themselves: not ready is Reconciling.
+            kstatus(ready, reason, message, progressing=not ready),
         )

@@ -396,8 +396,12 @@ class Fleet:
         current = current_revision(observed)
         if current is None and previous is not None and previous.code == "Completed":
             current = previous.to_version
+        # Where an upgrade would start from: what most instances *not* on the target run
+        # (after a partial upgrade the majority may already run the target).
+        outdated = [i for i in observed if i.version != target]
+        source = current_revision(outdated) if target and outdated else current
         health_source = inst.has_health_source(spec)
-        decision = decide(spec, current, target, health_source)
+        decision = decide(spec, source, target, health_source)
         annotations = body["metadata"].get("annotations") or {}
         start_at = _annotation_time(annotations, inst.START_ANNOTATION)
         cancel_at = _annotation_time(annotations, inst.CANCEL_ANNOTATION)
@@ -406,7 +410,8 @@ class Fleet:
             and health_source
             and target is not None
             and current is not None
-            and target != current
+            and source is not None
+            and target != source
             and (previous is None or start_at > previous.started)
         )
         rollout = previous
@@ -429,7 +434,7 @@ class Fleet:
         fleet = ro.Fleet(
             capacity=spec.capacity,
             instances=observed,
-            current_version=current,
+            current_version=source,
             target_version=target,
             may_start=decision.may_start,
             paused=spec.paused,
@@ -690,9 +695,15 @@ class Fleet:
                 spec, rollout, policy, observed, now, started_by, last_action, last_action_time
             )
             result["upgradeHistory"] = self._history(status, result["rollingUpgrade"], rollout)
-        unhealthy = len([i for i in live if ro.health(i, policy, now) == "Unhealthy"]) + max(
-            0, spec.capacity - len(live)
-        )
+        replacing = set(rollout.members) if rollout is not None and rollout.active else set()
+        present = {i.index for i in live}
+        unhealthy = len(
+            [
+                i
+                for i in live
+                if i.index not in replacing and ro.health(i, policy, now) == "Unhealthy"
+            ]
+        ) + len([i for i in range(spec.capacity) if i not in present and i not in replacing])
         result["conditions"] = conditions(
             status,
             generation,
@@ -738,7 +749,7 @@ class Fleet:
             for i in range(spec.capacity)
             if i not in rollout.upgraded and i not in rollout.members
         ]
-        total = rollout.batch + (ro.total_batches(len(not_done), size) if rollout.active else 0)
+        total = rollout.batch + ro.total_batches(len(not_done), size)
         upgrade: dict[str, Any] = {
             "fromVersion": inst.version_of(rollout.from_version) if rollout.from_version else None,
             "toVersion": inst.version_of(rollout.to_version),
@@ -829,21 +840,13 @@ class Fleet:
     ) -> list[Any]:
         capacity = spec.capacity
         active = rollout is not None and rollout.active
-        faulted = rollout is not None and rollout.code == "Faulted"
-        if target is None:
-            message = resolution.message
-            reason = resolution.reason
-            if resolution.target is not None:
-                reason, message = (
-                    "NoCopyInRegion",
-                    (f"version {resolution.target} has no completed copy in {spec.region}"),
-                )
-            stalled = reason in ("VersionNotFound",)
-            return [
-                *kstatus(False, reason, message, progressing=not stalled, stalled=stalled),
-                (cond.UPGRADING, "False", reason, message),
-                (cond.DEGRADED, "False", reason, message),
-            ]
+        # A fault matters while the ScaleSet still targets the faulted revision (or has
+        # no target at all); moving the spec on clears it.
+        faulted = (
+            rollout is not None
+            and rollout.code == "Faulted"
+            and (target is None or rollout.to_version == target)
+        )
         if active:
             assert rollout is not None
             message = (
@@ -851,37 +854,46 @@ class Fleet:
                 f"{inst.version_of(rollout.to_version)}: batch {rollout.batch}, "
                 f"{len(rollout.upgraded)} of {capacity} upgraded"
             )
+            reason = "RollingForward"
             if rollout.phase == "RollingBack":
+                reason = "RollingBack"
                 message = (
-                    f"rolling instances {', '.join(map(str, rollout.members))} back to "
+                    f"the upgrade to {inst.version_of(rollout.to_version)} faulted; rolling "
+                    f"instances {', '.join(map(str, rollout.members))} back to "
                     f"{inst.version_of(rollout.from_version or '')}"
                 )
-            if spec.paused:
+            if spec.paused and reason == "RollingForward":
                 message += " (paused)"
-            upgrading = (cond.UPGRADING, "True", "RollingForward", message)
-            ready = kstatus(False, "Upgrading", message, progressing=not spec.paused)
-            if spec.paused:
+            upgrading = (cond.UPGRADING, "True", reason, message)
+            if spec.paused and reason == "RollingForward":
                 ready = kstatus(False, "Paused", message, progressing=False)
+            else:
+                ready = kstatus(False, reason, message, progressing=True)
         else:
             reason = decision.reason if decision.message else "UpToDate"
             message = decision.message or "no upgrade running"
-            if rollout is not None and rollout.code != "Completed":
+            if (
+                rollout is not None
+                and rollout.code != "Completed"
+                and (faulted or rollout.code == "Cancelled")
+            ):
                 reason = "Upgrade" + rollout.code
                 message = (
                     f"the upgrade to {inst.version_of(rollout.to_version)} "
                     f"{rollout.code.lower()}"
                     + (f": {rollout.error_message}" if rollout.error_message else "")
+                    + f"; annotate {inst.START_ANNOTATION} to try again"
                 )
             upgrading = (cond.UPGRADING, "False", reason, message)
-            if missing_images:
+            if faulted:
+                ready = kstatus(False, "UpgradeFaulted", message, stalled=True)
+            elif missing_images:
                 message = f"no copy of {', '.join(missing_images)} in {spec.region}"
                 ready = kstatus(False, "NoCopyInRegion", message, progressing=True)
-            elif healthy >= capacity and not faulted:
+            elif healthy >= capacity:
                 ready = kstatus(
                     True, "InstancesHealthy", f"{healthy} of {capacity} instances healthy"
                 )
-            elif faulted:
-                ready = kstatus(False, "UpgradeFaulted", message, stalled=True)
             else:
                 ready = kstatus(
                     False,
@@ -889,6 +901,14 @@ class Fleet:
                     f"{healthy} of {capacity} instances healthy",
                     progressing=True,
                 )
+        if target is None and not active:
+            # Nothing usable in the region: say why (instances, if any, stay as they are).
+            reason, message = resolution.reason, resolution.message
+            if resolution.target is not None:
+                reason = "NoCopyInRegion"
+                message = f"version {resolution.target} has no completed copy in {spec.region}"
+            stalled = reason == "VersionNotFound"
+            ready = kstatus(False, reason, message, progressing=not stalled, stalled=stalled)
         if faulted:
             assert rollout is not None
             degraded = (
