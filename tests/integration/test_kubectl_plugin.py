@@ -1,0 +1,725 @@
+"""`kubectl galleon` against the real control plane.
+
+Most tests write the objects and their status directly with the admin client (no
+operator), to put a ScaleSet or an ImageVersion in exactly the state a command
+must react to: Faulted, Ready, stale, missing. The last test runs the real
+operator and waits for a real fleet with `status scaleset`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lightkube import Client, codecs
+from lightkube.core.exceptions import ApiError
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.types import PatchType
+from typer.testing import CliRunner, Result
+
+from galleon.cli import main as cli
+from galleon.cli.cluster import Cluster, Kind, NotFound
+from galleon.kube.resources import ImageDefinition, ImageVersion, ScaleSet
+from galleon.oci import RegistryClient
+from galleon.testing.images import build_image, push_image
+from galleon.testing.registry import Registry
+from galleon.testing.world import World
+
+pytestmark = pytest.mark.integration
+RFC3339_SECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+class Plugin:
+    """Runs `kubectl galleon ...` in-process against the session's control plane."""
+
+    def __init__(self, kubeconfig: Path, namespace: str) -> None:
+        self.kubeconfig, self.namespace = kubeconfig, namespace
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, kubeconfig: Path | None = None, **env: str | None) -> Result:
+        arguments = [*args, "--kubeconfig", str(kubeconfig or self.kubeconfig)]
+        # A wide terminal, and no KUBECONFIG from the environment running the tests.
+        environment = {"COLUMNS": "160", "KUBECONFIG": None, **env}
+        return self.runner.invoke(cli.app, arguments, env=environment)
+
+    def ns(self, *args: str, **env: str | None) -> Result:
+        """The same, in the test's namespace."""
+        return self(*args, "-n", self.namespace, **env)
+
+
+@pytest.fixture
+def plugin(control_plane: Any, namespace: str) -> Plugin:
+    return Plugin(control_plane.kubeconfig, namespace)
+
+
+def flat(result: Result) -> str:
+    """Everything printed (stdout and stderr), whitespace runs as one space."""
+    return " ".join(result.output.split())
+
+
+def condition(type_: str, status: str, reason: str, message: str = "", gen: int = 1) -> dict:
+    return {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": gen,
+        "lastTransitionTime": "2026-11-23T13:45:00Z",
+    }
+
+
+def scaleset_document(
+    name: str, namespace: str, region: str = "eastus2", capacity: int = 5
+) -> dict[str, Any]:
+    """A complete, valid ScaleSet (the CRD schema checks every field)."""
+    return {
+        "apiVersion": "galleon.dev/v1alpha1",
+        "kind": "ScaleSet",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "region": region,
+            "capacity": capacity,
+            "imageReference": {"imageDefinitionName": "os", "version": "latest"},
+            "osContainerName": "os",
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "os",
+                            "image": "set-by-galleon",
+                            "readinessProbe": {"httpGet": {"path": "/", "port": 8080}},
+                        }
+                    ]
+                },
+            },
+            "dataDisks": [{"name": "data", "lun": 0, "diskSizeGB": 1}],
+            "upgradePolicy": {
+                "mode": "Rolling",
+                "automaticOSUpgradePolicy": {"enableAutomaticOSUpgrade": True},
+                "rollingUpgradePolicy": {"maxBatchInstancePercent": 20},
+            },
+        },
+    }
+
+
+def create_scaleset(kube: Client, namespace: str, name: str = "web", **kw: Any) -> Any:
+    return kube.create(codecs.from_dict(scaleset_document(name, namespace, **kw)))
+
+
+def set_status(kube: Client, resource: Any, namespace: str, name: str, status: dict) -> None:
+    kube.patch(
+        resource.Status,
+        name,
+        {"status": status},
+        namespace=namespace,
+        patch_type=PatchType.MERGE,
+    )
+
+
+def get(kube: Client, resource: Any, namespace: str, name: str) -> dict[str, Any]:
+    return dict(kube.get(resource, name, namespace=namespace))
+
+
+def upgrade_status(code: str, **extra: Any) -> dict[str, Any]:
+    """status.rollingUpgrade as the operator writes it, 1.0.0 → 1.0.2 on 5 instances."""
+    return {
+        "fromVersion": "1.0.0",
+        "toVersion": "1.0.2",
+        "startedBy": "Platform",
+        "runningStatus": {
+            "code": code,
+            "startTime": "2026-11-23T13:40:00Z",
+            "lastAction": "Start",
+            "lastActionTime": "2026-11-23T13:40:00Z",
+        },
+        "progress": {
+            "successfulInstanceCount": 2,
+            "failedInstanceCount": 0,
+            "inProgressInstanceCount": 1,
+            "pendingInstanceCount": 2,
+        },
+        "currentBatch": 3,
+        "totalBatches": 5,
+        "phase": "Waiting",
+        "batchInstances": [2],
+        "upgradedInstances": [0, 1],
+        **extra,
+    }
+
+
+def rolling_forward() -> dict[str, Any]:
+    return {
+        "observedGeneration": 1,
+        "replicas": 5,
+        "readyReplicas": 4,
+        "currentVersion": "1.0.0",
+        "targetVersion": "1.0.2",
+        "instancesByVersion": [
+            {"version": "1.0.0", "instances": 3, "healthy": 3},
+            {"version": "1.0.2", "instances": 2, "healthy": 1},
+        ],
+        "rollingUpgrade": upgrade_status("RollingForward"),
+        "conditions": [
+            condition("Ready", "False", "Upgrading", "upgrading 1.0.0 to 1.0.2: batch 3"),
+            condition("Upgrading", "True", "RollingForward", "upgrading 1.0.0 to 1.0.2"),
+        ],
+    }
+
+
+def faulted() -> dict[str, Any]:
+    status = rolling_forward()
+    status["rollingUpgrade"] = upgrade_status(
+        "Faulted",
+        phase="Done",
+        error={
+            "code": "MaxUnhealthyUpgradedInstancePercentExceededInRollingUpgrade",
+            "message": "1 of 3 upgraded instances unhealthy (33% > 20%)",
+        },
+        rollbackInfo={"successfullyRolledbackInstanceCount": 1, "failedRolledbackInstanceCount": 0},
+    )
+    status["conditions"] = [
+        condition("Ready", "False", "UpgradeFaulted", "the upgrade to 1.0.2 faulted"),
+        condition("Stalled", "True", "UpgradeFaulted", "the upgrade to 1.0.2 faulted"),
+    ]
+    return status
+
+
+def ready() -> dict[str, Any]:
+    status = rolling_forward()
+    status.update(
+        currentVersion="1.0.2",
+        readyReplicas=5,
+        instancesByVersion=[{"version": "1.0.2", "instances": 5, "healthy": 5}],
+        rollingUpgrade=upgrade_status(
+            "Completed",
+            phase="Done",
+            progress={
+                "successfulInstanceCount": 5,
+                "failedInstanceCount": 0,
+                "inProgressInstanceCount": 0,
+                "pendingInstanceCount": 0,
+            },
+        ),
+        conditions=[condition("Ready", "True", "InstancesHealthy", "5 of 5 instances healthy")],
+    )
+    return status
+
+
+def imageversion_document(name: str, namespace: str, version: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "galleon.dev/v1alpha1",
+        "kind": "ImageVersion",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "imageDefinitionName": "os",
+            "version": version,
+            "source": {"image": f"registry.example.com/os:{version}"},
+            "publishingProfile": {
+                "targetRegions": [
+                    {"name": "westcentralus"},
+                    {"name": "eastus2", "regionalReplicaCount": 2},
+                ]
+            },
+        },
+    }
+
+
+def region_line(region: str, state: str, progress: int, **extra: Any) -> dict[str, Any]:
+    desired = 2 if region == "eastus2" else 1
+    return {
+        "region": region,
+        "state": state,
+        "progress": progress,
+        "details": "",
+        "desiredReplicas": desired,
+        "completedReplicas": desired if state == "Completed" else 0,
+        "bytesCopied": 0,
+        "bytesTotal": 0,
+        **extra,
+    }
+
+
+def replication(state: str, ratio: str, *lines: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "observedGeneration": 1,
+        "sourceDigest": "sha256:" + "cd" * 32,
+        "sizeBytes": 2097152,
+        "replicationStatus": {
+            "aggregatedState": state,
+            "completedRegions": ratio,
+            "summary": list(lines),
+        },
+    }
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def test_get_scaleset_shows_the_upgrade_and_lists_scalesets(
+    plugin: Plugin, kube: Client, namespace: str
+) -> None:
+    create_scaleset(kube, namespace)
+    set_status(kube, ScaleSet, namespace, "web", rolling_forward())
+    result = plugin.ns("get", "scaleset", "web")
+    assert result.exit_code == 0, result.output
+    out = flat(result)
+    assert f"ScaleSet web in {namespace}" in out
+    assert "current version 1.0.0 target version 1.0.2" in out
+    assert "VERSION INSTANCES HEALTHY NOT HEALTHY 1.0.0 3 3 0 1.0.2 2 1 1" in out
+    assert "ROLLING UPGRADE RollingForward 1.0.0 → 1.0.2" in out
+    assert "batch 3/5, phase Waiting, instances 2" in out
+    assert "2/5 successful (40%)" in out
+    assert "successful 2 · failed 0 · in progress 1 · pending 2" in out
+    assert "Upgrading True RollingForward" in out
+
+    create_scaleset(kube, namespace, "api", capacity=2)
+    listing = plugin.ns("get", "scalesets")
+    assert listing.exit_code == 0, listing.output
+    rows = [line.split() for line in listing.output.splitlines()]
+    assert rows[0] == ["NAME", "REGION", "READY", "CURRENT", "TARGET", "UPGRADE", "AGE"]
+    assert [row[0] for row in rows[1:]] == ["api", "web"]
+    assert rows[2][:6] == ["web", "eastus2", "4/5", "1.0.0", "1.0.2", "RollingForward"]
+    everywhere = plugin("get", "ss", "-A")
+    assert everywhere.exit_code == 0, everywhere.output
+    assert [namespace, "web"] in [line.split()[:2] for line in everywhere.output.splitlines()]
+    both = plugin.ns("get", "scaleset", "web", "-A")
+    assert both.exit_code == 1 and "across all namespaces" in both.output
+
+
+def test_history_lists_the_last_upgrades(plugin: Plugin, kube: Client, namespace: str) -> None:
+    create_scaleset(kube, namespace)
+    entry = {
+        "fromVersion": "1.0.0",
+        "toVersion": "1.0.2",
+        "startedBy": "User",
+        "startTime": "2026-11-23T13:40:00Z",
+        "endTime": "2026-11-23T13:52:30Z",
+        "result": "Cancelled",
+        "progress": {"successfulInstanceCount": 2, "failedInstanceCount": 0},
+    }
+    status = ready()
+    status["upgradeHistory"] = [entry]
+    set_status(kube, ScaleSet, namespace, "web", status)
+    result = plugin.ns("history", "web")
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.output.splitlines()]
+    assert ["1.0.0", "1.0.2", "User", "2026-11-23T13:40:00Z", "13:52:30Z", "Cancelled"] in [
+        row[:6] for row in rows
+    ]
+    create_scaleset(kube, namespace, "new")
+    assert "no upgrade recorded yet" in plugin.ns("history", "new").output
+
+
+def test_versions_and_replication(plugin: Plugin, kube: Client, namespace: str) -> None:
+    kube.create(
+        codecs.from_dict(
+            {
+                "apiVersion": "galleon.dev/v1alpha1",
+                "kind": "ImageDefinition",
+                "metadata": {"name": "os", "namespace": namespace},
+                "spec": {
+                    "galleryName": "gallery",
+                    "identifier": {"publisher": "galleon", "offer": "test", "sku": "os"},
+                },
+            }
+        )
+    )
+    set_status(
+        kube,
+        ImageDefinition,
+        namespace,
+        "os",
+        {
+            "observedGeneration": 1,
+            "latestVersion": "1.0.2",
+            "latestVersionByRegion": [
+                {"region": "eastus2", "version": "1.0.0"},
+                {"region": "westcentralus", "version": "1.0.2"},
+            ],
+            "versionCount": 2,
+        },
+    )
+    for name, version in (("os-1-0-0", "1.0.0"), ("os-1-0-2", "1.0.2")):
+        kube.create(codecs.from_dict(imageversion_document(name, namespace, version)))
+    set_status(
+        kube,
+        ImageVersion,
+        namespace,
+        "os-1-0-0",
+        replication(
+            "Completed",
+            "2/2",
+            region_line("eastus2", "Completed", 100),
+            region_line("westcentralus", "Completed", 100),
+        ),
+    )
+    set_status(
+        kube,
+        ImageVersion,
+        namespace,
+        "os-1-0-2",
+        replication(
+            "InProgress",
+            "1/2",
+            region_line(
+                "eastus2",
+                "Replicating",
+                50,
+                bytesCopied=2097152,
+                bytesTotal=4194304,
+                details="copying to r0, r1",
+            ),
+            region_line("westcentralus", "Completed", 100),
+        ),
+    )
+    result = plugin.ns("versions", "os")
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.output.splitlines()]
+    assert rows[0][:6] == ["VERSION", "NAME", "STATE", "REGIONS", "eastus2", "westcentralus"]
+    assert rows[1][:8] == [
+        "1.0.2", "os-1-0-2", "InProgress", "1/2", "Replicating", "50%", "Completed", "no",
+    ]  # fmt: skip
+    assert rows[2][:3] == ["1.0.0", "os-1-0-0", "Completed"]
+    assert "LATEST 1.0.2 overall 2 version(s)" in flat(result)
+    assert ["eastus2", "1.0.0"] in rows and ["westcentralus", "1.0.2"] in rows
+
+    view = plugin.ns("replication", "os-1-0-2")
+    assert view.exit_code == 0, view.output
+    east = next(line for line in view.output.splitlines() if line.startswith("eastus2"))
+    assert "█" * 8 + "░" * 8 + "  50%" in east
+    assert "0/2" in east and "2.0 MiB / 4.0 MiB" in east and "copying to r0, r1" in east
+    listing = plugin.ns("get", "imageversions")
+    assert [line.split()[:5] for line in listing.output.splitlines() if "1.0.0" in line] == [
+        ["os-1-0-0", "os", "1.0.0", "Completed", "2/2"]
+    ]
+    missing = plugin.ns("versions", "nothing")
+    assert missing.exit_code == 1
+    assert f"imagedefinition nothing not found in namespace {namespace}" in flat(missing)
+
+
+# -- status: exit codes ---------------------------------------------------------------------
+
+
+def test_status_scaleset_exit_codes(plugin: Plugin, kube: Client, namespace: str) -> None:
+    create_scaleset(kube, namespace)
+    began = time.monotonic()
+    nothing = plugin.ns("status", "scaleset", "web", "--timeout", "2s")
+    took = time.monotonic() - began
+    assert nothing.exit_code == 2, nothing.output
+    assert 2 <= took < 20, took
+    assert "timed out after 2s waiting for scaleset web" in flat(nothing)
+    assert "waiting for the operator to report a status" in flat(nothing)
+
+    set_status(kube, ScaleSet, namespace, "web", faulted())
+    failed = plugin.ns("status", "scaleset", "web", "--timeout", "10s")
+    assert failed.exit_code == 1, failed.output
+    assert (
+        "scaleset web failed: the upgrade 1.0.0 → 1.0.2 faulted "
+        "(MaxUnhealthyUpgradedInstancePercentExceededInRollingUpgrade): "
+        "1 of 3 upgraded instances unhealthy (33% > 20%)"
+    ) in flat(failed)
+    assert "Traceback" not in failed.output
+
+    set_status(kube, ScaleSet, namespace, "web", rolling_forward())
+    rolling = plugin.ns("status", "scaleset", "web", "--timeout", "1s")
+    assert rolling.exit_code == 2
+    assert "upgrading 1.0.0 → 1.0.2: batch 3/5, 2 of 5 upgraded" in flat(rolling)
+
+    set_status(kube, ScaleSet, namespace, "web", ready())
+    done = plugin.ns("status", "scaleset", "web")
+    assert done.exit_code == 0, done.output
+    assert "scaleset web is ready: 5 of 5 instances ready on 1.0.2" in flat(done)
+
+    # A new spec the operator has not seen yet is not done, even though Ready says True.
+    kube.patch(
+        ScaleSet,
+        "web",
+        {"spec": {"capacity": 6}},
+        namespace=namespace,
+        patch_type=PatchType.MERGE,
+    )
+    stale = plugin.ns("status", "scaleset", "web", "--timeout", "1s")
+    assert stale.exit_code == 2
+    assert "waiting for the operator to observe generation 2 (observed 1)" in flat(stale)
+
+    bad = plugin.ns("status", "scaleset", "web", "--timeout", "soon")
+    assert bad.exit_code == 2 and "invalid duration" in flat(bad)
+
+
+def test_status_imageversion_exit_codes(plugin: Plugin, kube: Client, namespace: str) -> None:
+    kube.create(codecs.from_dict(imageversion_document("os-1-0-0", namespace, "1.0.0")))
+    set_status(
+        kube,
+        ImageVersion,
+        namespace,
+        "os-1-0-0",
+        replication(
+            "InProgress",
+            "1/2",
+            region_line("eastus2", "Replicating", 30),
+            region_line("westcentralus", "Completed", 100),
+        ),
+    )
+    waiting = plugin.ns("status", "imageversion", "os-1-0-0", "--timeout", "1s")
+    assert waiting.exit_code == 2, waiting.output
+    assert "InProgress: 1/2 regions replicated (eastus2 Replicating 30%" in flat(waiting)
+
+    set_status(
+        kube,
+        ImageVersion,
+        namespace,
+        "os-1-0-0",
+        replication(
+            "Failed",
+            "1/2",
+            region_line("eastus2", "Failed", 30, details="registry r1: 401 Unauthorized"),
+            region_line("westcentralus", "Completed", 100),
+        ),
+    )
+    failed = plugin.ns("status", "iv", "os-1-0-0", "--timeout", "10s")
+    assert failed.exit_code == 1, failed.output
+    assert (
+        "imageversion os-1-0-0 failed: replication failed: eastus2: registry r1: 401 Unauthorized"
+        in flat(failed)
+    )
+
+    set_status(
+        kube,
+        ImageVersion,
+        namespace,
+        "os-1-0-0",
+        replication(
+            "Completed",
+            "2/2",
+            region_line("eastus2", "Completed", 100),
+            region_line("westcentralus", "Completed", 100),
+        ),
+    )
+    done = plugin.ns("status", "imageversion", "os-1-0-0", "--timeout", "10s")
+    assert done.exit_code == 0, done.output
+    assert "imageversion os-1-0-0 is ready: replicated to 2/2 regions" in flat(done)
+
+
+# -- controls ---------------------------------------------------------------------------------
+
+
+def test_pause_resume_cancel_and_upgrade_patch_the_scaleset(
+    plugin: Plugin, kube: Client, namespace: str
+) -> None:
+    create_scaleset(kube, namespace)
+    set_status(kube, ScaleSet, namespace, "web", rolling_forward())
+
+    paused = plugin.ns("pause", "web")
+    assert paused.exit_code == 0, paused.output
+    assert get(kube, ScaleSet, namespace, "web")["spec"]["paused"] is True
+    assert f"paused scaleset web in namespace {namespace} (spec.paused=true)" in flat(paused)
+    assert "the upgrade 1.0.0 → 1.0.2 stops after batch 3" in flat(paused)
+    again = plugin.ns("pause", "web")
+    assert again.exit_code == 0 and "was already paused" in flat(again)
+
+    resumed = plugin.ns("resume", "web")
+    assert resumed.exit_code == 0, resumed.output
+    assert get(kube, ScaleSet, namespace, "web")["spec"]["paused"] is False
+    assert "resumed scaleset web" in flat(resumed)
+
+    before = datetime.now(UTC).replace(microsecond=0)
+    cancelled = plugin.ns("cancel", "web")
+    assert cancelled.exit_code == 0, cancelled.output
+    annotations = get(kube, ScaleSet, namespace, "web")["metadata"]["annotations"]
+    stamp = annotations["galleon.dev/cancel-upgrade"]
+    assert RFC3339_SECONDS.match(stamp), stamp
+    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert 0 <= (moment - before).total_seconds() <= 10
+    assert f"galleon.dev/cancel-upgrade={stamp}" in flat(cancelled)
+    assert "stops after batch 3" in flat(cancelled)
+
+    set_status(kube, ScaleSet, namespace, "web", faulted())
+    started = plugin.ns("upgrade", "web")
+    assert started.exit_code == 0, started.output
+    annotations = get(kube, ScaleSet, namespace, "web")["metadata"]["annotations"]
+    assert RFC3339_SECONDS.match(annotations["galleon.dev/start-upgrade"])
+    assert annotations["galleon.dev/cancel-upgrade"] == stamp  # the other one is untouched
+    assert "the operator upgrades the instances to 1.0.2 (now on 1.0.0)" in flat(started)
+    # The spec kept everything else (a merge patch, not a replace).
+    spec = get(kube, ScaleSet, namespace, "web")["spec"]
+    assert spec["capacity"] == 5 and spec["dataDisks"][0]["name"] == "data"
+
+
+def test_a_missing_object_is_one_clear_line(plugin: Plugin, namespace: str) -> None:
+    for args, kind in (
+        (("get", "scaleset", "web"), "scaleset web"),
+        (("status", "scaleset", "web", "--timeout", "5s"), "scaleset web"),
+        (("pause", "web"), "scaleset web"),
+        (("cancel", "web"), "scaleset web"),
+        (("history", "web"), "scaleset web"),
+        (("replication", "os-1-0-0"), "imageversion os-1-0-0"),
+        (("status", "imageversion", "os-1-0-0"), "imageversion os-1-0-0"),
+    ):
+        result = plugin.ns(*args)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output.strip() == f"error: {kind} not found in namespace {namespace}", args
+        assert result.stdout == ""  # the error goes to stderr
+        assert isinstance(result.exception, SystemExit)
+
+
+# -- namespace, context, kubeconfig ------------------------------------------------------------
+
+
+@pytest.fixture
+def two_contexts(control_plane: Any, namespace: str, tmp_path: Path) -> Path:
+    """The admin kubeconfig with a second context `team` whose namespace is the test's."""
+    config = yaml.safe_load(Path(control_plane.kubeconfig).read_text())
+    base = config["contexts"][0]["context"]
+    config["contexts"].append({"name": "team", "context": {**base, "namespace": namespace}})
+    path = tmp_path / "two-contexts.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_namespace_and_context_are_honoured(
+    plugin: Plugin, kube: Client, namespace: str, two_contexts: Path
+) -> None:
+    create_scaleset(kube, namespace)
+    set_status(kube, ScaleSet, namespace, "web", ready())
+    # The current context has no namespace: "default".
+    default = plugin("get", "scaleset", "web", kubeconfig=two_contexts)
+    assert default.exit_code == 1
+    assert "scaleset web not found in namespace default" in flat(default)
+    # The context's namespace.
+    team = plugin("get", "scaleset", "web", "--context", "team", kubeconfig=two_contexts)
+    assert team.exit_code == 0, team.output
+    assert f"ScaleSet web in {namespace}" in flat(team)
+    # -n wins over the context's namespace.
+    other = plugin(
+        "pause", "web", "--context", "team", "-n", "kube-system", kubeconfig=two_contexts
+    )
+    assert other.exit_code == 1
+    assert "scaleset web not found in namespace kube-system" in flat(other)
+    # KUBECONFIG is read when --kubeconfig is not given.
+    by_env = CliRunner().invoke(
+        cli.app,
+        ["status", "scaleset", "web", "--context", "team", "--timeout", "5s"],
+        env={"KUBECONFIG": str(two_contexts), "COLUMNS": "160"},
+    )
+    assert by_env.exit_code == 0, by_env.output
+    # A context that does not exist says so, and which exist.
+    wrong = plugin("get", "scaleset", "web", "--context", "prod", kubeconfig=two_contexts)
+    assert wrong.exit_code == 1
+    assert flat(wrong) == (
+        f'error: context "prod" not found in kubeconfig {two_contexts} '
+        "(contexts: galleon-test, team)"
+    )
+    assert "Traceback" not in wrong.output
+
+
+def test_an_unreachable_api_server_is_one_clear_line(
+    plugin: Plugin, control_plane: Any, tmp_path: Path
+) -> None:
+    config = yaml.safe_load(Path(control_plane.kubeconfig).read_text())
+    config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:9"
+    path = tmp_path / "nowhere.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    result = plugin("get", "scaleset", "web", kubeconfig=path)
+    assert result.exit_code == 1
+    assert flat(result).startswith("error: cannot reach the API server https://127.0.0.1:9")
+
+
+def test_a_kind_the_server_does_not_know_is_one_clear_line(control_plane: Any) -> None:
+    unknown = Kind(create_namespaced_resource("nothing.example", "v1", "Thing", "things"), "thing")
+    cluster = Cluster(Path(control_plane.kubeconfig), None, "default")
+    for call in (lambda: cluster.get(unknown, "x"), lambda: cluster.list(unknown)):
+        with pytest.raises(
+            NotFound,
+            match=r"does not know things\.nothing\.example: are the galleon CRDs installed\?",
+        ):
+            call()
+
+
+# -- watch ---------------------------------------------------------------------------------------
+
+
+def test_watch_prints_each_change_until_interrupted(
+    plugin: Plugin, kube: Client, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_scaleset(kube, namespace)
+    set_status(kube, ScaleSet, namespace, "web", rolling_forward())
+    steps: list[Callable[[], None]] = [
+        lambda: None,  # nothing changed: not printed again
+        lambda: set_status(kube, ScaleSet, namespace, "web", ready()),
+    ]
+
+    def sleep(_: float) -> None:
+        if not steps:
+            raise KeyboardInterrupt
+        steps.pop(0)()
+
+    monkeypatch.setattr(cli, "_sleep", sleep)
+    result = plugin.ns("get", "scaleset", "web", "--watch")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("ScaleSet web in") == 2
+    first, second = result.output.split("\n--- ")
+    assert "RollingForward" in first and "2/5 successful (40%)" in first
+    assert "Completed" in second and "5/5 successful (100%)" in second
+
+
+# -- with the real operator ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def world(
+    kube: Client,
+    namespace: str,
+    registry_factory: Callable[[int], list[Registry]],
+    operator: Any,
+    tmp_path: Path,
+) -> Iterator[World]:
+    """A region on the session's eastus2 nodes with one registry, and version 1.0.0
+    of image `os` replicated there."""
+    made = World(kube, namespace, registry_factory(2))
+    east = made.region("east", made.rest, node_region="eastus2")
+    made.parents(east)
+    image = build_image(tmp_path / "1.0.0", size=1 << 18, layers=1, seed=7)
+
+    async def push() -> None:
+        async with RegistryClient(made.source.url) as client:
+            await push_image(client, "sources/os", image, ["1.0.0"])
+
+    asyncio.run(push())
+    made.version("os-1-0-0", "1.0.0", [{"name": east}])
+    yield made
+    for s in kube.list(ScaleSet, namespace=namespace):
+        with contextlib.suppress(ApiError):
+            kube.delete(ScaleSet, s.metadata.name, namespace=namespace)
+    made.cleanup()
+
+
+def test_status_waits_for_a_real_fleet(plugin: Plugin, kube: Client, world: World) -> None:
+    namespace = world.namespace
+    east = next(iter(world.regions))
+    published = plugin.ns("status", "imageversion", "os-1-0-0", "--timeout", "90s")
+    assert published.exit_code == 0, published.output
+    assert "imageversion os-1-0-0 is ready: replicated to 1/1 regions" in flat(published)
+
+    document = scaleset_document("web", namespace, region=east, capacity=3)
+    document["spec"]["template"]["metadata"]["annotations"] = {"galleon.test/ready-delay": "1s"}
+    kube.create(codecs.from_dict(document))
+    result = plugin.ns("status", "scaleset", "web", "--timeout", "90s")
+    assert result.exit_code == 0, result.output
+    assert "scaleset web is ready: 3 of 3 instances ready on 1.0.0" in flat(result)
+
+    view = plugin.ns("get", "scaleset", "web")
+    assert view.exit_code == 0, view.output
+    assert "VERSION INSTANCES HEALTHY NOT HEALTHY 1.0.0 3 3 0" in flat(view)
+    assert "Ready True InstancesHealthy" in flat(view)
+    versions = plugin.ns("versions", "os")
+    assert versions.exit_code == 0, versions.output
+    assert [east, "1.0.0"] in [line.split() for line in versions.output.splitlines()]
