@@ -23,9 +23,11 @@ check:  ## lint, types, import contracts, CRD drift
 	$(PY) -m mypy
 	.venv/bin/lint-imports
 	$(PY) hack/gen_crds.py --check
+	$(PY) hack/gen_reference.py --check
 
-crds:  ## regenerate crds/ from the models
+crds:  ## regenerate crds/ (and the chart's copy) and docs/reference.md from the models
 	$(PY) hack/gen_crds.py
+	$(PY) hack/gen_reference.py
 
 bench: setup  ## benchmarks; figures go to docs/benchmarks.md
 	$(PY) hack/bench_replication.py

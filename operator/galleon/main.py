@@ -3,7 +3,7 @@
 Rules of this module: it parses flags, points the Kubernetes clients at the right
 cluster, imports the controllers (which registers their kopf handlers) and runs
 kopf's operator loop until a signal stops it. Settings live in
-`galleon.controllers.settings`, not here.
+`galleon.controllers.config` and `galleon.controllers.runtime`, not here.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from lightkube import Client, codecs
 from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Node, Pod, Secret
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding
 from lightkube.types import PatchType
@@ -127,7 +128,7 @@ def test_the_operator_works_as_the_chart_service_account(
         )
         assert kube.get(KopfPeering, "galleon", namespace=namespace)
         text = operator.log_text()
-        assert "Forbidden" not in text and "403" not in text, text[-3000:]
+        assert "Forbidden" not in text and "forbidden" not in text, text[-3000:]
     finally:
         with contextlib.suppress(ApiError):
             kube.delete(ScaleSet, "rbac", namespace=namespace)
@@ -150,7 +151,9 @@ def test_the_operator_works_as_the_chart_service_account(
 def test_what_the_operator_does_not_do_is_refused(
     as_operator: Client, kube: Client, namespace: str, action: str
 ) -> None:
-    kube.create(Secret(metadata={"name": "token", "namespace": namespace}, stringData={"k": "v"}))
+    kube.create(
+        Secret(metadata=ObjectMeta(name="token", namespace=namespace), stringData={"k": "v"})
+    )
     node = next(iter(kube.list(Node))).metadata.name
     attempts: dict[str, Callable[[], Any]] = {
         "list secrets": lambda: list(as_operator.list(Secret, namespace=namespace)),

@@ -447,8 +447,17 @@ class Publication:
             replica = reporter.replica(location)
             if replica.state != "Failed" or replica.digest != digest:
                 replica.state, replica.message = "Queued", ""
+        recorded = {
+            line.get("region"): line
+            for line in (reporter.status.get("replicationStatus") or {}).get("summary") or []
+        }
         for layout in reporter.layouts.values():
-            if layout.error_reason:
+            before = recorded.get(layout.region) or {}
+            already = before.get("state") == "Failed" and layout.error_message in str(
+                before.get("details", "")
+            )
+            if layout.error_reason and not already:
+                # Once per failure, not once per pass: the status already says it.
                 REPLICATION_ERRORS.labels(layout.region, layout.error_reason).inc()
                 _event_once(
                     body,

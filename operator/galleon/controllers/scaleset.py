@@ -2,8 +2,10 @@
 follow, and roll newer versions out in batches with health gates and rollback.
 
 Rules of this module:
-- One kopf daemon per ScaleSet runs `Fleet.run_once` in a loop: read the ScaleSet,
-  its Region and the image definition's versions, resolve the target version in
+- One kopf daemon per ScaleSet runs `Fleet.run_once` in a loop: read the ScaleSet
+  (a GET: its status is the rollout's record), its Region and the image
+  definition's versions (from kopf indexes fed by watches, no request), resolve
+  the target version in
   the region (`galleon.core.versions.resolve`), list the instances (one LIST by
   label), ask the pure planner (`galleon.core.rollout.plan`) what to do, then
   write the status *before* acting on pods, so the batch being replaced is on
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import time
 from collections import Counter
@@ -319,11 +322,39 @@ def decide(
 class Fleet:
     """One pass of reconciling one ScaleSet."""
 
-    def __init__(self, namespace: str, name: str) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        name: str,
+        versions: Mapping[Any, Any] | None = None,
+        regions: Mapping[Any, Any] | None = None,
+    ) -> None:
         self.namespace, self.name = namespace, name
+        self.versions_index, self.regions_index = versions, regions
         self.requests = 0
         self._claims_checked_generation: int | None = None
         self._claims_pending = False
+
+    async def _region(self, name: str) -> dict[str, Any] | None:
+        """The Region, from the watch-fed index (from the API when run without one)."""
+        if self.regions_index is not None:
+            found = list(self.regions_index.get(name, ()))
+            return found[0] if found else None
+        region = await kube.get_or_none(Region, name)
+        self._count()
+        return as_dict(region) if region is not None else None
+
+    async def _versions(self, definition: str) -> list[dict[str, Any]]:
+        """The definition's ImageVersions in this namespace (index first, as above)."""
+        if self.versions_index is not None:
+            return list(self.versions_index.get((self.namespace, definition), ()))
+        versions = [
+            as_dict(v)
+            async for v in kube.client().list(ImageVersion, namespace=self.namespace)
+            if (as_dict(v).get("spec") or {}).get("imageDefinitionName") == definition
+        ]
+        self._count()
+        return versions
 
     def _count(self, requests: int = 1) -> None:
         self.requests += requests
@@ -350,8 +381,7 @@ class Fleet:
         except inst.InvalidModel as error:
             await self._refuse(body, status, cond.INVALID_SPEC, str(error))
             return RESYNC_SECONDS
-        region = await kube.get_or_none(Region, spec.region)
-        self._count()
+        region = await self._region(spec.region)
         if region is None:
             await self._refuse(
                 body, status, "RegionNotFound", f"Region {spec.region} does not exist"
@@ -365,12 +395,7 @@ class Fleet:
             inst.REGION_LABEL: spec.region
         }
         definition = spec.image_reference.image_definition_name
-        versions = [
-            as_dict(v)
-            async for v in kube.client().list(ImageVersion, namespace=self.namespace)
-            if (as_dict(v).get("spec") or {}).get("imageDefinitionName") == definition
-        ]
-        self._count()
+        versions = await self._versions(definition)
         resolution = resolve(
             [version_facts(v) for v in versions], spec.region, spec.image_reference.version
         )
@@ -992,11 +1017,19 @@ def count_instance_upgrades(previous: ro.Rollout | None, new: ro.Rollout | None)
 
 
 @kopf.daemon(*SCALESETS, cancellation_timeout=30.0)
-async def fleet(stopped: Any, name: str, namespace: Any, logger: Any, **_: Any) -> None:
+async def fleet(
+    stopped: Any,
+    name: str,
+    namespace: Any,
+    logger: Any,
+    image_versions_by_definition: Any = None,
+    regions_by_name: Any = None,
+    **_: Any,
+) -> None:
     """Reconcile one ScaleSet whenever something it depends on changes."""
     key = (namespace, name)
     wakeup = _wakeups.setdefault(key, asyncio.Event())
-    worker = Fleet(namespace, name)
+    worker = Fleet(namespace, name, image_versions_by_definition, regions_by_name)
     failures = 0
     try:
         while not stopped:
@@ -1019,6 +1052,20 @@ async def fleet(stopped: Any, name: str, namespace: Any, logger: Any, **_: Any) 
     finally:
         _wakeups.pop(key, None)
         _seen_controls.pop(key, None)
+
+
+@kopf.index(GROUP, VERSION, "imageversions")
+def image_versions_by_definition(namespace: Any, body: Any, **_: Any) -> dict[Any, Any]:
+    """ImageVersions by (namespace, definition), kept current by kopf's watch: a pass
+    reads versions from memory instead of listing them."""
+    snapshot = copy.deepcopy(dict(body))
+    definition = (snapshot.get("spec") or {}).get("imageDefinitionName")
+    return {(namespace, definition): snapshot}
+
+
+@kopf.index(GROUP, VERSION, "regions")
+def regions_by_name(name: str, body: Any, **_: Any) -> dict[Any, Any]:
+    return {name: copy.deepcopy(dict(body))}
 
 
 @kopf.on.event(*SCALESETS)

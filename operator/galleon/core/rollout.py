@@ -287,7 +287,7 @@ def _waiting(fleet: Fleet, rollout: Rollout, policy: Policy, now: datetime) -> P
     pending = [i for i, h in states.items() if h == "Initializing"]
     others = tuple(a for a in steady(fleet, rollout) if a.index not in rollout.members)
     if pending:
-        return Plan(others, rollout, (), 2.0)
+        return Plan(others, rollout, (), _next_health_change(seen, pending, policy, now))
     healthy = tuple(sorted(i for i, h in states.items() if h == "Healthy"))
     unhealthy = tuple(sorted(i for i, h in states.items() if h == "Unhealthy"))
     upgraded = tuple(sorted({*rollout.upgraded, *healthy, *unhealthy}))
@@ -392,6 +392,24 @@ def _between_batches(fleet: Fleet, rollout: Rollout, policy: Policy, now: dateti
     )
     replaced = _replacing(fleet, started, policy, now)
     return replace(replaced, events=(event, *replaced.events))
+
+
+def _next_health_change(
+    seen: dict[int, Instance], pending: Sequence[int], policy: Policy, now: datetime
+) -> float:
+    """Seconds until a pending member's health can change without any event: its
+    minimum ready time passes, or its health timeout (1 to 30 s; pod events wake
+    the controller earlier when readiness flips)."""
+    moments = []
+    for index in pending:
+        instance = seen[index]
+        if instance.ready and instance.ready_since is not None:
+            moments.append(instance.ready_since + policy.min_ready)
+        elif instance.created is not None:
+            moments.append(instance.created + policy.health_timeout)
+    if not moments:
+        return 2.0
+    return min(30.0, max(1.0, (min(moments) - now).total_seconds()))
 
 
 def _runs(instance: Instance | None, version: str) -> bool:

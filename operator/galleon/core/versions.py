@@ -188,6 +188,13 @@ def resolve(versions: Iterable[VersionFacts], region: str, requested: str) -> Re
             "VersionNotFound",
             f"version {requested} does not exist in the image definition",
         )
+    if pinned.deleting:
+        return Resolution(
+            None,
+            None,
+            "VersionDeleting",
+            f"version {requested} is being deleted; pin another version",
+        )
     if not pinned.available_in(region):
         return Resolution(
             None,

@@ -36,6 +36,7 @@ import yaml
 from lightkube import Client, codecs
 from lightkube.config.kubeconfig import KubeConfig
 from lightkube.models.authentication_v1 import TokenRequestSpec
+from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.core_v1 import ServiceAccount, ServiceAccountToken
 
@@ -369,7 +370,8 @@ class ControlPlane:
     ) -> str:
         """A bound token for a ServiceAccount (TokenRequest API), e.g. to test RBAC."""
         request = ServiceAccountToken(
-            spec=TokenRequestSpec(audiences=[], expirationSeconds=expiration_seconds)
+            metadata=ObjectMeta(name=name, namespace=namespace),
+            spec=TokenRequestSpec(audiences=[], expirationSeconds=expiration_seconds),
         )
         issued = self.client().create(request, name, namespace=namespace)
         assert issued.status is not None
