@@ -447,12 +447,12 @@ class Publication:
             replica = reporter.replica(location)
             if replica.state != "Failed" or replica.digest != digest:
                 replica.state, replica.message = "Queued", ""
-        recorded = {
+        lines = {
             line.get("region"): line
             for line in (reporter.status.get("replicationStatus") or {}).get("summary") or []
         }
         for layout in reporter.layouts.values():
-            before = recorded.get(layout.region) or {}
+            before = lines.get(layout.region) or {}
             already = before.get("state") == "Failed" and layout.error_message in str(
                 before.get("details", "")
             )
