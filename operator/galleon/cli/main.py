@@ -123,8 +123,15 @@ def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+PIPED_WIDTH = 250
+"""Columns when stdout is not a terminal: rows stay whole for grep, awk and CI logs."""
+
+
 def _out() -> Console:
-    return Console(highlight=False)
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = PIPED_WIDTH
+    return console
 
 
 def _err() -> Console:
