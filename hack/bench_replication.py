@@ -7,6 +7,9 @@ Starts 1 source + 6 destination registries (3 regions x 2 replicas) on loopback,
 pushes a generated image to the source, then in one run:
   (a) one copy: `skopeo copy` to a fresh registry vs galleon's copy to another;
   (b) fan-out to the six: six sequential `skopeo copy` vs one galleon fan-out;
+  (c) the same fan-out through the operator: a local control plane, the operator
+      as a process, three Regions of two registries and one ImageVersion, timed
+      from apply to Completed, with the operator's peak RSS (skip: --no-operator).
 The galleon side runs in a child process whose peak RSS (VmHWM) is reported.
 Prints a Markdown table for docs/benchmarks.md.
 """
@@ -82,6 +85,112 @@ def galleon_in_child(source: str, destinations: list[str]) -> dict[str, float]:
     return dict(json.loads(output.strip().splitlines()[-1]))
 
 
+def through_operator(work: Path, source: Registry, targets: list[Registry]) -> dict[str, float]:
+    """Case (c): the operator replicates the image to 3 regions x 2 replicas."""
+    from lightkube import codecs
+
+    from galleon.kube.resources import ImageVersion
+    from galleon.testing.controlplane import ControlPlane
+    from galleon.testing.processes import ManagedProcess, free_port, http_ok
+
+    root = Path(__file__).resolve().parents[1]
+    plane = ControlPlane(work / "cluster", regions={"r1": 1, "r2": 1, "r3": 1})
+    operator = None
+    try:
+        plane.start()
+        plane.apply_crds(root / "crds")
+        client = plane.client()
+        health = free_port()
+        operator = ManagedProcess(
+            "galleon-operator",
+            [
+                sys.executable,
+                "-m",
+                "galleon.main",
+                f"--kubeconfig={plane.kubeconfig}",
+                "--metrics-port=0",
+                f"--health-port={health}",
+                "--bind-address=127.0.0.1",
+            ],
+            work / "operator.log",
+            env={k: v for k, v in os.environ.items() if k != "KUBECONFIG"},
+        )
+        operator.start()
+        operator.wait_until(lambda: http_ok(f"http://127.0.0.1:{health}/healthz"), timeout=60)
+        documents = [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}},
+            *(
+                {
+                    "apiVersion": "galleon.dev/v1alpha1",
+                    "kind": "Region",
+                    "metadata": {"name": f"r{i + 1}"},
+                    "spec": {
+                        "registries": [
+                            {"name": "a", "url": targets[2 * i].url},
+                            {"name": "b", "url": targets[2 * i + 1].url},
+                        ]
+                    },
+                }
+                for i in range(3)
+            ),
+            {
+                "apiVersion": "galleon.dev/v1alpha1",
+                "kind": "Gallery",
+                "metadata": {"name": "g", "namespace": "bench"},
+                "spec": {"location": "r1"},
+            },
+            {
+                "apiVersion": "galleon.dev/v1alpha1",
+                "kind": "ImageDefinition",
+                "metadata": {"name": "os", "namespace": "bench"},
+                "spec": {
+                    "galleryName": "g",
+                    "identifier": {"publisher": "bench", "offer": "bench", "sku": "os"},
+                    "osType": "Linux",
+                },
+            },
+        ]
+        for document in documents:
+            client.apply(codecs.from_dict(document), force=True)
+        version = {
+            "apiVersion": "galleon.dev/v1alpha1",
+            "kind": "ImageVersion",
+            "metadata": {"name": "os-1-0-0", "namespace": "bench"},
+            "spec": {
+                "imageDefinitionName": "os",
+                "version": "1.0.0",
+                "source": {"image": f"{source.host}/{REPOSITORY}:1.0.0", "plainHTTP": True},
+                "publishingProfile": {
+                    "replicaCount": 2,
+                    "targetRegions": [{"name": "r1"}, {"name": "r2"}, {"name": "r3"}],
+                },
+            },
+        }
+        began = time.monotonic()
+        client.apply(codecs.from_dict(version), force=True)
+        while True:
+            status = client.get(ImageVersion, "os-1-0-0", namespace="bench").get("status") or {}
+            state = (status.get("replicationStatus") or {}).get("aggregatedState")
+            if state in ("Completed", "Failed"):
+                break
+            if time.monotonic() - began > 900:
+                raise SystemExit("replication through the operator did not finish in 15 min")
+            time.sleep(0.2)
+        seconds = time.monotonic() - began
+        if state != "Completed":
+            raise SystemExit(f"replication through the operator ended {state}: {status}")
+        assert operator.pid is not None
+        peak = 0.0
+        for line in Path(f"/proc/{operator.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) / 1024
+        return {"seconds": seconds, "peak_rss_mib": peak}
+    finally:
+        if operator is not None:
+            operator.stop()
+        plane.stop()
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(sys.argv[2], sys.argv[3:])
@@ -89,6 +198,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--no-operator", action="store_true", help="skip case (c)")
     args = parser.parse_args()
     if not shutil.which("skopeo"):
         raise SystemExit("skopeo is missing: apt-get install skopeo (hack/setup.sh does)")
@@ -119,6 +229,13 @@ def main() -> None:
                 shutil.rmtree(registry.storage)
                 registry.start()
             fan = galleon_in_child(source.host, [r.host for r in fan_skopeo])
+            through = None
+            if not args.no_operator:
+                for registry in fan_skopeo:
+                    registry.stop()
+                    shutil.rmtree(registry.storage)
+                    registry.start()
+                through = through_operator(work, source, fan_skopeo)
         finally:
             for registry in registries:
                 registry.stop()
@@ -138,6 +255,13 @@ def main() -> None:
     )
     peak = max(one_galleon["peak_rss"], fan["peak_rss"]) / 2**20
     print(f"| galleon peak RSS (MiB) | | {peak:.0f} | |")
+    if through is not None:
+        print(
+            f"| fan-out through the operator, apply to Completed (s) | {six_skopeo:.1f} "
+            f"(sequential) | {through['seconds']:.1f} "
+            f"| {through['seconds'] / six_skopeo:.2f}x time |"
+        )
+        print(f"| operator peak RSS during it (MiB) | | {through['peak_rss_mib']:.0f} | |")
 
 
 if __name__ == "__main__":

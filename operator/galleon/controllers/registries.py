@@ -20,7 +20,7 @@ from typing import Any
 from lightkube.resources.core_v1 import Secret
 
 from galleon.api.imageversion import ImageSource
-from galleon.api.region import RegistryEndpoint
+from galleon.api.region import RegistryEndpoint, RegistryTLS
 from galleon.controllers import config
 from galleon.core.replication import Location
 from galleon.kube import client as kube
@@ -55,38 +55,53 @@ async def _credentials(ref: Any, default_namespace: str, host: str) -> tuple[str
 
 
 @contextlib.asynccontextmanager
-async def endpoint_client(endpoint: RegistryEndpoint) -> AsyncIterator[RegistryClient]:
-    host = endpoint.url.split("://", 1)[-1].rstrip("/")
-    credentials = await _credentials(
-        endpoint.credentials_secret_ref, config.current().operator_namespace, host
-    )
-    ca_file = None
-    holder = None
-    tls = endpoint.tls
-    if tls is not None and tls.ca_secret_ref is not None:
-        ref = tls.ca_secret_ref
-        secret = await kube.get_or_none(
-            Secret, ref.name, ref.namespace or config.current().operator_namespace
+async def _ca_file(tls: RegistryTLS | None, default_namespace: str) -> AsyncIterator[str | None]:
+    """The CA bundle of `tls.caSecretRef` (key `ca.crt`) as a temporary file, if any."""
+    if tls is None or tls.ca_secret_ref is None:
+        yield None
+        return
+    ref = tls.ca_secret_ref
+    secret = await kube.get_or_none(Secret, ref.name, ref.namespace or default_namespace)
+    if secret is None or "ca.crt" not in (secret.data or {}):
+        raise oci_errors.Unauthorized(
+            f"CA Secret {ref.namespace or default_namespace}/{ref.name} (key ca.crt) not found"
         )
-        if secret is None or "ca.crt" not in (secret.data or {}):
-            raise oci_errors.Unauthorized(f"CA Secret {ref.name} (key ca.crt) not found")
-        holder = tempfile.NamedTemporaryFile("wb", suffix=".pem")  # noqa: SIM115
+    with tempfile.NamedTemporaryFile("wb", suffix=".pem") as holder:
         holder.write(base64.b64decode(secret.data["ca.crt"]))
         holder.flush()
-        ca_file = holder.name
-    client = RegistryClient(
+        yield holder.name
+
+
+@contextlib.asynccontextmanager
+async def _client(
+    url: str, credentials_ref: Any, tls: RegistryTLS | None, default_namespace: str
+) -> AsyncIterator[RegistryClient]:
+    host = url.split("://", 1)[-1].rstrip("/")
+    credentials = await _credentials(credentials_ref, default_namespace, host)
+    async with _ca_file(tls, default_namespace) as ca_file:
+        client = RegistryClient(
+            url,
+            username=credentials[0] if credentials else None,
+            password=credentials[1] if credentials else None,
+            ca_file=ca_file,
+            insecure_skip_verify=bool(tls and tls.insecure_skip_verify),
+        )
+        try:
+            yield client
+        finally:
+            await client.close()
+
+
+@contextlib.asynccontextmanager
+async def endpoint_client(endpoint: RegistryEndpoint) -> AsyncIterator[RegistryClient]:
+    """A client of a Region's registry (its Secrets default to the operator's namespace)."""
+    async with _client(
         endpoint.url,
-        username=credentials[0] if credentials else None,
-        password=credentials[1] if credentials else None,
-        ca_file=ca_file,
-        insecure_skip_verify=bool(tls and tls.insecure_skip_verify),
-    )
-    try:
+        endpoint.credentials_secret_ref,
+        endpoint.tls,
+        config.current().operator_namespace,
+    ) as client:
         yield client
-    finally:
-        await client.close()
-        if holder is not None:
-            holder.close()
 
 
 def _source_url(source: ImageSource) -> tuple[str, str, str]:
@@ -100,19 +115,10 @@ def _source_url(source: ImageSource) -> tuple[str, str, str]:
 
 @contextlib.asynccontextmanager
 async def source_client(source: ImageSource, namespace: str) -> AsyncIterator[RegistryClient]:
+    """A client of an ImageVersion's source registry (Secrets in the version's namespace)."""
     url, _, _ = _source_url(source)
-    credentials = await _credentials(source.credentials_secret_ref, namespace, url.split("://")[1])
-    tls = source.tls
-    client = RegistryClient(
-        url,
-        username=credentials[0] if credentials else None,
-        password=credentials[1] if credentials else None,
-        insecure_skip_verify=bool(tls and tls.insecure_skip_verify),
-    )
-    try:
+    async with _client(url, source.credentials_secret_ref, source.tls, namespace) as client:
         yield client
-    finally:
-        await client.close()
 
 
 async def ping(endpoint: RegistryEndpoint) -> tuple[bool, str]:

@@ -523,6 +523,17 @@ class Fleet:
             post(cast(Any, body), reason=event.reason, message=event.message)
             self._count()
         self._metrics(spec, observed, new, policy, now)
+        for action in plan.actions:
+            logger.debug("%s/%s action: %s", self.namespace, self.name, action)
+        logger.debug(
+            "%s/%s pass: %s batch %s, %d actions, requeue %.1fs",
+            self.namespace,
+            self.name,
+            new.phase if new else "-",
+            new.batch if new else "-",
+            len(plan.actions),
+            plan.requeue_after,
+        )
         return min(plan.requeue_after, WAIT_CAP_SECONDS)
 
     async def _refuse(self, body: dict[str, Any], status: Any, reason: str, message: str) -> None:
@@ -810,18 +821,15 @@ class Fleet:
             "cancelRequested": rollout.cancel_requested,
         }
         if rollout.rolled_back:
-            back_ok = [
-                i
+            states = [
+                ro.health(x, policy, now)
+                if (x := seen.get(i)) is not None and x.version == rollout.from_version
+                else "Initializing"
                 for i in rollout.rolled_back
-                if (x := seen.get(i)) is not None
-                and x.version == rollout.from_version
-                and ro.health(x, policy, now) == "Healthy"
             ]
             upgrade["rollbackInfo"] = {
-                "successfullyRolledbackInstanceCount": len(back_ok),
-                "failedRolledbackInstanceCount": len(rollout.rolled_back) - len(back_ok)
-                if rollout.phase == "Done"
-                else 0,
+                "successfullyRolledbackInstanceCount": states.count("Healthy"),
+                "failedRolledbackInstanceCount": states.count("Unhealthy"),
             }
         return upgrade
 

@@ -329,6 +329,10 @@ def _waiting(fleet: Fleet, rollout: Rollout, policy: Policy, now: datetime) -> P
             30.0,
         )
     pausing = replace(done, phase="Pausing", phase_since=now)
+    if policy.pause <= timedelta(0):
+        # No pause between batches: the next batch starts in this same decision.
+        following = _between_batches(fleet, pausing, policy, now)
+        return replace(following, events=(batch_event, *following.events))
     return Plan(others, pausing, (batch_event,), max(1.0, policy.pause.total_seconds()))
 
 
@@ -432,6 +436,14 @@ def _rolling_back(fleet: Fleet, rollout: Rollout, policy: Policy, now: datetime)
     rolled = replace(rollout, rolled_back=tuple(sorted({*rollout.rolled_back, *rollout.members})))
     if actions or not _settled(fleet, rollout.members, version):
         return Plan(others + tuple(actions), rolled, (), 1.0)
-    message = f"instances {', '.join(map(str, rollout.members))} are back on {version}"
+    seen = _by_index(fleet.instances)
+    states = {index: health(seen[index], policy, now) for index in rollout.members}
+    pending = [i for i, h in states.items() if h == "Initializing"]
+    if pending:  # the rollback ends when its instances are healthy again (or not)
+        return Plan(others, rolled, (), _next_health_change(seen, pending, policy, now))
+    bad = [i for i, h in states.items() if h == "Unhealthy"]
+    message = f"instances {', '.join(map(str, rollout.members))} are back on {version}" + (
+        f"; {', '.join(map(str, bad))} unhealthy there too" if bad else ", healthy"
+    )
     done = replace(rolled, phase="Done", members=())
-    return Plan(others, done, (Event("Normal", "RolledBack", message),), 30.0)
+    return Plan(others, done, (Event("Warning" if bad else "Normal", "RolledBack", message),), 30.0)

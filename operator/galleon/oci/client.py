@@ -78,6 +78,9 @@ class RegistryClient:
         self.host = self.base_url.split("://", 1)[-1]
         self._basic = aiohttp.BasicAuth(username, password or "") if username is not None else None
         self._tokens: dict[str, str] = {}
+        self._basic_challenged = False
+        """The registry asked for Basic once: send it up front from then on (a streamed
+        upload cannot be replayed after a 401)."""
         context: ssl.SSLContext | bool = True
         if insecure_skip_verify:
             context = False
@@ -119,6 +122,7 @@ class RegistryClient:
         if scheme == "basic":
             if self._basic is None:
                 return None
+            self._basic_challenged = True
             return self._basic.encode()
         if scheme != "bearer" or "realm" not in params:
             return None
@@ -162,7 +166,7 @@ class RegistryClient:
         headers = dict(headers or {})
         if scope in self._tokens:
             headers["Authorization"] = self._tokens[scope]
-        elif self._basic is not None and scope == "":
+        elif self._basic is not None and (scope == "" or self._basic_challenged):
             headers["Authorization"] = self._basic.encode()
         for attempt in (1, 2):
             try:

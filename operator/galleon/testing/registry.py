@@ -3,6 +3,8 @@
     with Registry(tmp_path / "reg") as registry:
         registry.host        # "127.0.0.1:41234"
         registry.stop(); registry.start()   # same port, same storage: a restart
+    secured = Registry(tmp_path / "sec", credentials=("ci", "s3cret"), tls=True).start()
+    secured.url          # "https://127.0.0.1:41235" (basic auth, CA in secured.ca_cert)
 
 Rules of this module: each registry has its own storage folder and config file
 under its workdir, listens on 127.0.0.1 only, has deletion enabled (replicas are
@@ -14,12 +16,16 @@ failure under CI=true.
 from __future__ import annotations
 
 import shutil
+import ssl
+import urllib.error
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 
 import yaml
 
-from galleon.testing.processes import LOOPBACK, ManagedProcess, free_port, http_ok
+from galleon.testing import pki
+from galleon.testing.processes import LOOPBACK, ManagedProcess, free_port
 
 REGISTRY_BINARY = "docker-registry"
 START_TIMEOUT = 30.0
@@ -44,13 +50,25 @@ def registry_binary() -> str:
 class Registry:
     """One distribution registry on a loopback port, with its own storage."""
 
-    def __init__(self, workdir: Path, port: int | None = None, name: str = "registry") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        name: str = "registry",
+        *,
+        credentials: tuple[str, str] | None = None,
+        tls: bool = False,
+    ) -> None:
         self.workdir = Path(workdir)
         self.port = port or free_port()
         self.name = name
         self.storage = self.workdir / "storage"
         self.config = self.workdir / "config.yml"
         self.log = self.workdir / "registry.log"
+        self.credentials = credentials
+        self.tls = tls
+        self.ca_cert: Path | None = None
+        self._pki: pki.Pki | None = None
         self._process: ManagedProcess | None = None
 
     @property
@@ -59,12 +77,27 @@ class Registry:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.tls else 'http'}://{self.host}"
+
+    def _answers(self) -> bool:
+        """GET /v2/ gets an HTTP answer from the registry (401 counts, with auth on)."""
+        context = ssl.create_default_context(cafile=str(self.ca_cert)) if self.ca_cert else None
+        handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+        if context is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=context))
+        try:
+            with urllib.request.build_opener(*handlers).open(f"{self.url}/v2/", timeout=3):
+                return True
+        except urllib.error.HTTPError as error:
+            return error.code == 401
+        except OSError:
+            return False
 
     def _write_config(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.storage.mkdir(exist_ok=True)
-        config = {
+        http: dict[str, object] = {"addr": self.host, "secret": "galleon-test"}
+        config: dict[str, object] = {
             "version": 0.1,
             "log": {"level": "warn", "accesslog": {"disabled": True}},
             "storage": {
@@ -72,8 +105,24 @@ class Registry:
                 "delete": {"enabled": True},
                 "maintenance": {"uploadpurging": {"enabled": False}},
             },
-            "http": {"addr": self.host, "secret": "galleon-test"},
+            "http": http,
         }
+        if self.credentials is not None:
+            import bcrypt  # a test-only dependency: the registry wants bcrypt htpasswd
+
+            user, password = self.credentials
+            hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
+            htpasswd = self.workdir / "htpasswd"
+            htpasswd.write_text(f"{user}:{hashed}\n")
+            config["auth"] = {"htpasswd": {"realm": "galleon-test", "path": str(htpasswd)}}
+        if self.tls:
+            if self._pki is None:  # one CA and serving pair (127.0.0.1) per registry
+                self._pki = pki.generate(self.workdir / "pki")
+            self.ca_cert = self._pki.ca_cert
+            http["tls"] = {
+                "certificate": str(self._pki.apiserver_cert),
+                "key": str(self._pki.apiserver_key),
+            }
         self.config.write_text(yaml.safe_dump(config))
 
     def start(self) -> Registry:
@@ -83,7 +132,7 @@ class Registry:
             f"{self.name}:{self.port}", [binary, "serve", str(self.config)], self.log
         )
         self._process.start()
-        self._process.wait_until(lambda: http_ok(f"{self.url}/v2/"), timeout=START_TIMEOUT)
+        self._process.wait_until(self._answers, timeout=START_TIMEOUT)
         return self
 
     def stop(self) -> None:
