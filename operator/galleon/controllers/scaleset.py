@@ -472,6 +472,14 @@ class Fleet:
         if starting:
             last_action, last_action_time = "Start", rfc3339(now)
             started_by = starter
+            if spec.upgrade_policy.rolling_upgrade_policy.max_surge:
+                kopf.info(
+                    cast(Any, body),
+                    reason="MaxSurgeNotApplied",
+                    message="maxSurge is set, but instances keep their identity and data "
+                    "disks, so each one is replaced in place (docs/rollout.md)",
+                )
+                self._count()
         else:
             started_by = upgrade_status.get("startedBy") or starter
         images_by_revision = {
