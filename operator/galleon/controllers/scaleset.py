@@ -83,6 +83,7 @@ logger = logging.getLogger(__name__)
 SCALESETS = (GROUP, VERSION, "scalesets")
 RESYNC_SECONDS = 30.0
 WAIT_CAP_SECONDS = 30.0
+EXPECTATION_SECONDS = 5.0
 AUTOMATIC_MODEL_PERCENT = 100
 """Mode Automatic applies a model change to every instance at once (one batch)."""
 
@@ -334,6 +335,10 @@ class Fleet:
         self.requests = 0
         self._claims_checked_generation: int | None = None
         self._claims_pending = False
+        self._created: dict[int, tuple[str, float]] = {}
+        """Index → (revision, when) of pods this process created: a listing that does not
+        show them yet does not make it create them again (the kube controllers'
+        "expectations"). Memory only as an optimisation: losing it costs a 409."""
 
     async def _region(self, name: str) -> dict[str, Any] | None:
         """The Region, from the watch-fed index (from the API when run without one)."""
@@ -591,6 +596,13 @@ class Fleet:
             self._claims_checked_generation = generation
 
         async def create(action: ro.Create) -> None:
+            recent = self._created.get(action.index)
+            if (
+                recent is not None
+                and recent[0] == action.version
+                and (time.monotonic() - recent[1] < EXPECTATION_SECONDS)
+            ):
+                return  # created moments ago; the listing has not caught up yet
             image = images[action.version]
             assert image is not None
             reference, pull_secret = image.image(action.index)
@@ -599,6 +611,7 @@ class Fleet:
             )
             try:
                 await kube.client().create(codecs.from_dict(manifest))
+                self._created[action.index] = (action.version, time.monotonic())
             except ApiError as error:
                 if error.status.code != 409:
                     raise

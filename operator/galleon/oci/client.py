@@ -76,7 +76,7 @@ class RegistryClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.host = self.base_url.split("://", 1)[-1]
-        self._basic = aiohttp.BasicAuth(username, password or "") if username is not None else None
+        self._basic = basic_header(username, password or "") if username is not None else None
         self._tokens: dict[str, str] = {}
         self._basic_challenged = False
         """The registry asked for Basic once: send it up front from then on (a streamed
@@ -123,14 +123,15 @@ class RegistryClient:
             if self._basic is None:
                 return None
             self._basic_challenged = True
-            return self._basic.encode()
+            return self._basic
         if scheme != "bearer" or "realm" not in params:
             return None
         scope = params.get("scope") or scope_hint
         query = {k: v for k, v in (("service", params.get("service")), ("scope", scope)) if v}
         try:
             async with self.session.get(
-                f"{params['realm']}?{urlencode(query)}", auth=self._basic
+                f"{params['realm']}?{urlencode(query)}",
+                headers={"Authorization": self._basic} if self._basic else None,
             ) as response:
                 if response.status in (401, 403):
                     raise errors.Unauthorized(
@@ -167,7 +168,7 @@ class RegistryClient:
         if scope in self._tokens:
             headers["Authorization"] = self._tokens[scope]
         elif self._basic is not None and (scope == "" or self._basic_challenged):
-            headers["Authorization"] = self._basic.encode()
+            headers["Authorization"] = self._basic
         for attempt in (1, 2):
             try:
                 response = await self.session.request(
