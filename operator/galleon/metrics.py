@@ -145,15 +145,12 @@ def set_scaleset_instances(
 
 
 def set_rollout_state(namespace: str, scaleset: str, state: str) -> None:
-    for candidate in ROLLOUT_STATES:
-        ROLLOUT_STATE.labels(namespace, scaleset, candidate).set(1 if candidate == state else 0)
+    _set_one_hot(ROLLOUT_STATE, (namespace, scaleset), ROLLOUT_STATES, state)
 
 
 def forget_scaleset(namespace: str, scaleset: str) -> None:
     set_scaleset_instances(namespace, scaleset, {})
-    for candidate in ROLLOUT_STATES:
-        with contextlib.suppress(KeyError):
-            ROLLOUT_STATE.remove(namespace, scaleset, candidate)
+    _forget_one_hot(ROLLOUT_STATE, (namespace, scaleset), ROLLOUT_STATES)
     _instance_series.pop((namespace, scaleset), None)
     for gauge in _SCALESET_GAUGES:
         with contextlib.suppress(KeyError):
@@ -163,19 +160,28 @@ def forget_scaleset(namespace: str, scaleset: str) -> None:
 REGION_STATES = ("Unknown", "Queued", "Replicating", "Completed", "Failed", "Removing")
 
 
+def _set_one_hot(
+    gauge: Gauge, labels: tuple[str, ...], states: tuple[str, ...], state: str
+) -> None:
+    """1 on the series of `state`, 0 on the other states' series (a state-set gauge)."""
+    for candidate in states:
+        gauge.labels(*labels, candidate).set(1 if candidate == state else 0)
+
+
+def _forget_one_hot(gauge: Gauge, labels: tuple[str, ...], states: tuple[str, ...]) -> None:
+    for candidate in states:
+        with contextlib.suppress(KeyError):
+            gauge.remove(*labels, candidate)
+
+
 def set_replication_state(
     namespace: str, definition: str, version: str, region: str, state: str
 ) -> None:
-    for candidate in REGION_STATES:
-        REPLICATION_STATE.labels(namespace, definition, version, region, candidate).set(
-            1 if candidate == state else 0
-        )
+    _set_one_hot(REPLICATION_STATE, (namespace, definition, version, region), REGION_STATES, state)
 
 
 def forget_replication_state(namespace: str, definition: str, version: str, region: str) -> None:
-    for candidate in REGION_STATES:
-        with contextlib.suppress(KeyError):
-            REPLICATION_STATE.remove(namespace, definition, version, region, candidate)
+    _forget_one_hot(REPLICATION_STATE, (namespace, definition, version, region), REGION_STATES)
 
 
 def serve(port: int, address: str) -> None:

@@ -418,10 +418,13 @@ class Fleet:
             )
         ]
         self._count()
-        pairs = [(observe(p), p) for p in pods]
-        observed_pairs = [i for i, _ in pairs if i is not None]
-        pods_observed = [p for i, p in pairs if i is not None]
-        observed = observed_pairs
+        observed: list[ro.Instance] = []
+        uids: dict[int, str] = {}
+        for pod in pods:
+            instance = observe(pod)
+            if instance is not None:
+                observed.append(instance)
+                uids[instance.index] = pod["metadata"]["uid"]
         previous = load_rollout(status)
         current = current_revision(observed)
         if current is None and previous is not None and previous.code == "Completed":
@@ -523,14 +526,9 @@ class Fleet:
         self._ended(previous, new, now)
         count_instance_upgrades(previous, new)
         live_pods = {p["metadata"]["name"] for p in pods}
-        uids = {
-            i.index: p["metadata"]["uid"]
-            for i, p in zip(observed_pairs, pods_observed, strict=True)
-        }
         await self._apply(
             body, spec, creatable, images_by_revision, node_selector, generation, live_pods, uids
         )
-        post: Any = kopf.info
         for event in plan.events:
             post = kopf.info if event.type == "Normal" else kopf.warn
             post(cast(Any, body), reason=event.reason, message=event.message)
@@ -793,20 +791,11 @@ class Fleet:
         failed = set(rollout.failed)
         successful = [i for i in rollout.upgraded if i not in failed]
         in_progress = [] if rollout.phase == "Done" else list(rollout.members)
-        if rollout.phase == "RollingBack":
-            in_progress = list(rollout.members)
         pending = (
             max(0, spec.capacity - len(set(rollout.upgraded) | set(in_progress)))
             if rollout.code == "RollingForward"
             else 0
         )
-        size = ro.batch_size(spec.capacity, policy.max_batch_percent)
-        not_done = [
-            i
-            for i in range(spec.capacity)
-            if i not in rollout.upgraded and i not in rollout.members
-        ]
-        total = rollout.batch + ro.total_batches(len(not_done), size)
         upgrade: dict[str, Any] = {
             "fromVersion": inst.version_of(rollout.from_version) if rollout.from_version else None,
             "toVersion": inst.version_of(rollout.to_version),
@@ -826,7 +815,7 @@ class Fleet:
                 "pendingInstanceCount": pending,
             },
             "currentBatch": rollout.batch,
-            "totalBatches": total,
+            "totalBatches": ro.planned_batches(rollout, spec.capacity, policy),
             "error": (
                 {"code": rollout.error_code, "message": rollout.error_message}
                 if rollout.error_code
@@ -1019,11 +1008,7 @@ class Fleet:
             done = len(rollout.upgraded)
             ROLLOUT_PROGRESS.labels(ns, name).set(done / spec.capacity if spec.capacity else 1)
             ROLLOUT_BATCH.labels(ns, name).set(rollout.batch)
-            size = ro.batch_size(spec.capacity, policy.max_batch_percent)
-            left = [i for i in range(spec.capacity) if i not in rollout.upgraded]
-            ROLLOUT_BATCHES.labels(ns, name).set(
-                rollout.batch + (ro.total_batches(len(left), size) if active else 0)
-            )
+            ROLLOUT_BATCHES.labels(ns, name).set(ro.planned_batches(rollout, spec.capacity, policy))
 
 
 def count_instance_upgrades(previous: ro.Rollout | None, new: ro.Rollout | None) -> None:

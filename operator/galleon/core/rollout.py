@@ -149,6 +149,14 @@ def total_batches(instances: int, size: int) -> int:
     return 0 if size == 0 else -(-instances // size)
 
 
+def planned_batches(rollout: Rollout, capacity: int, policy: Policy) -> int:
+    """Batches of the upgrade in all: those started, and those its instances not yet
+    upgraded (nor in the running batch) still need. It stays put when the upgrade ends
+    early, so "batch 2 of 5" still reads so after a fault."""
+    left = [i for i in range(capacity) if i not in rollout.upgraded and i not in rollout.members]
+    return rollout.batch + total_batches(len(left), batch_size(capacity, policy.max_batch_percent))
+
+
 def health(instance: Instance, policy: Policy, now: datetime) -> Health:
     """Healthy when Ready for minReady; Unhealthy when failed, missing or past the timeout.
 
