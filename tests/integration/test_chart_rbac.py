@@ -6,7 +6,6 @@ identity is refused everything the operator does not do.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,8 +23,7 @@ from lightkube.types import PatchType
 
 from galleon.kube.resources import ImageVersion, ScaleSet
 from galleon.testing.chart import NAMESPACE, of_kind, render
-from galleon.testing.fleets import Fleet, push_source
-from galleon.testing.images import build_image
+from galleon.testing.fleets import Fleet
 from galleon.testing.registry import Registry
 from galleon.testing.waiting import wait_for
 from galleon.testing.world import World
@@ -87,14 +85,7 @@ def test_the_operator_works_as_the_chart_service_account(
         kubeconfig=chart_identity,
     )
     world = World(kube, namespace, registry_factory(4))
-    base = build_image(tmp_path / "1.0.0", size=1 << 20, layers=2, seed=1)
-    images = {
-        "1.0.0": base,
-        "1.0.2": build_image(tmp_path / "1.0.2", size=0, layers=0, seed=2, base=base),
-    }
-    for version, image in images.items():
-        asyncio.run(push_source(world.source, image, version))
-    fleet = Fleet(world, images, control_plane.client)
+    fleet = Fleet.with_versions(world, tmp_path, control_plane.client, ("1.0.0", "1.0.2"))
     try:
         fleet.publish("1.0.0", [fleet.east, fleet.west])
         fleet.scaleset(

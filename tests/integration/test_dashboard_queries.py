@@ -19,7 +19,6 @@ from lightkube import Client
 from galleon.testing.binaries import REPO_ROOT
 from galleon.testing.chart import CHART, of_kind, render
 from galleon.testing.fleets import Fleet, push_source
-from galleon.testing.images import build_image
 from galleon.testing.promql import problems, scrape_labels
 from galleon.testing.registry import Registry
 from galleon.testing.waiting import wait_for
@@ -51,15 +50,8 @@ def test_dashboard_and_alert_queries_match_the_real_metrics(
     tmp_path: Path,
 ) -> None:
     world = World(kube, namespace, registry_factory(4))
-    base = build_image(tmp_path / "1.0.0", size=1 << 20, layers=2, seed=1)
-    images = {
-        "1.0.0": base,
-        "1.0.2": build_image(tmp_path / "1.0.2", size=0, layers=0, seed=2, base=base),
-    }
-    for version, image in images.items():
-        asyncio.run(push_source(world.source, image, version))
-    asyncio.run(push_source(world.source, base, "1.0.5"))
-    fleet = Fleet(world, images, control_plane.client)
+    fleet = Fleet.with_versions(world, tmp_path, control_plane.client, ("1.0.0", "1.0.2"))
+    asyncio.run(push_source(world.source, fleet.images["1.0.0"], "1.0.5"))
     try:
         fleet.publish("1.0.0", [fleet.east, fleet.west])
         fleet.scaleset("dash", 5, annotations={"galleon.test/ready-delay": "2s"})

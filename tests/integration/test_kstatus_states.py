@@ -7,7 +7,6 @@ the operator has observed it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,7 @@ import pytest
 from lightkube import Client
 
 from galleon.kube.resources import ImageVersion, ScaleSet
-from galleon.testing.fleets import Fleet, push_source
-from galleon.testing.images import build_image
+from galleon.testing.fleets import Fleet
 from galleon.testing.kstatus import compute
 from galleon.testing.registry import Registry
 from galleon.testing.waiting import wait_for
@@ -35,15 +33,7 @@ def test_kstatus_states_of_a_scaleset_and_its_versions(
     tmp_path: Path,
 ) -> None:
     world = World(kube, namespace, registry_factory(4))
-    base = build_image(tmp_path / "1.0.0", size=1 << 20, layers=2, seed=1)
-    images = {
-        "1.0.0": base,
-        "1.0.2": build_image(tmp_path / "1.0.2", size=0, layers=0, seed=2, base=base),
-        "1.0.3": build_image(tmp_path / "1.0.3", size=0, layers=0, seed=3, base=base),
-    }
-    for version, image in images.items():
-        asyncio.run(push_source(world.source, image, version))
-    fleet = Fleet(world, images, control_plane.client)
+    fleet = Fleet.with_versions(world, tmp_path, control_plane.client)
     seen: dict[str, list[str]] = {"scaleset": [], "version": []}
 
     def state(kind: Any, name: str, key: str) -> str:

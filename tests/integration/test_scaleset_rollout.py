@@ -11,7 +11,6 @@ UIDs.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator
@@ -25,8 +24,7 @@ from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
 from galleon.kube.resources import ImageVersion, ScaleSet
-from galleon.testing.fleets import Fleet, Watcher, push_source
-from galleon.testing.images import build_image
+from galleon.testing.fleets import Fleet, Watcher
 from galleon.testing.registry import Registry
 from galleon.testing.waiting import stays_true, wait_for
 from galleon.testing.world import World
@@ -45,15 +43,7 @@ def fleet(
     tmp_path: Path,
 ) -> Iterator[Fleet]:
     world = World(kube, namespace, registry_factory(4))
-    base = build_image(tmp_path / "1.0.0", size=1 << 20, layers=2, seed=1)
-    images = {
-        "1.0.0": base,
-        "1.0.2": build_image(tmp_path / "1.0.2", size=0, layers=0, seed=2, base=base),
-        "1.0.3": build_image(tmp_path / "1.0.3", size=0, layers=0, seed=3, base=base),
-    }
-    for version, image in images.items():
-        asyncio.run(push_source(world.source, image, version))
-    made = Fleet(world, images, control_plane.client)
+    made = Fleet.with_versions(world, tmp_path, control_plane.client)
     made.publish("1.0.0", [made.east, made.west])
     yield made
     with_scalesets = list(kube.list(ScaleSet, namespace=namespace))

@@ -14,9 +14,11 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from lightkube import Client, codecs
@@ -25,7 +27,7 @@ from lightkube.types import PatchType
 
 from galleon.kube.resources import ScaleSet
 from galleon.oci import RegistryClient
-from galleon.testing.images import TestImage, push_image
+from galleon.testing.images import TestImage, build_image, push_image
 from galleon.testing.registry import Registry
 from galleon.testing.waiting import wait_for
 from galleon.testing.world import World
@@ -50,6 +52,25 @@ class Fleet:
         self.east = world.region("east", world.rest[:2], node_region="eastus2")
         self.west = world.region("west", world.rest[2:3], node_region="westcentralus")
         world.parents(self.west)
+
+    @classmethod
+    def with_versions(
+        cls,
+        world: World,
+        folder: Path,
+        new_client: Callable[[], Client],
+        versions: tuple[str, ...] = ("1.0.0", "1.0.2", "1.0.3"),
+    ) -> Fleet:
+        """A fleet whose source registry holds `versions` of one image: the first a
+        1 MiB image in 2 layers, each later one a patch release sharing all but the
+        last layer (so their digests differ)."""
+        base = build_image(folder / versions[0], size=1 << 20, layers=2, seed=1)
+        images = {versions[0]: base}
+        for seed, version in enumerate(versions[1:], start=2):
+            images[version] = build_image(folder / version, size=0, layers=0, seed=seed, base=base)
+        for version, image in images.items():
+            asyncio.run(push_source(world.source, image, version))
+        return cls(world, images, new_client)
 
     def publish(self, version: str, regions: list[str], wait: bool = True) -> None:
         name = "os-" + version.replace(".", "-")
