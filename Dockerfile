@@ -1,7 +1,9 @@
 # The galleon operator image: `make image` (needs Docker or a compatible builder).
 # Two stages: the first installs galleon and its pinned dependencies into a
 # virtualenv; the final image is the slim Python base, that virtualenv and a
-# non-root user, without pip caches or build tools.
+# non-root user, without pip caches or build tools. Only pyproject.toml, README.md
+# and operator/ are copied in: the test kit (tests/kit/, its own distribution) and
+# the tests never reach the image (.dockerignore excludes tests/ as well).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build

@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test unit integration check lint crds bench image chart clean
+.PHONY: setup demo test unit integration check lint crds generate bench image chart clean
 setup:  ## install system packages, the virtualenv and the control-plane binaries
 	hack/setup.sh
 
@@ -24,10 +24,14 @@ check:  ## lint, types, import contracts, CRD drift
 	.venv/bin/lint-imports
 	$(PY) hack/gen_crds.py --check
 	$(PY) hack/gen_reference.py --check
+	$(PY) hack/gen_argocd_health.py --check
 
 crds:  ## regenerate crds/ (and the chart's copy) and docs/reference.md from the models
 	$(PY) hack/gen_crds.py
 	$(PY) hack/gen_reference.py
+
+generate: crds  ## what crds does, and the Argo CD health checks from helm/galleon/argocd/src/
+	$(PY) hack/gen_argocd_health.py
 
 bench: setup  ## benchmarks; figures go to docs/benchmarks.md
 	$(PY) hack/bench_replication.py

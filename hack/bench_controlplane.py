@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from galleon.testing.controlplane import ControlPlane
+from galleon_testkit.controlplane import ControlPlane
 
 COLUMNS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "nodes")
 

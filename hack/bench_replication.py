@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 from galleon.oci import RegistryClient, Target, copy_image_to_many
-from galleon.testing.images import build_image, push_image
-from galleon.testing.registry import Registry
+from galleon_testkit.images import build_image, push_image
+from galleon_testkit.registry import Registry
 
 REPOSITORY = "bench/os"
 
@@ -90,8 +90,8 @@ def through_operator(work: Path, source: Registry, targets: list[Registry]) -> d
     from lightkube import codecs
 
     from galleon.kube.resources import ImageVersion
-    from galleon.testing.controlplane import ControlPlane
-    from galleon.testing.processes import ManagedProcess, free_port, http_ok
+    from galleon_testkit.controlplane import ControlPlane
+    from galleon_testkit.operator import OperatorProcess
 
     root = Path(__file__).resolve().parents[1]
     plane = ControlPlane(work / "cluster", regions={"r1": 1, "r2": 1, "r3": 1})
@@ -100,23 +100,8 @@ def through_operator(work: Path, source: Registry, targets: list[Registry]) -> d
         plane.start()
         plane.apply_crds(root / "crds")
         client = plane.client()
-        health = free_port()
-        operator = ManagedProcess(
-            "galleon-operator",
-            [
-                sys.executable,
-                "-m",
-                "galleon.main",
-                f"--kubeconfig={plane.kubeconfig}",
-                "--metrics-port=0",
-                f"--health-port={health}",
-                "--bind-address=127.0.0.1",
-            ],
-            work / "operator.log",
-            env={k: v for k, v in os.environ.items() if k != "KUBECONFIG"},
-        )
+        operator = OperatorProcess(plane.kubeconfig, work / "operator.log", metrics_port=0)
         operator.start()
-        operator.wait_until(lambda: http_ok(f"http://127.0.0.1:{health}/healthz"), timeout=60)
         documents = [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}},
             *(

@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -42,10 +40,11 @@ from lightkube.types import PatchType
 
 from galleon.kube.resources import ImageVersion, ScaleSet
 from galleon.oci import RegistryClient
-from galleon.testing.controlplane import ControlPlane
-from galleon.testing.images import build_image, push_image
-from galleon.testing.processes import ManagedProcess, free_port, http_ok
-from galleon.testing.registry import Registry
+from galleon_testkit.controlplane import ControlPlane
+from galleon_testkit.images import build_image, push_image
+from galleon_testkit.operator import OperatorProcess
+from galleon_testkit.processes import free_port
+from galleon_testkit.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "bench"
@@ -298,30 +297,13 @@ def main() -> None:
         workdir = Path(tmp)
         plane = ControlPlane(workdir / "cluster", regions={REGION: nodes})
         registry = Registry(workdir / "registry", free_port())
-        operator: ManagedProcess | None = None
+        operator: OperatorProcess | None = None
         try:
             plane.start()
             plane.apply_crds(ROOT / "crds")
             registry.start()
-            metrics_port, health = free_port(), free_port()
-            env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-            operator = ManagedProcess(
-                "galleon-operator",
-                [
-                    sys.executable,
-                    "-m",
-                    "galleon.main",
-                    f"--kubeconfig={plane.kubeconfig}",
-                    f"--metrics-port={metrics_port}",
-                    f"--health-port={health}",
-                    "--bind-address=127.0.0.1",
-                ],
-                workdir / "operator.log",
-                env=env,
-            )
-            operator.start()
-            operator.wait_until(lambda: http_ok(f"http://127.0.0.1:{health}/healthz"), timeout=60)
-            metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+            operator = OperatorProcess(plane.kubeconfig, workdir / "operator.log").start()
+            metrics = operator.metrics_url
             assert operator.pid is not None
             pid = operator.pid
             world(plane, registry, workdir)

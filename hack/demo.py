@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,10 +28,10 @@ from lightkube import codecs
 from galleon.kube.resources import ImageDefinition, ImageVersion, ScaleSet
 from galleon.oci import RegistryClient
 from galleon.oci.reference import parse
-from galleon.testing.controlplane import ControlPlane
-from galleon.testing.images import build_image, push_image
-from galleon.testing.processes import ManagedProcess, free_port, http_ok
-from galleon.testing.registry import Registry
+from galleon_testkit.controlplane import ControlPlane
+from galleon_testkit.images import build_image, push_image
+from galleon_testkit.operator import OperatorProcess
+from galleon_testkit.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -187,7 +185,7 @@ def main() -> None:
     regions = example_regions()
     plane = ControlPlane(workdir / "cluster", regions={r: 2 for r in regions})
     registries: list[Registry] = []
-    operator: ManagedProcess | None = None
+    operator: OperatorProcess | None = None
     try:
         print("starting the control plane ...", flush=True)
         plane.start()
@@ -202,25 +200,8 @@ def main() -> None:
         print(f"{len(registries)} registries up: " + ", ".join(r.host for r in registries))
         asyncio.run(push_sources(workdir, args.image_mib << 20))
 
-        health = free_port()
-        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-        operator = ManagedProcess(
-            "galleon-operator",
-            [
-                sys.executable,
-                "-m",
-                "galleon.main",
-                f"--kubeconfig={plane.kubeconfig}",
-                f"--metrics-port={free_port()}",
-                f"--health-port={health}",
-                "--bind-address=127.0.0.1",
-            ],
-            workdir / "operator.log",
-            env=env,
-        )
-        operator.start()
-        operator.wait_until(lambda: http_ok(f"http://127.0.0.1:{health}/healthz"), timeout=60)
-        print(f"operator running (log: {workdir / 'operator.log'})")
+        operator = OperatorProcess(plane.kubeconfig, workdir / "operator.log").start()
+        print(f"operator running (log: {operator.log})")
 
         for path in sorted(EXAMPLES.glob("*.yaml")):
             if "1.0.2" in path.name:

@@ -9,7 +9,7 @@
 #   hack/envtest.sh --print    print the bin folder (build nothing; fail if incomplete)
 #
 # The folder is ${GALLEON_CACHE:-$HOME/.cache/galleon}/bin/<tuple>; the tests
-# find it through the same rule (galleon.testing.binaries) or $GALLEON_BIN_DIR.
+# find it through the same rule (galleon_testkit.binaries) or $GALLEON_BIN_DIR.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -2,7 +2,9 @@
 # Sets a fresh machine up for galleon's demo and tests, idempotently:
 #   1. Debian packages: the distribution registry, skopeo (reference client for
 #      benchmarks), Lua (Argo CD health checks), kubectl if absent;
-#   2. a virtualenv in .venv with galleon and its pinned dev dependencies;
+#   2. a virtualenv in .venv with galleon and its pinned dev dependencies, then the
+#      test kit (tests/kit: `galleon-testkit`, a separate dev-only distribution),
+#      both editable; reinstalled when either pyproject.toml changes;
 #   3. the control-plane binaries, built once per machine by hack/envtest.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -25,10 +27,11 @@ PYTHON="${PYTHON:-python3}"
 if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
-stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+stamp=".venv/.installed-$(cat pyproject.toml tests/kit/pyproject.toml | sha256sum | cut -c1-16)"
 if [[ ! -f "$stamp" ]]; then
   .venv/bin/python -m pip install -q --upgrade pip==25.3
   .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -e tests/kit
   rm -f .venv/.installed-*; touch "$stamp"
 fi
 

@@ -17,9 +17,9 @@ from lightkube import Client, codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Namespace
 
-from galleon.testing.binaries import REPO_ROOT, MissingBinaries
-from galleon.testing.chart import CHART, helm, of_kind, render
-from galleon.testing.cluster_fixtures import unavailable
+from galleon_testkit.binaries import REPO_ROOT, MissingBinaries
+from galleon_testkit.chart import CHART, helm, of_kind, render
+from galleon_testkit.cluster_fixtures import unavailable
 
 pytestmark = pytest.mark.integration
 

@@ -22,11 +22,11 @@ from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBi
 from lightkube.types import PatchType
 
 from galleon.kube.resources import ImageVersion, ScaleSet
-from galleon.testing.chart import NAMESPACE, of_kind, render
-from galleon.testing.fleets import Fleet
-from galleon.testing.registry import Registry
-from galleon.testing.waiting import wait_for
-from galleon.testing.world import World
+from galleon_testkit.chart import NAMESPACE, of_kind, render
+from galleon_testkit.fleets import FleetHarness
+from galleon_testkit.registry import Registry
+from galleon_testkit.waiting import wait_for
+from galleon_testkit.world import World
 
 pytestmark = pytest.mark.integration
 KopfPeering = create_namespaced_resource("kopf.dev", "v1", "KopfPeering", "kopfpeerings")
@@ -85,7 +85,7 @@ def test_the_operator_works_as_the_chart_service_account(
         kubeconfig=chart_identity,
     )
     world = World(kube, namespace, registry_factory(4))
-    fleet = Fleet.with_versions(world, tmp_path, control_plane.client, ("1.0.0", "1.0.2"))
+    fleet = FleetHarness.with_versions(world, tmp_path, control_plane.client, ("1.0.0", "1.0.2"))
     try:
         fleet.publish("1.0.0", [fleet.east, fleet.west])
         fleet.scaleset(

@@ -28,10 +28,10 @@ from lightkube.resources.core_v1 import (
 from lightkube.types import PatchType
 
 from galleon.kube.resources import ImageVersion, ScaleSet
-from galleon.testing.binaries import REPO_ROOT
-from galleon.testing.controlplane import ControlPlane
-from galleon.testing.nodes import REGION_LABEL
-from galleon.testing.waiting import stays_true, wait_for
+from galleon_testkit.binaries import REPO_ROOT
+from galleon_testkit.controlplane import ControlPlane
+from galleon_testkit.nodes import REGION_LABEL
+from galleon_testkit.waiting import stays_true, wait_for
 
 pytestmark = pytest.mark.integration
 EXAMPLES = REPO_ROOT / "examples"

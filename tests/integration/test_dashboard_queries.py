@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from lightkube import Client
 
-from galleon.testing.binaries import REPO_ROOT
-from galleon.testing.chart import CHART, of_kind, render
-from galleon.testing.fleets import Fleet, push_source
-from galleon.testing.promql import problems, scrape_labels
-from galleon.testing.registry import Registry
-from galleon.testing.waiting import wait_for
-from galleon.testing.world import World
+from galleon_testkit.binaries import REPO_ROOT
+from galleon_testkit.chart import CHART, of_kind, render
+from galleon_testkit.fleets import FleetHarness, push_source
+from galleon_testkit.promql import problems, scrape_labels
+from galleon_testkit.registry import Registry
+from galleon_testkit.waiting import wait_for
+from galleon_testkit.world import World
 
 pytestmark = pytest.mark.integration
 DASHBOARD = REPO_ROOT / "docs" / "dashboards" / "galleon.json"
@@ -50,7 +50,7 @@ def test_dashboard_and_alert_queries_match_the_real_metrics(
     tmp_path: Path,
 ) -> None:
     world = World(kube, namespace, registry_factory(4))
-    fleet = Fleet.with_versions(world, tmp_path, control_plane.client, ("1.0.0", "1.0.2"))
+    fleet = FleetHarness.with_versions(world, tmp_path, control_plane.client, ("1.0.0", "1.0.2"))
     asyncio.run(push_source(world.source, fleet.images["1.0.0"], "1.0.5"))
     try:
         fleet.publish("1.0.0", [fleet.east, fleet.west])

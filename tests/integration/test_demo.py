@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from galleon.testing.binaries import REPO_ROOT
+from galleon_testkit.binaries import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -19,10 +19,10 @@ from lightkube.types import PatchType
 
 from galleon.kube.resources import ImageDefinition, ImageVersion, ScaleSet
 from galleon.oci import RegistryClient
-from galleon.testing.images import TestImage, blob_digest, build_image, push_image
-from galleon.testing.registry import Registry
-from galleon.testing.waiting import wait_for
-from galleon.testing.world import World
+from galleon_testkit.images import TestImage, blob_digest, build_image, push_image
+from galleon_testkit.registry import Registry
+from galleon_testkit.waiting import wait_for
+from galleon_testkit.world import World
 
 pytestmark = pytest.mark.integration
 REPOSITORY = "galleon/{ns}/gallery/os"

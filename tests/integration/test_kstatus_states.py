@@ -15,11 +15,11 @@ import pytest
 from lightkube import Client
 
 from galleon.kube.resources import ImageVersion, ScaleSet
-from galleon.testing.fleets import Fleet
-from galleon.testing.kstatus import compute
-from galleon.testing.registry import Registry
-from galleon.testing.waiting import wait_for
-from galleon.testing.world import World
+from galleon_testkit.fleets import FleetHarness
+from galleon_testkit.kstatus import compute
+from galleon_testkit.registry import Registry
+from galleon_testkit.waiting import wait_for
+from galleon_testkit.world import World
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ def test_kstatus_states_of_a_scaleset_and_its_versions(
     tmp_path: Path,
 ) -> None:
     world = World(kube, namespace, registry_factory(4))
-    fleet = Fleet.with_versions(world, tmp_path, control_plane.client)
+    fleet = FleetHarness.with_versions(world, tmp_path, control_plane.client)
     seen: dict[str, list[str]] = {"scaleset": [], "version": []}
 
     def state(kind: Any, name: str, key: str) -> str:

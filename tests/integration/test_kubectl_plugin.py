@@ -29,9 +29,9 @@ from galleon.cli import main as cli
 from galleon.cli.cluster import Cluster, Kind, NotFound
 from galleon.kube.resources import ImageDefinition, ImageVersion, ScaleSet
 from galleon.oci import RegistryClient
-from galleon.testing.images import build_image, push_image
-from galleon.testing.registry import Registry
-from galleon.testing.world import World
+from galleon_testkit.images import build_image, push_image
+from galleon_testkit.registry import Registry
+from galleon_testkit.world import World
 
 pytestmark = pytest.mark.integration
 RFC3339_SECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

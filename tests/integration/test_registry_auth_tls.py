@@ -20,10 +20,10 @@ from lightkube.resources.core_v1 import Secret
 
 from galleon.kube.resources import Region
 from galleon.oci import RegistryClient
-from galleon.testing.images import build_image, push_image
-from galleon.testing.registry import Registry
-from galleon.testing.waiting import wait_for
-from galleon.testing.world import World
+from galleon_testkit.images import build_image, push_image
+from galleon_testkit.registry import Registry
+from galleon_testkit.waiting import wait_for
+from galleon_testkit.world import World
 
 pytestmark = pytest.mark.integration
 USER, PASSWORD = "galleon", "s3cret-pass"

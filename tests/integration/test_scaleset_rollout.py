@@ -24,10 +24,10 @@ from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
 from galleon.kube.resources import ImageVersion, ScaleSet
-from galleon.testing.fleets import Fleet, Watcher
-from galleon.testing.registry import Registry
-from galleon.testing.waiting import stays_true, wait_for
-from galleon.testing.world import World
+from galleon_testkit.fleets import FleetHarness, Watcher
+from galleon_testkit.registry import Registry
+from galleon_testkit.waiting import stays_true, wait_for
+from galleon_testkit.world import World
 
 pytestmark = pytest.mark.integration
 SCALESET_LABEL = "galleon.dev/scaleset"
@@ -41,9 +41,9 @@ def fleet(
     registry_factory: Callable[[int], list[Registry]],
     operator: Any,
     tmp_path: Path,
-) -> Iterator[Fleet]:
+) -> Iterator[FleetHarness]:
     world = World(kube, namespace, registry_factory(4))
-    made = Fleet.with_versions(world, tmp_path, control_plane.client)
+    made = FleetHarness.with_versions(world, tmp_path, control_plane.client)
     made.publish("1.0.0", [made.east, made.west])
     yield made
     with_scalesets = list(kube.list(ScaleSet, namespace=namespace))
@@ -53,7 +53,7 @@ def fleet(
     world.cleanup()
 
 
-def test_latest_rolls_out_in_batches_once_replicated_to_the_region(fleet: Fleet) -> None:
+def test_latest_rolls_out_in_batches_once_replicated_to_the_region(fleet: FleetHarness) -> None:
     fleet.scaleset("web", 10)
     fleet.wait_fleet("web", "1.0.0", 10)
     status = fleet.status("web")
@@ -108,7 +108,7 @@ def test_latest_rolls_out_in_batches_once_replicated_to_the_region(fleet: Fleet)
     assert conditions["Ready"] == "True" and conditions["Upgrading"] == "False"
 
 
-def test_a_version_that_never_gets_healthy_faults_and_is_rolled_back(fleet: Fleet) -> None:
+def test_a_version_that_never_gets_healthy_faults_and_is_rolled_back(fleet: FleetHarness) -> None:
     broken = fleet.digest("1.0.3")
     fleet.scaleset(
         "db",
@@ -145,7 +145,7 @@ def test_a_version_that_never_gets_healthy_faults_and_is_rolled_back(fleet: Flee
     assert fleet.events("db", "RollingUpgradeFaulted")
 
 
-def test_too_many_unhealthy_instances_stop_the_upgrade_before_a_batch(fleet: Fleet) -> None:
+def test_too_many_unhealthy_instances_stop_the_upgrade_before_a_batch(fleet: FleetHarness) -> None:
     fleet.scaleset("api", 5)
     fleet.wait_fleet("api", "1.0.0", 5)
     # A pod that is not Ready counts as Initializing until upgradedInstanceHealthTimeout
@@ -167,7 +167,7 @@ def test_too_many_unhealthy_instances_stop_the_upgrade_before_a_batch(fleet: Fle
     assert all(p.metadata.labels["galleon.dev/version"] == "1.0.0" for p in fleet.pods("api"))
 
 
-def test_pause_resume_and_cancel(fleet: Fleet) -> None:
+def test_pause_resume_and_cancel(fleet: FleetHarness) -> None:
     fleet.scaleset("app", 10, annotations={"galleon.test/ready-delay": "2s"})
     fleet.wait_fleet("app", "1.0.0", 10)
     fleet.publish("1.0.2", [fleet.east])
@@ -231,7 +231,7 @@ def test_pause_resume_and_cancel(fleet: Fleet) -> None:
 
 
 def test_an_operator_killed_mid_upgrade_resumes_within_the_limits(
-    fleet: Fleet, operator: Any
+    fleet: FleetHarness, operator: Any
 ) -> None:
     fleet.scaleset("svc", 10, annotations={"galleon.test/ready-delay": "2s"})
     fleet.wait_fleet("svc", "1.0.0", 10)
@@ -253,7 +253,7 @@ def test_an_operator_killed_mid_upgrade_resumes_within_the_limits(
     assert all(len(uids) == 1 for uids in watcher.claims.values())
 
 
-def test_scale_out_and_in_with_the_disk_retention_rule(fleet: Fleet) -> None:
+def test_scale_out_and_in_with_the_disk_retention_rule(fleet: FleetHarness) -> None:
     fleet.scaleset(
         "pool",
         3,
@@ -280,7 +280,7 @@ def test_scale_out_and_in_with_the_disk_retention_rule(fleet: Fleet) -> None:
 
 
 def test_a_pinned_version_waits_for_its_region_and_bad_references_are_reported(
-    fleet: Fleet,
+    fleet: FleetHarness,
 ) -> None:
     fleet.publish("1.0.2", [fleet.west])
     fleet.scaleset("pin", 2, imageReference={"imageDefinitionName": "os", "version": "1.0.2"})

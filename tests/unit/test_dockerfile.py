@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tomllib
 
-from galleon.testing.binaries import REPO_ROOT
+from galleon_testkit.binaries import REPO_ROOT
 
 DOCKERFILE = (REPO_ROOT / "Dockerfile").read_text()
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from galleon.api.region import REGION_LABEL
 from galleon.api.scaleset import ScaleSetSpec
 from galleon.core import instances as inst
 
@@ -38,7 +39,7 @@ def test_the_pod_runs_the_version_image_with_its_disks_on_region_nodes() -> None
     s = spec()
     rev = inst.revision("1.0.2", inst.model_hash(s))
     pod = inst.pod_manifest(
-        OWNER, s, 4, rev, "r:5000/g@sha256:ab", {inst.REGION_LABEL: "eastus2"}, "pull"
+        OWNER, s, 4, rev, "r:5000/g@sha256:ab", {REGION_LABEL: "eastus2"}, "pull"
     )
     assert pod["metadata"]["name"] == "web-4"
     labels = pod["metadata"]["labels"]
@@ -51,7 +52,7 @@ def test_the_pod_runs_the_version_image_with_its_disks_on_region_nodes() -> None
     assert pod["spec"]["volumes"] == [
         {"name": "disk-data", "persistentVolumeClaim": {"claimName": "data-web-4"}}
     ]
-    assert pod["spec"]["nodeSelector"] == {"disk": "ssd", inst.REGION_LABEL: "eastus2"}
+    assert pod["spec"]["nodeSelector"] == {"disk": "ssd", REGION_LABEL: "eastus2"}
     assert pod["spec"]["imagePullSecrets"] == [{"name": "pull"}]
     owner = pod["metadata"]["ownerReferences"][0]
     assert owner["uid"] == "u-1" and owner["controller"] is True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from galleon.testing.promql import problems, references, scrape_labels
+from galleon_testkit.promql import problems, references, scrape_labels
 
 SCRAPE = """# HELP galleon_rollouts_total Rollouts.
 # TYPE galleon_rollouts_total counter

@@ -21,8 +21,8 @@ from galleon.core.rollout import (
     UPGRADED,
     Create,
     Delete,
-    Fleet,
     Instance,
+    Observation,
     Policy,
     Rollout,
     batch_size,
@@ -61,7 +61,7 @@ class Cluster:
     def observe(self) -> list[Instance]:
         seen = []
         for pod in self.pods.values():
-            becomes_ready = pod.version not in self.bad and not pod.failed
+            becomes_ready = pod.revision not in self.bad and not pod.failed
             if not pod.ready and becomes_ready and self.now >= pod.created + self.ready_delay:
                 pod = replace(pod, ready=True, ready_since=pod.created + self.ready_delay)
                 self.pods[pod.index] = pod
@@ -77,7 +77,7 @@ class Cluster:
             if isinstance(action, Create):
                 assert action.index not in self.pods, f"create over an existing pod {action}"
                 self.created.append(action)
-                self.pods[action.index] = Instance(action.index, action.version, created=self.now)
+                self.pods[action.index] = Instance(action.index, action.revision, created=self.now)
             else:
                 self.pods.pop(action.index, None)
 
@@ -93,7 +93,7 @@ def drive(
 ) -> tuple[Rollout | None, list[ro.Event]]:
     events: list[ro.Event] = []
     for _ in range(steps):
-        fleet = Fleet(cluster.capacity, cluster.observe(), current, target)
+        fleet = Observation(cluster.capacity, cluster.observe(), current, target)
         decided = plan(fleet, state, policy, cluster.now)
         # The same observation gives the same decision (idempotent).
         assert plan(fleet, state, policy, cluster.now) == decided
@@ -115,7 +115,7 @@ def test_ten_instances_roll_in_batches_of_two() -> None:
     cluster.start("1.0.0")
     state, events = drive(cluster, "1.0.0", "1.0.2", Policy())
     assert state is not None and state.code == "Completed"
-    assert all(p.version == "1.0.2" for p in cluster.pods.values())
+    assert all(p.revision == "1.0.2" for p in cluster.pods.values())
     assert cluster.max_unavailable <= 2
     assert [e.reason for e in events].count("BatchStarted") == 5
     assert sorted(c.index for c in cluster.created) == list(range(10))  # each index once
@@ -128,10 +128,10 @@ def test_a_version_that_never_becomes_ready_faults_and_rolls_back() -> None:
     assert state is not None and state.code == "Faulted"
     assert state.error_code == UPGRADED
     assert state.rolled_back == (0, 1)
-    assert all(p.version == "1.0.0" for p in cluster.pods.values())
+    assert all(p.revision == "1.0.0" for p in cluster.pods.values())
     assert "RolledBack" in [e.reason for e in events]
     # Not retried by itself: the same target again plans nothing.
-    again = plan(Fleet(10, cluster.observe(), "1.0.0", "2.0.0"), state, Policy(), cluster.now)
+    again = plan(Observation(10, cluster.observe(), "1.0.0", "2.0.0"), state, Policy(), cluster.now)
     assert again.actions == () and again.rollout == state
 
 
@@ -140,7 +140,7 @@ def test_without_rollback_failed_instances_stay() -> None:
     cluster.start("1.0.0")
     state, _ = drive(cluster, "1.0.0", "2.0.0", Policy(rollback=False))
     assert state is not None and state.code == "Faulted" and state.rolled_back == ()
-    assert cluster.pods[0].version == "2.0.0"
+    assert cluster.pods[0].revision == "2.0.0"
 
 
 def test_too_many_unhealthy_before_a_batch_stops_the_upgrade() -> None:
@@ -148,7 +148,7 @@ def test_too_many_unhealthy_before_a_batch_stops_the_upgrade() -> None:
     cluster.start("1.0.0", broken={7, 8, 9})
     state, _events = drive(cluster, "1.0.0", "1.0.2", Policy())
     assert state is not None and state.code == "Faulted" and state.error_code == BEFORE
-    assert all(p.version == "1.0.0" for p in cluster.pods.values())
+    assert all(p.revision == "1.0.0" for p in cluster.pods.values())
 
 
 def test_pause_between_batches_and_cancel() -> None:
@@ -162,7 +162,7 @@ def test_pause_between_batches_and_cancel() -> None:
     state, events = drive(cluster, "1.0.0", "1.0.2", policy, state=cancelled)
     assert state is not None and state.code == "Cancelled"
     assert state.batch == batches  # the running batch finished, no new one started
-    upgraded = sum(p.version == "1.0.2" for p in cluster.pods.values())
+    upgraded = sum(p.revision == "1.0.2" for p in cluster.pods.values())
     assert upgraded == len(state.upgraded) == 2 * batches < 10
     # Between batches the pause was honoured: no batch started within a minute of another.
     starts = [e for e in events if e.reason == "BatchStarted"]
@@ -172,9 +172,9 @@ def test_pause_between_batches_and_cancel() -> None:
 def test_scale_out_and_in() -> None:
     cluster = Cluster(3)
     cluster.start("1.0.0")
-    out = plan(Fleet(5, cluster.observe(), "1.0.0", "1.0.0"), None, Policy(), T0)
+    out = plan(Observation(5, cluster.observe(), "1.0.0", "1.0.0"), None, Policy(), T0)
     assert out.actions == (Create(3, "1.0.0"), Create(4, "1.0.0"))
-    shrink = plan(Fleet(1, cluster.observe(), "1.0.0", "1.0.0"), None, Policy(), T0)
+    shrink = plan(Observation(1, cluster.observe(), "1.0.0", "1.0.0"), None, Policy(), T0)
     assert shrink.actions == (Delete(2, "ScaleIn"), Delete(1, "ScaleIn"))
 
 
@@ -201,16 +201,16 @@ def test_rollout_invariants(
     state, _ = drive(cluster, "1.0.0", "2.0.0", policy, steps=2000)
     size = batch_size(capacity, percent)
     assert cluster.max_unavailable <= size
-    upgrades = [c.index for c in cluster.created if c.version == "2.0.0"]
+    upgrades = [c.index for c in cluster.created if c.revision == "2.0.0"]
     assert len(upgrades) == len(set(upgrades)), "an instance was upgraded twice"
     assert state is not None
     if not bad:
         assert state.code == "Completed"
-        assert all(p.version == "2.0.0" for p in cluster.pods.values())
+        assert all(p.revision == "2.0.0" for p in cluster.pods.values())
     else:
         assert state.code == "Faulted"
         assert len(upgrades) <= size  # the first batch shows the fault
-        assert all(p.version == "1.0.0" for p in cluster.pods.values())
+        assert all(p.revision == "1.0.0" for p in cluster.pods.values())
 
 
 def test_a_user_start_retries_a_faulted_target_and_skips_instances_already_on_it() -> None:
@@ -222,7 +222,9 @@ def test_a_user_start_retries_a_faulted_target_and_skips_instances_already_on_it
     for index in (8, 9):  # and two instances were moved to it by hand
         cluster.pods[index] = Instance(index, "2.0.0", ready=True, created=cluster.now)
     cluster.now += timedelta(minutes=1)
-    fleet = Fleet(10, cluster.observe(), "1.0.0", "2.0.0", may_start=False, start_requested=True)
+    fleet = Observation(
+        10, cluster.observe(), "1.0.0", "2.0.0", may_start=False, start_requested=True
+    )
     first = plan(fleet, state, Policy(), cluster.now)
     assert first.rollout is not None and first.rollout.started == cluster.now
     assert first.rollout.code == "RollingForward"
@@ -231,7 +233,7 @@ def test_a_user_start_retries_a_faulted_target_and_skips_instances_already_on_it
     assert state is not None and state.code == "Completed"
     replaced = sorted(c.index for c in cluster.created[created_before:])
     assert 8 not in replaced and 9 not in replaced
-    assert all(p.version == "2.0.0" for p in cluster.pods.values())
+    assert all(p.revision == "2.0.0" for p in cluster.pods.values())
 
 
 def test_a_member_deleted_by_someone_else_is_recreated_not_counted_unhealthy() -> None:
@@ -243,4 +245,4 @@ def test_a_member_deleted_by_someone_else_is_recreated_not_counted_unhealthy() -
     del cluster.pods[victim]  # e.g. a garbage collector or a user
     state, _ = drive(cluster, "1.0.0", "1.0.2", Policy(), state=state)
     assert state is not None and state.code == "Completed" and state.failed == ()
-    assert all(p.version == "1.0.2" for p in cluster.pods.values())
+    assert all(p.revision == "1.0.2" for p in cluster.pods.values())

@@ -7,7 +7,9 @@ in that region, one registry per replica location.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from pydantic import Field
 
@@ -30,6 +32,17 @@ from galleon.api.common import Condition as Condition
 
 REGION_LABEL = "topology.kubernetes.io/region"
 """The well-known node label naming a node's region."""
+
+
+def node_selector(spec: Mapping[str, Any], region: str) -> dict[str, str]:
+    """The labels of the region's nodes: its `nodeSelector`, else the region label.
+
+    >>> node_selector({}, "eastus")
+    {'topology.kubernetes.io/region': 'eastus'}
+    >>> node_selector({"nodeSelector": {"pool": "east"}}, "eastus")
+    {'pool': 'east'}
+    """
+    return dict(spec.get("nodeSelector") or {}) or {REGION_LABEL: region}
 
 
 class RegistryTLS(SpecModel):

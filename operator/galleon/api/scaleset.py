@@ -1,6 +1,11 @@
 """`ScaleSet`: a fleet of identical instances (Pods `<name>-<index>` with data disks
 as PVCs) in one region, following an image definition, with the upgrade policy of
 the cloud's scale sets (batched rolling OS upgrades with health gates and rollback).
+
+Why this module is longer than most: it is the whole schema of one kind (spec,
+upgrade policies, the rolling-upgrade status and its history), from which the CRD,
+its CEL rules and docs/reference.md are generated; split, one kind's schema would
+be read in several files.
 """
 
 from __future__ import annotations

@@ -1,96 +1,40 @@
-"""Helpers every controller shares: conditions as JSON, version facts, listing.
+"""What every controller shares: Events on condition changes, version facts from
+API dicts, the reconcile metrics.
 
-Rules of this module: conditions are computed with `galleon.core.conditions` (so
-`lastTransitionTime` only moves when a status flips) and written as the API
-serializes them (camelCase, RFC 3339 times); every resource carries the kstatus
-trio Ready / Reconciling / Stalled.
+Rules of this module: an Event reports a change, never a pass (`post_once`);
+conditions themselves are computed by `galleon.core.conditions`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
-from galleon.api.common import Condition, ConditionStatus
-from galleon.core import conditions as cond
+import kopf
+
+from galleon.core.conditions import reason_of
 from galleon.core.versions import RegionFacts, VersionFacts
 from galleon.metrics import RECONCILE_DURATION, RECONCILE_TOTAL
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-Update = tuple[str, ConditionStatus, str, str]
-"""(type, status, reason, message)."""
-
-
-def conditions(
-    status: Mapping[str, Any] | None, generation: int | None, updates: Iterable[Update]
-) -> list[dict[str, Any]]:
-    """The `conditions` list after `updates`, keeping the other types as they were.
-
-    >>> out = conditions({}, 3, [("Ready", "True", "Reconciled", "ok")])
-    >>> out[0]["type"], out[0]["observedGeneration"], out[0]["reason"]
-    ('Ready', 3, 'Reconciled')
-    """
-    previous = [Condition.model_validate(c) for c in (status or {}).get("conditions") or []]
-    now = utcnow()
-    new = {
-        type_: cond.condition(
-            type_,
-            state,
-            reason,
-            message[:32768],
-            generation=generation,
-            now=now,
-            previous=previous,
-        )
-        for type_, state, reason, message in updates
-    }
-    merged = [new.pop(c.type) if c.type in new else c for c in previous]
-    merged.extend(new.values())
-    return [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in merged]
-
-
-def kstatus(
-    ready: bool, reason: str, message: str, *, progressing: bool = False, stalled: bool = False
-) -> list[Update]:
-    """Ready / Reconciling / Stalled in the shape kstatus, Argo CD and Flux read.
-
-    >>> [u[:2] for u in kstatus(False, "Replicating", "1/3 regions", progressing=True)]
-    [('Ready', 'False'), ('Reconciling', 'True'), ('Stalled', 'False')]
-    """
-    return [
-        (cond.READY, "True" if ready else "False", reason, message),
-        (
-            cond.RECONCILING,
-            "True" if progressing else "False",
-            reason if progressing else cond.RECONCILED,
-            message if progressing else "",
-        ),
-        (
-            cond.STALLED,
-            "True" if stalled else "False",
-            reason if stalled else cond.NOT_STALLED,
-            message if stalled else "",
-        ),
-    ]
-
-
-def condition_reason(status: Mapping[str, Any] | None, type_: str) -> tuple[str, str] | None:
-    """(status, reason) of one condition as last written, if any."""
-    for c in (status or {}).get("conditions") or []:
-        if c.get("type") == type_:
-            return c.get("status", ""), c.get("reason", "")
-    return None
+def post_once(
+    body: Any,
+    status: Mapping[str, Any] | None,
+    type_: str,
+    ok: bool,
+    reason: str,
+    message: str,
+    *,
+    warning: bool | None = None,
+) -> None:
+    """Post an Event only when condition `type_` is about to change status or reason
+    (so a pass that finds the same problem again stays quiet). Normal when `ok`,
+    Warning otherwise, unless `warning` says which."""
+    if reason_of(status, type_) != ("True" if ok else "False", reason):
+        post = kopf.warn if (warning if warning is not None else not ok) else kopf.info
+        post(body, reason=reason, message=message)
 
 
 def version_facts(obj: Mapping[str, Any]) -> VersionFacts:

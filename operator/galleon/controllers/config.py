@@ -1,12 +1,12 @@
-"""Operator-wide settings that the controllers read (set once at start-up from flags).
+"""Operator-wide settings, read once at start-up from the command line.
 
-Example: `config.current().replication_concurrency` is how many versions replicate
-at once.
+Rules of this module: a `Config` is made once (`galleon.controllers.runtime.run`)
+and reaches handlers through `Runtime.config` (kopf's memo); nothing reads the
+environment or a flag after start-up.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 
@@ -18,21 +18,7 @@ class Config:
     region_concurrency: int = 2
     #: Minimum seconds between two progress writes of one ImageVersion's status.
     status_interval: float = 2.0
-    #: Seconds between two checks of a Region's nodes and registries.
-    region_check_interval: float = 30.0
     #: Seconds between two verifications of a completely replicated version.
     resync_interval: float = 300.0
     #: The namespace Secrets of cluster-scoped Regions are read from when not given.
     operator_namespace: str = "galleon-system"
-
-
-_current = Config(operator_namespace=os.environ.get("GALLEON_NAMESPACE", "galleon-system"))
-
-
-def current() -> Config:
-    return _current
-
-
-def set_current(config: Config) -> None:
-    global _current
-    _current = config

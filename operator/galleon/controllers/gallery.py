@@ -19,16 +19,10 @@ from typing import Any
 
 import kopf
 
-from galleon import GROUP, VERSION
-from galleon.controllers.common import (
-    as_dict,
-    condition_reason,
-    conditions,
-    kstatus,
-    measured,
-    version_facts,
-)
-from galleon.core import conditions as cond
+from galleon import GROUP, VERSION, clock
+from galleon.controllers.common import as_dict, measured, post_once, version_facts
+from galleon.core import reasons
+from galleon.core.conditions import kstatus, merged
 from galleon.core.versions import latest_by_region, latest_overall
 from galleon.kube import client as kube
 from galleon.kube.resources import Gallery, ImageDefinition, ImageVersion, Region
@@ -38,14 +32,6 @@ GALLERIES = (GROUP, VERSION, "galleries")
 DEFINITIONS = (GROUP, VERSION, "imagedefinitions")
 VERSIONS = (GROUP, VERSION, "imageversions")
 RECHECK_SECONDS = 60.0
-
-
-def _transition(body: Any, status: Any, ready: bool, reason: str, message: str) -> None:
-    """Post an Event when Ready changes (status or reason), not on every pass."""
-    before = condition_reason(status, cond.READY)
-    now = ("True" if ready else "False", reason)
-    if before != now:
-        (kopf.info if ready else kopf.warn)(body, reason=reason, message=message)
 
 
 @kopf.on.resume(*GALLERIES)
@@ -70,16 +56,19 @@ async def reconcile_gallery(
             if (v.get("spec") or {}).get("imageDefinitionName") in names
         ]
         if region is None:
-            ready, reason = False, "RegionNotFound"
+            ready, reason = False, reasons.REGION_NOT_FOUND
             message = f'location "{location}" names no Region'
         else:
-            ready, reason, message = True, cond.RECONCILED, f"home region {location}"
-        _transition(body, status, ready, reason, message)
+            ready, reason, message = True, reasons.RECONCILED, f"home region {location}"
+        post_once(body, status, reasons.READY, ready, reason, message)
         patch.status["observedGeneration"] = meta.get("generation")
         patch.status["imageDefinitionCount"] = len(definitions)
         patch.status["imageVersionCount"] = len(versions)
-        patch.status["conditions"] = conditions(
-            status, meta.get("generation"), kstatus(ready, reason, message, stalled=not ready)
+        patch.status["conditions"] = merged(
+            status,
+            meta.get("generation"),
+            kstatus(ready, reason, message, stalled=not ready),
+            clock.now(),
         )
 
 
@@ -109,18 +98,18 @@ async def refresh_definition(namespace: str, name: str) -> None:
     latest = latest_overall(facts)
     by_region = latest_by_region(facts)
     if gallery is None:
-        ready, reason = False, cond.GALLERY_NOT_FOUND
+        ready, reason = False, reasons.GALLERY_NOT_FOUND
         message = f'gallery "{spec.get("galleryName")}" does not exist in namespace {namespace}'
     else:
-        ready, reason = True, cond.RECONCILED
+        ready, reason = True, reasons.RECONCILED
         message = f"{len(versions)} version(s); latest {latest or 'none'}"
-    _transition(body, status, ready, reason, message)
+    post_once(body, status, reasons.READY, ready, reason, message)
     updates = [
         *kstatus(ready, reason, message, stalled=not ready),
         (
-            cond.PARENT_FOUND,
+            reasons.PARENT_FOUND,
             "True" if gallery else "False",
-            cond.PARENT_PRESENT if gallery else cond.GALLERY_NOT_FOUND,
+            reasons.PARENT_PRESENT if gallery else reasons.GALLERY_NOT_FOUND,
             message if not gallery else "",
         ),
     ]
@@ -135,30 +124,28 @@ async def refresh_definition(namespace: str, name: str) -> None:
                 for region, version in sorted(by_region.items())
             ],
             "versionCount": len(versions),
-            "conditions": conditions(status, meta.get("generation"), updates),
+            "conditions": merged(status, meta.get("generation"), updates, clock.now()),
         },
         namespace,
     )
 
 
-# What each version last meant for "latest" (an optimization only: a restart
-# recomputes every definition on resume).
-_seen: dict[tuple[str, str], Any] = {}
-
-
 @kopf.on.event(*VERSIONS)
 async def version_changed(
-    event: Any, body: Any, name: str, namespace: Any, spec: Any, **_: Any
+    event: Any, body: Any, name: str, namespace: Any, spec: Any, memo: Any, **_: Any
 ) -> None:
-    """Refresh the definition when a version changes what "latest" means."""
+    """Refresh the definition when a version changes what "latest" means (what each
+    version last meant is kept in the runtime: an optimisation only, a restart
+    recomputes every definition on resume)."""
+    seen = memo.runtime.version_facts
     key = (namespace, name)
     facts = None if event.get("type") == "DELETED" else version_facts(dict(body))
-    if key in _seen and _seen[key] == facts:
+    if key in seen and seen[key] == facts:
         return
     if facts is None:
-        _seen.pop(key, None)
+        seen.pop(key, None)
     else:
-        _seen[key] = facts
+        seen[key] = facts
     definition = spec.get("imageDefinitionName")
     if definition:
         await refresh_definition(namespace, definition)

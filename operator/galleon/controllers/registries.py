@@ -21,7 +21,6 @@ from lightkube.resources.core_v1 import Secret
 
 from galleon.api.imageversion import ImageSource
 from galleon.api.region import RegistryEndpoint, RegistryTLS
-from galleon.controllers import config
 from galleon.core.replication import Location
 from galleon.kube import client as kube
 from galleon.oci import RegistryClient, Target, copy_image_to_many
@@ -92,18 +91,6 @@ async def _client(
             await client.close()
 
 
-@contextlib.asynccontextmanager
-async def endpoint_client(endpoint: RegistryEndpoint) -> AsyncIterator[RegistryClient]:
-    """A client of a Region's registry (its Secrets default to the operator's namespace)."""
-    async with _client(
-        endpoint.url,
-        endpoint.credentials_secret_ref,
-        endpoint.tls,
-        config.current().operator_namespace,
-    ) as client:
-        yield client
-
-
 def _source_url(source: ImageSource) -> tuple[str, str, str]:
     try:
         reference = parse(source.image)
@@ -113,93 +100,113 @@ def _source_url(source: ImageSource) -> tuple[str, str, str]:
     return f"{scheme}://{reference.host}", reference.repository, reference.reference
 
 
-@contextlib.asynccontextmanager
-async def source_client(source: ImageSource, namespace: str) -> AsyncIterator[RegistryClient]:
-    """A client of an ImageVersion's source registry (Secrets in the version's namespace)."""
-    url, _, _ = _source_url(source)
-    async with _client(url, source.credentials_secret_ref, source.tls, namespace) as client:
-        yield client
+class Registries:
+    """The registry calls of the controllers, with the operator's namespace as the home
+    of cluster-scoped Regions' Secrets. One per operator, made at start-up."""
 
+    def __init__(self, operator_namespace: str) -> None:
+        self.operator_namespace = operator_namespace
 
-async def ping(endpoint: RegistryEndpoint) -> tuple[bool, str]:
-    """(reachable, why not)."""
-    try:
-        async with endpoint_client(endpoint) as client:
-            await asyncio.wait_for(client.ping(), PING_TIMEOUT)
-    except TimeoutError:
-        return False, f"no answer within {PING_TIMEOUT:.0f}s"
-    except RegistryError as error:
-        return False, f"{error.reason}: {error}"
-    return True, ""
+    @contextlib.asynccontextmanager
+    async def endpoint_client(self, endpoint: RegistryEndpoint) -> AsyncIterator[RegistryClient]:
+        """A client of a Region's registry (its Secrets default to the operator's namespace)."""
+        async with _client(
+            endpoint.url,
+            endpoint.credentials_secret_ref,
+            endpoint.tls,
+            self.operator_namespace,
+        ) as client:
+            yield client
 
+    @contextlib.asynccontextmanager
+    async def source_client(
+        self, source: ImageSource, namespace: str
+    ) -> AsyncIterator[RegistryClient]:
+        """A client of an ImageVersion's source registry (Secrets in the version's namespace)."""
+        url, _, _ = _source_url(source)
+        async with _client(url, source.credentials_secret_ref, source.tls, namespace) as client:
+            yield client
 
-async def resolve_source(source: ImageSource, namespace: str) -> Resolved:
-    """The digest, media type and total blob size of the source image."""
-    _, repository, reference = _source_url(source)
-    async with source_client(source, namespace) as client:
-        manifest = await client.get_manifest(repository, reference)
-        document = json.loads(manifest.data)
-        size = sum(int(layer["size"]) for layer in document.get("layers") or [])
-        if document.get("config"):
-            size += int(document["config"]["size"])
-        for child in document.get("manifests") or []:
-            child_manifest = json.loads(
-                (await client.get_manifest(repository, child["digest"])).data
-            )
-            size += sum(int(x["size"]) for x in child_manifest.get("layers") or [])
-            size += int((child_manifest.get("config") or {}).get("size", 0))
-    return Resolved(manifest.digest, manifest.media_type, size)
-
-
-async def fan_out(
-    source: ImageSource,
-    namespace: str,
-    digest: str,
-    destinations: Sequence[Destination],
-    repository: str,
-    *,
-    tags: Sequence[str],
-    progress: Callable[[Location, int, int], None],
-) -> Mapping[Location, Any]:
-    """Copy the source image (pinned to `digest`) to every destination at once."""
-    _, source_repository, _ = _source_url(source)
-    async with contextlib.AsyncExitStack() as stack:
+    async def ping(self, endpoint: RegistryEndpoint) -> tuple[bool, str]:
+        """(reachable, why not)."""
         try:
-            source_client_ = await stack.enter_async_context(source_client(source, namespace))
+            async with self.endpoint_client(endpoint) as client:
+                await asyncio.wait_for(client.ping(), PING_TIMEOUT)
+        except TimeoutError:
+            return False, f"no answer within {PING_TIMEOUT:.0f}s"
         except RegistryError as error:
-            return {d.location: error for d in destinations}
-        targets: list[Target] = []
-        outcomes: dict[Location, Any] = {}
-        live: list[Destination] = []
-        for destination in destinations:
+            return False, f"{error.reason}: {error}"
+        return True, ""
+
+    async def resolve_source(self, source: ImageSource, namespace: str) -> Resolved:
+        """The digest, media type and total blob size of the source image."""
+        _, repository, reference = _source_url(source)
+        async with self.source_client(source, namespace) as client:
+            manifest = await client.get_manifest(repository, reference)
+            document = json.loads(manifest.data)
+            size = sum(int(layer["size"]) for layer in document.get("layers") or [])
+            if document.get("config"):
+                size += int(document["config"]["size"])
+            for child in document.get("manifests") or []:
+                child_manifest = json.loads(
+                    (await client.get_manifest(repository, child["digest"])).data
+                )
+                size += sum(int(x["size"]) for x in child_manifest.get("layers") or [])
+                size += int((child_manifest.get("config") or {}).get("size", 0))
+        return Resolved(manifest.digest, manifest.media_type, size)
+
+    async def fan_out(
+        self,
+        source: ImageSource,
+        namespace: str,
+        digest: str,
+        destinations: Sequence[Destination],
+        repository: str,
+        *,
+        tags: Sequence[str],
+        progress: Callable[[Location, int, int], None],
+    ) -> Mapping[Location, Any]:
+        """Copy the source image (pinned to `digest`) to every destination at once."""
+        _, source_repository, _ = _source_url(source)
+        async with contextlib.AsyncExitStack() as stack:
             try:
-                client = await stack.enter_async_context(endpoint_client(destination.endpoint))
+                source_client_ = await stack.enter_async_context(
+                    self.source_client(source, namespace)
+                )
             except RegistryError as error:
-                outcomes[destination.location] = error
-                continue
-            targets.append(Target(client, repository, tuple(tags)))
-            live.append(destination)
-        if not targets:
+                return {d.location: error for d in destinations}
+            targets: list[Target] = []
+            outcomes: dict[Location, Any] = {}
+            live: list[Destination] = []
+            for destination in destinations:
+                try:
+                    client = await stack.enter_async_context(
+                        self.endpoint_client(destination.endpoint)
+                    )
+                except RegistryError as error:
+                    outcomes[destination.location] = error
+                    continue
+                targets.append(Target(client, repository, tuple(tags)))
+                live.append(destination)
+            if not targets:
+                return outcomes
+            try:
+                results = await copy_image_to_many(
+                    source_client_,
+                    source_repository,
+                    digest,
+                    targets,
+                    progress=lambda i, done, total: progress(live[i].location, done, total),
+                )
+            except RegistryError as error:
+                return {**outcomes, **{d.location: error for d in live}}
+            outcomes.update({d.location: r for d, r in zip(live, results, strict=True)})
             return outcomes
-        try:
-            results = await copy_image_to_many(
-                source_client_,
-                source_repository,
-                digest,
-                targets,
-                progress=lambda i, done, total: progress(live[i].location, done, total),
-            )
-        except RegistryError as error:
-            return {**outcomes, **{d.location: error for d in live}}
-        outcomes.update({d.location: r for d, r in zip(live, results, strict=True)})
-        return outcomes
 
+    async def has_manifest(self, endpoint: RegistryEndpoint, repository: str, digest: str) -> bool:
+        async with self.endpoint_client(endpoint) as client:
+            return await client.has_manifest(repository, digest)
 
-async def has_manifest(endpoint: RegistryEndpoint, repository: str, digest: str) -> bool:
-    async with endpoint_client(endpoint) as client:
-        return await client.has_manifest(repository, digest)
-
-
-async def delete_image(endpoint: RegistryEndpoint, repository: str, digest: str) -> None:
-    async with endpoint_client(endpoint) as client:
-        await client.delete_manifest(repository, digest)
+    async def delete_image(self, endpoint: RegistryEndpoint, repository: str, digest: str) -> None:
+        async with self.endpoint_client(endpoint) as client:
+            await client.delete_manifest(repository, digest)

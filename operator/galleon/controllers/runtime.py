@@ -2,7 +2,9 @@
 
 Rules of this module: every kopf setting the operator relies on (finalizer name,
 storage prefixes, reporting component, watch timeouts, peering) is set in
-`configure`, and nowhere else.
+`configure`, and nowhere else; the command line becomes a `Config` in `config_from`
+and the controllers' shared `Runtime` is made once in `run` and reaches every
+handler as kopf's `memo.runtime`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from lightkube.generic_resource import create_global_resource, create_namespaced
 from lightkube.models.meta_v1 import ObjectMeta
 
 from galleon import GROUP, metrics
-from galleon.controllers import config
+from galleon.controllers.config import Config
+from galleon.controllers.shared import Runtime
 from galleon.kube import client as kube
 
 FINALIZER = f"{GROUP}/finalizer"
@@ -84,15 +87,18 @@ def load_handlers() -> None:
     from galleon.controllers import registered  # noqa: F401
 
 
-async def run(args: argparse.Namespace) -> None:
-    config.set_current(
-        config.Config(
-            replication_concurrency=max(1, args.replication_concurrency),
-            region_concurrency=max(1, args.region_concurrency),
-            status_interval=max(0.0, args.status_interval),
-            operator_namespace=args.operator_namespace,
-        )
+def config_from(args: argparse.Namespace) -> Config:
+    """The operator's settings from its command line (read once, here)."""
+    return Config(
+        replication_concurrency=max(1, args.replication_concurrency),
+        region_concurrency=max(1, args.region_concurrency),
+        status_interval=max(0.0, args.status_interval),
+        operator_namespace=args.operator_namespace,
     )
+
+
+async def run(args: argparse.Namespace) -> None:
+    runtime = Runtime.from_config(config_from(args))
     load_handlers()
     metrics.serve(args.metrics_port, args.bind_address)
 
@@ -114,4 +120,5 @@ async def run(args: argparse.Namespace) -> None:
             f"http://{args.bind_address}:{args.health_port}/healthz" if args.health_port else None
         ),
         stop_flag=stop_flag,
+        memo=kopf.Memo(runtime=runtime),
     )

@@ -1,63 +1,28 @@
-"""Conditions as the Kubernetes API conventions define them, and their reasons.
+"""Conditions as the Kubernetes API conventions define them.
 
 Rules of this module:
 - `lastTransitionTime` changes only when a condition's status flips;
 - a condition is always written (Unknown with a reason when inputs are missing);
-- reasons are CamelCase constants defined here, in one place, so docs, tests and
-  alerts can rely on them.
+- reasons are the constants of `galleon.core.reasons`;
+- every resource carries the kstatus trio Ready / Reconciling / Stalled;
+- conditions are written as the API serializes them (camelCase, RFC 3339 times);
+- nothing here reads the clock: `now` is passed in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from galleon.api.common import Condition, ConditionStatus
+from galleon.core import reasons
 
-# Condition types.
-READY = "Ready"
-RECONCILING = "Reconciling"
-STALLED = "Stalled"
-SOURCE_RESOLVED = "SourceResolved"
-DELETION_HELD = "DeletionHeld"
-UPGRADING = "Upgrading"
-DEGRADED = "Degraded"
-PARENT_FOUND = "ParentFound"
+Update = tuple[str, ConditionStatus, str, str]
+"""(type, status, reason, message)."""
 
-# Reasons shared by several kinds.
-RECONCILED = "Reconciled"
-INVALID_SPEC = "InvalidSpec"
-PROGRESSING = "Progressing"
-NOT_STALLED = "NotStalled"
-IDLE = "Idle"
-PENDING = "Pending"
-
-# Parents.
-GALLERY_NOT_FOUND = "GalleryNotFound"
-DEFINITION_NOT_FOUND = "ImageDefinitionNotFound"
-PARENT_PRESENT = "ParentPresent"
-VERSION_CONFLICT = "Conflict"
-
-# Replication.
-REPLICATING = "Replicating"
-REPLICATED = "Replicated"
-REPLICATION_FAILED = "ReplicationFailed"
-SOURCE_NOT_FOUND = "SourceNotFound"
-UNAUTHORIZED = "Unauthorized"
-REGISTRY_UNAVAILABLE = "RegistryUnavailable"
-UNKNOWN_REGION = "UnknownRegion"
-NOT_ENOUGH_REGISTRIES = "NotEnoughRegistries"
-SOURCE_REGION_NOT_TARGETED = "SourceRegionNotTargeted"
-REMOVAL_REFUSED = "ReplicaRemovalRefused"
-IN_USE = "InUse"
-BEFORE_END_OF_LIFE = "BeforeEndOfLife"
-AWAITING_SOURCE = "AwaitingSource"
-RESOLVED = "Resolved"
-
-# Regions.
-NO_NODES = "NoNodes"
-REGISTRIES_UNREACHABLE = "RegistriesUnreachable"
-NO_REGISTRIES = "NoRegistries"
+MAX_MESSAGE = 32768
+"""The API's limit on a condition message."""
 
 
 def condition(
@@ -90,6 +55,75 @@ def condition(
         observed_generation=generation,
         last_transition_time=transition,
     )
+
+
+def merged(
+    status: Mapping[str, Any] | None,
+    generation: int | None,
+    updates: Iterable[Update],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The `conditions` list after `updates`, keeping the other types as they were.
+
+    >>> from datetime import datetime, timezone
+    >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> out = merged({}, 3, [("Ready", "True", "Reconciled", "ok")], t)
+    >>> out[0]["type"], out[0]["observedGeneration"], out[0]["reason"]
+    ('Ready', 3, 'Reconciled')
+    """
+    previous = [Condition.model_validate(c) for c in (status or {}).get("conditions") or []]
+    new = {
+        type_: condition(
+            type_,
+            state,
+            reason,
+            message[:MAX_MESSAGE],
+            generation=generation,
+            now=now,
+            previous=previous,
+        )
+        for type_, state, reason, message in updates
+    }
+    result = [new.pop(c.type) if c.type in new else c for c in previous]
+    result.extend(new.values())
+    return [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in result]
+
+
+def kstatus(
+    ready: bool, reason: str, message: str, *, progressing: bool = False, stalled: bool = False
+) -> list[Update]:
+    """Ready / Reconciling / Stalled in the shape kstatus, Argo CD and Flux read.
+
+    >>> [u[:2] for u in kstatus(False, "Replicating", "1/3 regions", progressing=True)]
+    [('Ready', 'False'), ('Reconciling', 'True'), ('Stalled', 'False')]
+    """
+    return [
+        (reasons.READY, "True" if ready else "False", reason, message),
+        (
+            reasons.RECONCILING,
+            "True" if progressing else "False",
+            reason if progressing else reasons.RECONCILED,
+            message if progressing else "",
+        ),
+        (
+            reasons.STALLED,
+            "True" if stalled else "False",
+            reason if stalled else reasons.NOT_STALLED,
+            message if stalled else "",
+        ),
+    ]
+
+
+def reason_of(status: Mapping[str, Any] | None, type_: str) -> tuple[str, str] | None:
+    """(status, reason) of one condition as last written, if any.
+
+    >>> reason_of({"conditions": [{"type": "Ready", "status": "True", "reason": "Ok"}]}, "Ready")
+    ('True', 'Ok')
+    """
+    for c in (status or {}).get("conditions") or []:
+        if c.get("type") == type_:
+            return c.get("status", ""), c.get("reason", "")
+    return None
 
 
 def find(conditions: Iterable[Condition], type_: str) -> Condition | None:

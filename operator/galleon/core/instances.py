@@ -34,7 +34,6 @@ START_ANNOTATION = f"{GROUP}/start-upgrade"
 """Set to an RFC 3339 time to start an upgrade by hand (Manual mode, or a retry)."""
 CANCEL_ANNOTATION = f"{GROUP}/cancel-upgrade"
 """Set to an RFC 3339 time to cancel the upgrade running at that time."""
-REGION_LABEL = "topology.kubernetes.io/region"
 HASH_LENGTH = 10
 
 

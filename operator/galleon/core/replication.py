@@ -26,10 +26,7 @@ from galleon.api.imageversion import (
     RegionalReplicationState,
     ReplicaState,
 )
-
-# Reasons a region is Failed before anything is copied (also condition/event reasons).
-UNKNOWN_REGION = "UnknownRegion"
-NOT_ENOUGH_REGISTRIES = "NotEnoughRegistries"
+from galleon.core import reasons, replica_states
 
 
 @dataclass(frozen=True, order=True)
@@ -75,14 +72,14 @@ def layout(
             result[target.name] = RegionLayout(
                 target.name,
                 wanted,
-                error_reason=UNKNOWN_REGION,
+                error_reason=reasons.UNKNOWN_REGION,
                 error_message=f'no Region named "{target.name}" exists',
             )
         elif len(registries) < wanted:
             result[target.name] = RegionLayout(
                 target.name,
                 wanted,
-                error_reason=NOT_ENOUGH_REGISTRIES,
+                error_reason=reasons.NOT_ENOUGH_REGISTRIES,
                 error_message=(
                     f'region "{target.name}" has {len(registries)} registry replica '
                     f"location(s), {wanted} requested"
@@ -164,6 +161,18 @@ class ReplicaProgress:
     bytes_skipped: int = 0
     digest: str | None = None
     message: str = ""
+
+    def move(self, state: ReplicaState, message: str | None = None) -> None:
+        """Go to `state` (as `galleon.core.replica_states` allows); `message` replaces
+        the replica's message when given.
+
+        >>> r = ReplicaProgress(Location("east", "a"))
+        >>> r.move("Replicating"); r.state
+        'Replicating'
+        """
+        self.state = replica_states.transition(self.state, state)
+        if message is not None:
+            self.message = message
 
 
 @dataclass(frozen=True)

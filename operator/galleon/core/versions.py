@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import semver
 
 from galleon.api.scaleset import LATEST
+from galleon.core import reasons
 
 
 class InvalidVersion(ValueError):
@@ -169,14 +170,14 @@ def resolve(versions: Iterable[VersionFacts], region: str, requested: str) -> Re
             return Resolution(
                 None,
                 waiting,
-                "NoVersionInRegion",
+                reasons.NO_VERSION_IN_REGION,
                 f"no version of the image definition has finished replicating to {region}"
                 + (f"; {waiting} is on its way" if waiting else ""),
             )
         return Resolution(
             target,
             waiting,
-            "LatestResolved",
+            reasons.LATEST_RESOLVED,
             f"latest in {region} is {target}"
             + (f"; {waiting} is waiting for replication to {region}" if waiting else ""),
         )
@@ -185,21 +186,21 @@ def resolve(versions: Iterable[VersionFacts], region: str, requested: str) -> Re
         return Resolution(
             None,
             None,
-            "VersionNotFound",
+            reasons.VERSION_NOT_FOUND,
             f"version {requested} does not exist in the image definition",
         )
     if pinned.deleting:
         return Resolution(
             None,
             None,
-            "VersionDeleting",
+            reasons.VERSION_DELETING,
             f"version {requested} is being deleted; pin another version",
         )
     if not pinned.available_in(region):
         return Resolution(
             None,
             requested,
-            "VersionNotReplicated",
+            reasons.VERSION_NOT_REPLICATED,
             f"version {requested} has not finished replicating to {region}",
         )
-    return Resolution(requested, None, "VersionPinned", f"version {requested} is pinned")
+    return Resolution(requested, None, reasons.VERSION_PINNED, f"version {requested} is pinned")

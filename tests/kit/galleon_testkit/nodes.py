@@ -18,9 +18,9 @@ from lightkube import Client, codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Node
 
-from galleon.testing.waiting import wait_for
+from galleon.api.region import REGION_LABEL
+from galleon_testkit.waiting import wait_for
 
-REGION_LABEL = "topology.kubernetes.io/region"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 FAKE_NODE_LABEL = "galleon.test/fake-node"

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from galleon.testing.binaries import REPO_ROOT, find_bin_dir
+from galleon_testkit.binaries import REPO_ROOT, find_bin_dir
 
 CHART = REPO_ROOT / "helm" / "galleon"
 RELEASE = "galleon"

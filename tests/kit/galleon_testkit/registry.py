@@ -24,8 +24,8 @@ from types import TracebackType
 
 import yaml
 
-from galleon.testing import pki
-from galleon.testing.processes import LOOPBACK, ManagedProcess, free_port
+from galleon_testkit import pki
+from galleon_testkit.processes import LOOPBACK, ManagedProcess, free_port
 
 REGISTRY_BINARY = "docker-registry"
 START_TIMEOUT = 30.0

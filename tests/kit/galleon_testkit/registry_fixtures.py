@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from galleon.testing.cluster_fixtures import unavailable
-from galleon.testing.registry import MissingRegistry, Registry
+from galleon_testkit.cluster_fixtures import unavailable
+from galleon_testkit.registry import MissingRegistry, Registry
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from pathlib import Path
 #: The binaries the control plane starts, by file name inside the bin folder.
 REQUIRED = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 
-#: operator/galleon/testing/binaries.py -> parents[3] is the repository root.
+#: tests/kit/galleon_testkit/binaries.py -> parents[3] is the repository root (the kit
+#: is installed editable from the checkout by hack/setup.sh, so this file stays there).
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ENVTEST_SCRIPT = REPO_ROOT / "hack" / "envtest.sh"
 HOW_TO_BUILD = "run `hack/envtest.sh` once (it builds the binaries into a cache folder)"

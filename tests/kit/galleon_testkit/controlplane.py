@@ -40,10 +40,10 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.core_v1 import ServiceAccount, ServiceAccountToken
 
-from galleon.testing import nodes, pki
-from galleon.testing.binaries import Binaries, find_binaries
-from galleon.testing.kubeconfig import write_kubeconfig
-from galleon.testing.processes import (
+from galleon_testkit import nodes, pki
+from galleon_testkit.binaries import Binaries, find_binaries
+from galleon_testkit.kubeconfig import write_kubeconfig
+from galleon_testkit.processes import (
     LOOPBACK,
     ManagedProcess,
     ProcessFailed,
@@ -53,7 +53,7 @@ from galleon.testing.processes import (
     log_tail,
     stop_all,
 )
-from galleon.testing.waiting import wait_for
+from galleon_testkit.waiting import wait_for
 
 DEFAULT_REGIONS: Mapping[str, int] = {"westcentralus": 1, "eastus": 1}
 STAGES_DIR = Path(__file__).parent / "stages"

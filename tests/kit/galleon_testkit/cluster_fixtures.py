@@ -9,8 +9,10 @@ Loaded as a plugin by `tests/conftest.py`. Rules of this module:
 - When the binaries are missing the integration tests are skipped with the
   command that builds them, except under `CI=true`, where that is a failure:
   nothing that matters may be skipped in CI.
-- The operator runs as a real child process (`python -m galleon.main`) against
-  the control plane; its log is attached to the report of a failed test.
+- The operator runs as a real child process (`python -m galleon.main`, launched
+  by `galleon_testkit.operator`) against the control plane, verbose, watching the
+  namespaces it is given (every namespace when none); its log is attached to the
+  report of a failed test.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import contextlib
 import hashlib
 import os
 import re
-import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,10 +32,11 @@ from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
-from galleon.testing.binaries import REPO_ROOT, MissingBinaries
-from galleon.testing.controlplane import ControlPlane, ControlPlaneError
-from galleon.testing.processes import ManagedProcess, free_port, http_ok, log_tail
-from galleon.testing.waiting import wait_for
+from galleon_testkit.binaries import REPO_ROOT, MissingBinaries
+from galleon_testkit.controlplane import ControlPlane, ControlPlaneError
+from galleon_testkit.operator import OperatorProcess
+from galleon_testkit.processes import log_tail
+from galleon_testkit.waiting import wait_for
 
 #: Regions (and fake nodes per region) of the session's control plane: the examples'.
 SESSION_REGIONS = {"westcentralus": 1, "southcentralus": 1, "eastus2": 2}
@@ -115,70 +117,6 @@ def apply_yaml(client: Any, text: str, namespace: str | None = None) -> list[Any
     return applied
 
 
-class OperatorProcess:
-    """The real galleon operator, run as `python -m galleon.main` against a control plane.
-
-    Example:
-        op = operator_factory(namespaces=[namespace])
-        ...                     # it reconciles what the test creates
-        op.kill(); op.start()   # a crash and a restart mid-work
-    """
-
-    def __init__(
-        self,
-        plane: ControlPlane,
-        log: Path,
-        namespaces: list[str],
-        extra: list[str],
-        kubeconfig: Path | None = None,
-    ) -> None:
-        self.metrics_port = free_port()
-        self.health_port = free_port()
-        scope = [f"--namespace={ns}" for ns in namespaces] or ["--all-namespaces"]
-        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-        env["PYTHONUNBUFFERED"] = "1"
-        self.process = ManagedProcess(
-            "galleon-operator",
-            [
-                sys.executable,
-                "-m",
-                "galleon.main",
-                f"--kubeconfig={kubeconfig or plane.kubeconfig}",
-                *scope,
-                f"--metrics-port={self.metrics_port}",
-                f"--health-port={self.health_port}",
-                "--bind-address=127.0.0.1",
-                "--verbose",
-                *extra,
-            ],
-            log,
-            env=env,
-        )
-        self.log = log
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.metrics_port}/metrics"
-
-    def start(self, timeout: float = 60.0) -> OperatorProcess:
-        self.process.start()
-        self.process.wait_until(
-            lambda: http_ok(f"http://127.0.0.1:{self.health_port}/healthz"), timeout=timeout
-        )
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, no chance to clean up."""
-        self.process.kill()
-
-    def stop(self) -> None:
-        self.process.signal_group(signal.SIGINT)
-        self.process.stop(grace=15)
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
 @pytest.fixture
 def operator_factory(
     control_plane: ControlPlane, request: pytest.FixtureRequest, tmp_path: Path
@@ -198,7 +136,15 @@ def operator_factory(
         kubeconfig: Path | None = None,
     ) -> Any:
         log = tmp_path / f"operator-{len(started)}.log"
-        operator = OperatorProcess(control_plane, log, namespaces or [], extra or [], kubeconfig)
+        operator = OperatorProcess(
+            kubeconfig or control_plane.kubeconfig,
+            log,
+            namespaces=namespaces or [],
+            all_namespaces=not namespaces,
+            verbose=True,
+            extra=extra or [],
+            extra_env={"PYTHONUNBUFFERED": "1"},
+        )
         started.append(operator)
         logs.append(log)
         return operator.start()

@@ -1,12 +1,12 @@
 # mypy: disable-error-code="union-attr,arg-type,index"
 # (test probes read typed lightkube objects whose fields are all Optional)
-"""A ScaleSet test's world and probes: `Fleet` (regions on the session's kwok nodes,
-versions of one image, helpers to create, patch and read ScaleSets) and `Watcher`
-(a thread recording the most instances unavailable at once, pod UIDs per index and
-version, and data disk UIDs).
+"""A ScaleSet test's world and probes: `FleetHarness` (regions on the session's kwok
+nodes, versions of one image, helpers to create, patch and read ScaleSets) and
+`Watcher` (a thread recording the most instances unavailable at once, pod UIDs per
+index and version, and data disk UIDs).
 
 Example:
-    fleet = Fleet(World(kube, ns, registry_factory(4)), images, control_plane.client)
+    fleet = FleetHarness(World(kube, ns, registry_factory(4)), images, control_plane.client)
     fleet.publish("1.0.0", [fleet.east])
     fleet.scaleset("web", 10)
     fleet.wait_fleet("web", "1.0.0", 10)
@@ -27,10 +27,10 @@ from lightkube.types import PatchType
 
 from galleon.kube.resources import ScaleSet
 from galleon.oci import RegistryClient
-from galleon.testing.images import TestImage, build_image, push_image
-from galleon.testing.registry import Registry
-from galleon.testing.waiting import wait_for
-from galleon.testing.world import World
+from galleon_testkit.images import TestImage, build_image, push_image
+from galleon_testkit.registry import Registry
+from galleon_testkit.waiting import wait_for
+from galleon_testkit.world import World
 
 SCALESET_LABEL = "galleon.dev/scaleset"
 
@@ -40,8 +40,9 @@ async def push_source(registry: Registry, image: TestImage, tag: str) -> str:
         return await push_image(client, "sources/os", image, [tag])
 
 
-class Fleet:
-    """The test's world plus helpers to drive and read one ScaleSet."""
+class FleetHarness:
+    """A test harness for ScaleSets: the test's world (regions, versions of one image)
+    plus helpers to create, patch and read ScaleSets and wait for their instances."""
 
     def __init__(
         self, world: World, images: dict[str, TestImage], new_client: Callable[[], Client]
@@ -60,7 +61,7 @@ class Fleet:
         folder: Path,
         new_client: Callable[[], Client],
         versions: tuple[str, ...] = ("1.0.0", "1.0.2", "1.0.3"),
-    ) -> Fleet:
+    ) -> FleetHarness:
         """A fleet whose source registry holds `versions` of one image: the first a
         1 MiB image in 2 layers, each later one a patch release sharing all but the
         last layer (so their digests differ)."""
@@ -180,7 +181,7 @@ class Watcher:
     """Polls a ScaleSet's instances in a thread: the most unavailable at once, the
     pod UIDs seen per index and version, and every data disk's UID."""
 
-    def __init__(self, fleet: Fleet, name: str, capacity: int) -> None:
+    def __init__(self, fleet: FleetHarness, name: str, capacity: int) -> None:
         self.fleet, self.name, self.capacity = fleet, name, capacity
         self.max_unavailable = 0
         self.uids: dict[tuple[int, str], set[str]] = {}

@@ -18,8 +18,8 @@ from lightkube import Client, codecs
 from lightkube.core.exceptions import ApiError
 
 from galleon.kube.resources import ImageVersion, Region
-from galleon.testing.registry import Registry
-from galleon.testing.waiting import wait_for
+from galleon_testkit.registry import Registry
+from galleon_testkit.waiting import wait_for
 
 
 def _object(document: dict[str, Any]) -> Any:

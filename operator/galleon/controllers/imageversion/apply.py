@@ -1,0 +1,225 @@
+"""Sending a replication plan to the registries: remove, verify, copy.
+
+Rules of this module:
+- Concurrency: at most `replication_concurrency` versions copy at once, and at most
+  `region_concurrency` destination registries of one region are written at once
+  (`galleon.controllers.shared.ReplicationSlots`; regions taken in a fixed order,
+  so two versions cannot deadlock).
+- Transient errors (registry down, 5xx, timeouts) retry with the daemon loop's
+  capped exponential backoff and show in the replica's message; permanent ones
+  (unauthorized, not found) fail that replica only, with an Event, and never stop
+  the other regions.
+- A replica's state moves only as `galleon.core.replica_states` allows.
+- Progress is written at most every `status_interval` seconds while bytes flow,
+  and at once on every state change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from galleon import clock
+from galleon.api.imageversion import ImageVersionSpec
+from galleon.api.region import RegistryEndpoint
+from galleon.controllers import registries
+from galleon.controllers.imageversion.status_writer import StatusWriter
+from galleon.controllers.loop import backoff
+from galleon.controllers.shared import Runtime
+from galleon.core import reasons
+from galleon.core.imageversion_status import ReplicationRecord
+from galleon.core.replication import Location
+from galleon.metrics import REPLICATED_BYTES, REPLICATION_DURATION, REPLICATION_ERRORS
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RegionInfo:
+    """A Region as replication needs it: registries by name, in the Region's order."""
+
+    name: str
+    endpoints: tuple[RegistryEndpoint, ...]
+
+    def endpoint(self, registry: str) -> RegistryEndpoint | None:
+        return next((e for e in self.endpoints if e.name == registry), None)
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> RegionInfo:
+        spec = obj.get("spec") or {}
+        return cls(
+            obj["metadata"]["name"],
+            tuple(RegistryEndpoint.model_validate(r) for r in spec.get("registries") or []),
+        )
+
+
+class Replicator:
+    """Removes, verifies and copies the replicas of one version in one pass."""
+
+    def __init__(
+        self,
+        body: Any,
+        spec: ImageVersionSpec,
+        runtime: Runtime,
+        record: ReplicationRecord,
+        writer: StatusWriter,
+        regions: Mapping[str, RegionInfo],
+        repository: str,
+        digest: str,
+    ) -> None:
+        self.body, self.spec, self.runtime = body, spec, runtime
+        self.record, self.writer, self.regions = record, writer, regions
+        self.repository, self.digest = repository, digest
+        self.namespace = body["metadata"]["namespace"]
+        self._started: dict[str, float] = {}
+
+    def _endpoint(self, location: Location) -> RegistryEndpoint | None:
+        region = self.regions.get(location.region)
+        return region.endpoint(location.registry) if region else None
+
+    async def remove(self, locations: Sequence[Location]) -> None:
+        """Delete the copies at `locations`; a failed removal is Failed, and retried."""
+        if not locations:
+            return
+        for location in locations:
+            self.record.replica(location).move("Removing")
+        await self.writer.flush(self.record, force=True)
+        for location in locations:
+            replica = self.record.replica(location)
+            endpoint = self._endpoint(location)
+            try:
+                if endpoint is not None:
+                    await self.runtime.registries.delete_image(
+                        endpoint, self.repository, self.digest
+                    )
+            except registries.RegistryError as error:
+                replica.move("Failed", f"removal failed: {error}")
+                REPLICATION_ERRORS.labels(location.region, error.reason).inc()
+                continue
+            del self.record.replicas[location]
+        await self.writer.flush(self.record, force=True)
+
+    async def verify(self, locations: Sequence[Location]) -> list[Location]:
+        """Replicas recorded Completed whose manifest has vanished: queued again."""
+        missing = []
+        for location in locations:
+            endpoint = self._endpoint(location)
+            try:
+                present = endpoint is not None and await self.runtime.registries.has_manifest(
+                    endpoint, self.repository, self.digest
+                )
+            except registries.RegistryError:
+                continue  # cannot tell now; the next resync checks again
+            if not present:
+                self.record.replica(location).move("Queued")
+                missing.append(location)
+        return missing
+
+    async def copy(self, pending: Sequence[Location]) -> None:
+        """Copy to every pending location, a fan-out per batch, retrying transient
+        failures until each replica is Completed or Failed."""
+        attempts: dict[Location, int] = {}
+        remaining = sorted(set(pending))
+        async with self.runtime.replication.versions():
+            while remaining:
+                batch = self._take_batch(remaining)
+                for location in batch:
+                    self._started.setdefault(location.region, clock.monotonic())
+                await self._copy_batch(batch)
+                retry = []
+                for location in batch:
+                    replica = self.record.replica(location)
+                    if replica.state == "Completed":
+                        self._observe_region_done(location.region)
+                    elif replica.state == "Replicating":  # a transient failure: again
+                        attempts[location] = attempts.get(location, 0) + 1
+                        retry.append(location)
+                remaining = sorted(set(remaining) - set(batch) | set(retry))
+                if retry and remaining == sorted(retry):
+                    await self.writer.flush(self.record, force=True)
+                    await asyncio.sleep(backoff(max(attempts[loc] for loc in retry)))
+
+    def _take_batch(self, remaining: Sequence[Location]) -> list[Location]:
+        """At most `region_concurrency` destinations per region in one fan-out."""
+        limit = self.runtime.config.region_concurrency
+        per_region: dict[str, int] = {}
+        batch = []
+        for location in remaining:
+            if per_region.get(location.region, 0) < limit:
+                per_region[location.region] = per_region.get(location.region, 0) + 1
+                batch.append(location)
+        return batch
+
+    async def _copy_batch(self, batch: Sequence[Location]) -> None:
+        destinations = []
+        for location in batch:
+            endpoint = self._endpoint(location)
+            assert endpoint is not None  # the layout only names existing registries
+            destinations.append(registries.Destination(location, endpoint))
+            self.record.replica(location).move("Replicating")
+        await self.writer.flush(self.record, force=True)
+
+        def progress(location: Location, done: int, total: int) -> None:
+            replica = self.record.replica(location)
+            replica.bytes_done, replica.bytes_total = done, total
+            self.writer.touch()
+
+        async with self.runtime.replication.regions(d.location.region for d in destinations):
+            flusher = asyncio.create_task(self._flush_periodically())
+            try:
+                results = await self.runtime.registries.fan_out(
+                    self.spec.source,
+                    self.namespace,
+                    self.digest,
+                    destinations,
+                    self.repository,
+                    tags=[self.spec.version],
+                    progress=progress,
+                )
+            finally:
+                flusher.cancel()
+        for location, outcome in results.items():
+            self._record_outcome(location, outcome)
+        await self.writer.flush(self.record, force=True)
+
+    def _record_outcome(self, location: Location, outcome: Any) -> None:
+        replica = self.record.replica(location)
+        if isinstance(outcome, registries.RegistryError):
+            REPLICATION_ERRORS.labels(location.region, outcome.reason).inc()
+            if outcome.permanent:
+                replica.move("Failed", f"{outcome.reason}: {outcome}")
+                kopf.warn(
+                    self.body,
+                    reason=reasons.REPLICATION_FAILED,
+                    message=f"{location.region}/{location.registry}: {outcome}",
+                )
+            else:
+                replica.move("Replicating", f"retrying: {outcome.reason}: {outcome}")
+            return
+        replica.move("Completed", "")
+        replica.digest = outcome.digest
+        replica.bytes_done = replica.bytes_total = outcome.bytes_total
+        replica.bytes_copied += outcome.bytes_copied
+        replica.bytes_skipped += outcome.bytes_skipped + outcome.bytes_mounted
+        REPLICATED_BYTES.labels(location.region, "copied").inc(outcome.bytes_copied)
+        REPLICATED_BYTES.labels(location.region, "skipped").inc(outcome.bytes_skipped)
+        REPLICATED_BYTES.labels(location.region, "mounted").inc(outcome.bytes_mounted)
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.runtime.config.status_interval)
+            try:
+                await self.writer.flush(self.record)
+            except Exception:
+                logger.warning("progress write failed", exc_info=True)
+
+    def _observe_region_done(self, region: str) -> None:
+        if self.record.region_complete(region):
+            began = self._started.pop(region, None)
+            if began is not None:
+                REPLICATION_DURATION.labels(region).observe(clock.monotonic() - began)

@@ -1,0 +1,58 @@
+"""kopf wiring of the ImageVersion controller, and nothing else.
+
+Rules of this module: one daemon per ImageVersion runs `Publication.run_once` in
+the shared daemon loop and sleeps until its spec changes (generation) or the pass's
+resync time passes; deletion is `deletion.delete_version` behind the finalizer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from galleon import GROUP, VERSION
+from galleon.controllers.imageversion import deletion
+from galleon.controllers.imageversion.reconcile import Publication
+from galleon.controllers.loop import run_daemon
+
+VERSIONS = (GROUP, VERSION, "imageversions")
+
+
+@kopf.daemon(*VERSIONS, cancellation_timeout=30.0)
+async def publication(
+    stopped: Any,
+    name: str,
+    namespace: Any,
+    meta: Any,
+    logger: Any,
+    memo: Any,
+    image_versions_by_definition: Any = None,
+    regions_by_name: Any = None,
+    **_: Any,
+) -> None:
+    """Publish and replicate one version; sleep until its spec changes or a resync is due."""
+    worker = Publication(
+        namespace, name, memo.runtime, image_versions_by_definition, regions_by_name
+    )
+    seen = {"generation": meta.get("generation")}
+
+    async def one_pass() -> float:
+        seen["generation"] = meta.get("generation")
+        return await worker.run_once()
+
+    await run_daemon(
+        "replication",
+        stopped,
+        one_pass,
+        logger,
+        changed=lambda: meta.get("generation") != seen["generation"],
+    )
+
+
+@kopf.on.delete(*VERSIONS)
+async def delete_version(
+    body: Any, spec: Any, status: Any, meta: Any, memo: Any, regions_by_name: Any = None, **_: Any
+) -> None:
+    """Delete every copy, unless a ScaleSet still runs the version (then hold, and retry)."""
+    await deletion.delete_version(body, spec, status, meta, memo.runtime, regions_by_name)

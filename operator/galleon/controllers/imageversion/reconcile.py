@@ -1,0 +1,300 @@
+"""One pass of publishing and replicating one ImageVersion: parents → conflict →
+source → plan → remove → verify → copy → status.
+
+Rules of this module:
+- The source digest is resolved once and recorded in status; it is never
+  resolved again, so every replica is the same image.
+- All progress lives in `status.replicationStatus`: a restarted operator plans
+  from it (`galleon.core.imageversion_status.load_record`), re-copies only
+  replicas not recorded Completed at the source digest, and the copier skips blobs
+  already present, so nothing completed is copied again.
+- Regions and the other versions of the definition come from kopf indexes.
+- Permanent problems (unknown region, too few registries, a source that cannot
+  be read) fail that region or the version with a condition and one Event; the
+  other regions go on. Waiting for a parent is Reconciling, not Stalled: it
+  resolves by itself (apply order).
+- Replicas no longer wanted are removed only when the safety profile allows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from galleon import clock
+from galleon.api.imageversion import ImageVersionSpec
+from galleon.controllers import registries
+from galleon.controllers.common import as_dict, post_once
+from galleon.controllers.gallery import refresh_definition
+from galleon.controllers.imageversion.apply import RegionInfo, Replicator
+from galleon.controllers.imageversion.status_writer import StatusWriter
+from galleon.controllers.shared import Runtime
+from galleon.core import reasons, times
+from galleon.core import replication as rep
+from galleon.core.conditions import kstatus
+from galleon.core.imageversion_status import (
+    ReplicationRecord,
+    load_record,
+    replication_conditions,
+)
+from galleon.kube import client as kube
+from galleon.kube.resources import Gallery, ImageDefinition, ImageVersion
+from galleon.metrics import REPLICATION_ERRORS, REPLICATIONS_IN_FLIGHT
+
+PARENT_RETRY_SECONDS = 10.0
+PERMANENT_RETRY_SECONDS = 60.0
+GONE_SECONDS = 3600.0
+
+SOURCE_ERROR_REASONS = {
+    "NotFound": reasons.SOURCE_NOT_FOUND,
+    "Unauthorized": reasons.UNAUTHORIZED,
+    "Denied": reasons.UNAUTHORIZED,
+}
+
+
+class Publication:
+    """Publishes and replicates one ImageVersion, one pass at a time."""
+
+    def __init__(
+        self,
+        namespace: str,
+        name: str,
+        runtime: Runtime,
+        versions: Mapping[Any, Any],
+        regions: Mapping[Any, Any],
+    ) -> None:
+        self.namespace, self.name = namespace, name
+        self.runtime = runtime
+        self.versions_index, self.regions_index = versions, regions
+
+    async def run_once(self) -> float:
+        """Do what can be done now; return the seconds until the next pass."""
+        obj = await kube.get_or_none(ImageVersion, self.name, self.namespace)
+        if obj is None:
+            return GONE_SECONDS
+        body = as_dict(obj)
+        if body["metadata"].get("deletionTimestamp"):
+            return GONE_SECONDS
+        writer = StatusWriter(body, self.runtime.config.status_interval)
+        spec = ImageVersionSpec.model_validate(body["spec"])
+        parents = await self.parents(body, writer, spec)
+        if parents is None:
+            return PARENT_RETRY_SECONDS
+        if await self.conflicting(body, writer, spec):
+            return PERMANENT_RETRY_SECONDS
+        gallery, definition = parents
+        repository = rep.repository_path(
+            (gallery.get("spec") or {}).get("repositoryPrefix", "galleon"),
+            self.namespace,
+            gallery["metadata"]["name"],
+            definition["metadata"]["name"],
+        )
+        digest = await self.source(body, writer, spec, repository)
+        if digest is None:
+            return PERMANENT_RETRY_SECONDS
+        return await self.replicate(body, writer, spec, repository, digest)
+
+    async def parents(
+        self, body: Any, writer: StatusWriter, spec: ImageVersionSpec
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(gallery, definition), or None after saying which one is missing."""
+        definition = await kube.get_or_none(
+            ImageDefinition, spec.image_definition_name, self.namespace
+        )
+        gallery = None
+        if definition is not None:
+            gallery_name = (definition.get("spec") or {}).get("galleryName", "")
+            gallery = await kube.get_or_none(Gallery, gallery_name, self.namespace)
+        if definition is not None and gallery is not None:
+            return as_dict(gallery), as_dict(definition)
+        if definition is None:
+            reason = reasons.DEFINITION_NOT_FOUND
+            message = (
+                f'image definition "{spec.image_definition_name}" does not exist in namespace '
+                f"{self.namespace}; waiting for it"
+            )
+        else:
+            reason = reasons.GALLERY_NOT_FOUND
+            message = "the image definition's gallery does not exist; waiting for it"
+        post_once(body, writer.status, reasons.PARENT_FOUND, False, reason, message)
+        await writer.set_conditions(
+            [
+                *kstatus(False, reason, message, progressing=True),
+                (reasons.PARENT_FOUND, "False", reason, message),
+            ]
+        )
+        return None
+
+    async def conflicting(self, body: Any, writer: StatusWriter, spec: ImageVersionSpec) -> bool:
+        """Another (older) ImageVersion already publishes this version of the definition."""
+        mine = (body["metadata"]["creationTimestamp"], self.name)
+        key = (self.namespace, spec.image_definition_name)
+        for other in self.versions_index.get(key, ()):
+            meta = other["metadata"]
+            if (other.get("spec") or {}).get("version") != spec.version:
+                continue
+            theirs = (meta["creationTimestamp"], meta["name"])
+            if theirs < mine and not meta.get("deletionTimestamp"):
+                message = (
+                    f"version {spec.version} of {spec.image_definition_name} is already "
+                    f'published by ImageVersion "{theirs[1]}"; delete this one or change its '
+                    "version"
+                )
+                post_once(
+                    body, writer.status, reasons.READY, False, reasons.VERSION_CONFLICT, message
+                )
+                await writer.set_conditions(
+                    kstatus(False, reasons.VERSION_CONFLICT, message, stalled=True)
+                )
+                return True
+        return False
+
+    async def source(
+        self, body: Any, writer: StatusWriter, spec: ImageVersionSpec, repository: str
+    ) -> str | None:
+        """The source digest: as recorded, or resolved now (once) and recorded."""
+        recorded = writer.status.get("sourceDigest")
+        if recorded:
+            return str(recorded)
+        try:
+            resolved = await self.runtime.registries.resolve_source(spec.source, self.namespace)
+        except registries.RegistryError as error:
+            reason = SOURCE_ERROR_REASONS.get(
+                error.reason,
+                reasons.REGISTRY_UNAVAILABLE if not error.permanent else error.reason,
+            )
+            message = f"cannot resolve source {spec.source.image}: {error}"
+            post_once(body, writer.status, reasons.SOURCE_RESOLVED, False, reason, message)
+            await writer.set_conditions(
+                [
+                    *kstatus(
+                        False,
+                        reason,
+                        message,
+                        progressing=not error.permanent,
+                        stalled=error.permanent,
+                    ),
+                    (reasons.SOURCE_RESOLVED, "False", reason, message),
+                ]
+            )
+            return None
+        message = f"{spec.source.image} is {resolved.digest}"
+        kopf.info(body, reason=reasons.RESOLVED, message=message)
+        await writer.set_conditions(
+            [
+                *kstatus(False, reasons.PROGRESSING, "replication starts", progressing=True),
+                (reasons.SOURCE_RESOLVED, "True", reasons.RESOLVED, message),
+            ],
+            sourceDigest=resolved.digest,
+            sourceMediaType=resolved.media_type,
+            sizeBytes=resolved.size,
+            publishedDate=times.format(clock.now()),
+            repository=repository,
+        )
+        return resolved.digest
+
+    def regions(self) -> dict[str, RegionInfo]:
+        """Every Region, from the watch-fed index."""
+        return {
+            name: RegionInfo.from_object(objs[0])
+            for name, objs in ((n, list(self.regions_index.get(n, ()))) for n in self.regions_index)
+            if objs
+        }
+
+    async def replicate(
+        self, body: Any, writer: StatusWriter, spec: ImageVersionSpec, repository: str, digest: str
+    ) -> float:
+        """Plan from the recorded replicas, then remove, verify and copy."""
+        regions = self.regions()
+        record = load_record(writer.status)
+        record.layouts = rep.layout(
+            spec.publishing_profile, {n: [e.name for e in r.endpoints] for n, r in regions.items()}
+        )
+        plan = rep.plan(
+            record.layouts,
+            record.recorded(),
+            digest,
+            allow_deletion=spec.safety_profile.allow_deletion_of_replicated_locations,
+        )
+        apply_plan_states(record, plan, digest)
+        self.report_region_errors(body, writer, record)
+        await self.write(body, writer, record, plan)
+        replicator = Replicator(
+            body, spec, self.runtime, record, writer, regions, repository, digest
+        )
+        await replicator.remove(plan.remove)
+        missing = await replicator.verify(plan.keep)
+        pending = [*plan.copy, *missing]
+        if pending:
+            REPLICATIONS_IN_FLIGHT.inc()
+            try:
+                await replicator.copy(pending)
+            finally:
+                REPLICATIONS_IN_FLIGHT.dec()
+        await self.write(body, writer, record, plan)
+        await refresh_definition(self.namespace, spec.image_definition_name)
+        if writer.status["replicationStatus"]["aggregatedState"] == "Completed":
+            return self.runtime.config.resync_interval
+        return PERMANENT_RETRY_SECONDS
+
+    @staticmethod
+    def report_region_errors(body: Any, writer: StatusWriter, record: ReplicationRecord) -> None:
+        """Count and post a region's layout error once per failure, not once per pass
+        (the status already says it)."""
+        lines = {
+            line.get("region"): line
+            for line in (writer.status.get("replicationStatus") or {}).get("summary") or []
+        }
+        for layout in record.layouts.values():
+            before = lines.get(layout.region) or {}
+            already = before.get("state") == "Failed" and layout.error_message in str(
+                before.get("details", "")
+            )
+            if layout.error_reason and not already:
+                REPLICATION_ERRORS.labels(layout.region, layout.error_reason).inc()
+                post_once(
+                    body,
+                    writer.status,
+                    reasons.READY,
+                    False,
+                    layout.error_reason,
+                    f"region {layout.region}: {layout.error_message}",
+                )
+
+    @staticmethod
+    async def write(
+        body: Any, writer: StatusWriter, record: ReplicationRecord, plan: rep.Plan
+    ) -> None:
+        """Post the Events of this pass's conditions, then write state and conditions
+        together."""
+        updates = replication_conditions(record)
+        ready = updates[0]
+        if plan.refused:
+            refusal = next(u for u in updates if u[0] == reasons.REMOVAL_REFUSED)
+            post_once(
+                body,
+                writer.status,
+                reasons.REMOVAL_REFUSED,
+                True,
+                reasons.REMOVAL_REFUSED,
+                refusal[3],
+            )
+        if ready[1] == "True":
+            post_once(body, writer.status, reasons.READY, True, ready[2], ready[3])
+        await writer.flush(record, force=True)
+
+
+def apply_plan_states(record: ReplicationRecord, plan: rep.Plan, digest: str) -> None:
+    """The replica states the plan implies before anything is sent: refused replicas
+    noted, kept ones Completed, ones to copy Queued (a Failed one at this digest
+    stays Failed until it is retried)."""
+    for location in plan.refused:
+        record.refused.setdefault(location.region, []).append(location)
+    for location in plan.keep:
+        record.replica(location).move("Completed")
+    for location in plan.copy:
+        replica = record.replica(location)
+        if replica.state != "Failed" or replica.digest != digest:
+            replica.move("Queued", "")

@@ -1,0 +1,69 @@
+"""The one daemon loop every per-object controller runs, and its one backoff.
+
+Rules of this module: a pass returns the seconds until it wants to run again; a
+pass that raises is logged and retried with capped exponential backoff (with
+jitter, so many objects failing together do not retry in step); the loop sleeps
+until that time, a wake-up, or the daemon's stop, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from galleon import clock
+
+MAX_BACKOFF_SECONDS = 30.0
+MAX_WAIT_SECONDS = 3600.0
+
+
+def backoff(attempt: int, jitter: Callable[[], float] = lambda: random.uniform(0.8, 1.2)) -> float:
+    """Seconds before retry `attempt` (1, 2, 4, ... capped at 30 s, times a jitter).
+
+    >>> [backoff(n, lambda: 1.0) for n in (1, 2, 3, 10)]
+    [1.0, 2.0, 4.0, 30.0]
+    """
+    return float(min(MAX_BACKOFF_SECONDS, 2 ** max(0, attempt - 1)) * jitter())
+
+
+async def run_daemon(
+    what: str,
+    stopped: Any,
+    run_once: Callable[[], Awaitable[float]],
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    *,
+    wakeup: asyncio.Event | None = None,
+    changed: Callable[[], bool] = lambda: False,
+) -> None:
+    """Run `run_once` until `stopped` (kopf's daemon stopper) is set.
+
+    Between passes it waits for the time the pass asked for, until `wakeup` is set
+    or `changed()` turns true (checked every second).
+    """
+    failures = 0
+    while not stopped:
+        if wakeup is not None:
+            wakeup.clear()
+        try:
+            wait = await run_once()
+            failures = 0
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            failures += 1
+            wait = backoff(failures)
+            logger.exception("%s pass failed; retrying in %.0fs", what, wait)
+        deadline = clock.monotonic() + min(wait, MAX_WAIT_SECONDS)
+        while not stopped and clock.monotonic() < deadline and not changed():
+            if wakeup is not None and wakeup.is_set():
+                break
+            step = min(1.0, max(0.0, deadline - clock.monotonic()))
+            if wakeup is None:
+                await stopped.wait(step)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), timeout=step)

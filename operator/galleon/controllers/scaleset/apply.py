@@ -1,0 +1,160 @@
+"""Sending a ScaleSet pass's intents: pods created and deleted, data disks claimed.
+
+Rules of this module:
+- A pod is deleted only with a UID precondition: a pod of the same name created
+  since the snapshot is never deleted by mistake.
+- A create that finds the pod already there (409) is not an error; a pod this
+  process created moments ago is not created again while the listing catches up
+  (the kube controllers' "expectations", memory only: losing it costs a 409).
+- Data disks are reconciled (created, re-owned, deleted after scale-in) before any
+  pod is created, so a new pod always finds its claims; the check runs when pods
+  are created or scaled in, when the generation changed, and while a disk waits
+  for its pod to go (`galleon.core.claims`).
+- Every request is counted in the controller's request metric.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lightkube import codecs
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.core_v1 import PersistentVolumeClaim, Pod
+from lightkube.types import PatchType
+
+from galleon import clock
+from galleon.controllers.common import as_dict
+from galleon.controllers.scaleset.snapshot import ScaleSetSnapshot, VersionImage
+from galleon.core import claims
+from galleon.core import instances as inst
+from galleon.core import rollout as ro
+from galleon.kube import client as kube
+from galleon.metrics import KUBE_REQUESTS
+
+EXPECTATION_SECONDS = 5.0
+
+
+class Applier:
+    """Applies one ScaleSet's intents; keeps what it must remember between passes."""
+
+    def __init__(self, namespace: str, name: str) -> None:
+        self.namespace, self.name = namespace, name
+        self.requests = 0
+        self._claims_checked_generation: int | None = None
+        self._claims_pending = False
+        self._created: dict[int, tuple[str, float]] = {}
+        """Index → (revision, when) of pods this process created."""
+
+    def count(self, requests: int = 1) -> None:
+        self.requests += requests
+        KUBE_REQUESTS.labels("scaleset").inc(requests)
+
+    async def apply(
+        self,
+        snapshot: ScaleSetSnapshot,
+        actions: Sequence[ro.Create | ro.Delete],
+        images: Mapping[str, VersionImage | None],
+    ) -> None:
+        """Claims first (when due), then every delete and create at once."""
+        creates = [a for a in actions if isinstance(a, ro.Create)]
+        deletes = [a for a in actions if isinstance(a, ro.Delete)]
+        scale_in = any(a.reason == "ScaleIn" for a in deletes)
+        if snapshot.spec.data_disks and (
+            creates
+            or scale_in
+            or self._claims_pending
+            or self._claims_checked_generation != snapshot.generation
+        ):
+            self._claims_pending = await self.reconcile_claims(snapshot)
+            self._claims_checked_generation = snapshot.generation
+        await asyncio.gather(
+            *(self._delete_pod(snapshot, a) for a in deletes),
+            *(self._create_pod(snapshot, a, images) for a in creates),
+        )
+
+    async def _create_pod(
+        self,
+        snapshot: ScaleSetSnapshot,
+        action: ro.Create,
+        images: Mapping[str, VersionImage | None],
+    ) -> None:
+        recent = self._created.get(action.index)
+        if (
+            recent is not None
+            and recent[0] == action.revision
+            and clock.monotonic() - recent[1] < EXPECTATION_SECONDS
+        ):
+            return  # created moments ago; the listing has not caught up yet
+        image = images[action.revision]
+        assert image is not None  # the reconciler drops creates without a copy
+        reference, pull_secret = image.image(action.index)
+        manifest = inst.pod_manifest(
+            snapshot.body,
+            snapshot.spec,
+            action.index,
+            action.revision,
+            reference,
+            snapshot.node_selector or {},
+            pull_secret,
+        )
+        try:
+            await kube.client().create(codecs.from_dict(manifest))
+            self._created[action.index] = (action.revision, clock.monotonic())
+        except ApiError as error:
+            if error.status.code != 409:
+                raise
+        self.count()
+
+    async def _delete_pod(self, snapshot: ScaleSetSnapshot, action: ro.Delete) -> None:
+        uid = (snapshot.pod_uids or {}).get(action.index)
+        if uid is None:
+            return  # no pod observed at that index: nothing of ours to delete
+        await kube.delete_if_uid(Pod, inst.pod_name(self.name, action.index), self.namespace, uid)
+        self.count()
+
+    async def reconcile_claims(self, snapshot: ScaleSetSnapshot) -> bool:
+        """List the claims, plan them, send the plan. True while a disk waits for its
+        pod to go."""
+        existing = [
+            as_dict(c)
+            async for c in kube.client().list(
+                PersistentVolumeClaim,
+                namespace=self.namespace,
+                labels={inst.SCALESET_LABEL: self.name},
+            )
+        ]
+        self.count()
+        pods = {p["metadata"]["name"] for p in snapshot.pods}
+        plan = claims.plan_claims(snapshot.body, snapshot.spec, existing, pods)
+        await asyncio.gather(
+            *map(self._create_claim, plan.create),
+            *map(self._delete_claim, plan.delete),
+            *(self._set_claim_owners(name, refs) for name, refs in plan.set_owners),
+        )
+        return plan.waiting
+
+    async def _create_claim(self, manifest: dict[str, Any]) -> None:
+        try:
+            await kube.client().create(codecs.from_dict(manifest))
+        except ApiError as error:
+            if error.status.code != 409:
+                raise
+        self.count()
+
+    async def _delete_claim(self, name: str) -> None:
+        with contextlib.suppress(ApiError):
+            await kube.client().delete(PersistentVolumeClaim, name, namespace=self.namespace)
+        self.count()
+
+    async def _set_claim_owners(self, name: str, refs: Sequence[dict[str, Any]]) -> None:
+        await kube.client().patch(
+            PersistentVolumeClaim,
+            name,
+            {"metadata": {"ownerReferences": list(refs)}},
+            namespace=self.namespace,
+            patch_type=PatchType.MERGE,
+        )
+        self.count()

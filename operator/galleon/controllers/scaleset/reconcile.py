@@ -1,0 +1,193 @@
+"""One pass of reconciling one ScaleSet: snapshot → decide → status → write once →
+apply → events and metrics.
+
+Rules of this module (the rules of upgrades themselves are in
+`galleon.core.upgrade_trigger` and `galleon.core.rollout`, the status in
+`galleon.core.scaleset_status`):
+- The pass reads the clock once (`now`) and the world once (`read_snapshot`).
+- The status is written *before* any pod is touched, so the batch being replaced
+  is on record before any instance of it goes: a restarted operator reads that
+  record and finishes the same batch; it never starts a second one early and never
+  upgrades an instance recorded as upgraded. The write is skipped when nothing in
+  it changed.
+- A create the region has no copy for is dropped (and said in Ready); everything
+  else the planner asked is applied.
+- Events are posted after the write succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import kopf
+
+from galleon import clock
+from galleon.api.scaleset import ScaleSetSpec
+from galleon.controllers.common import measured, post_once
+from galleon.controllers.scaleset import metrics
+from galleon.controllers.scaleset.apply import Applier
+from galleon.controllers.scaleset.snapshot import (
+    ScaleSetSnapshot,
+    Sources,
+    VersionImage,
+    read_scaleset,
+    read_snapshot,
+)
+from galleon.core import instances as inst
+from galleon.core import reasons
+from galleon.core import rollout as ro
+from galleon.core.scaleset_status import ScaleSetFacts, refused_status, scaleset_status
+from galleon.core.upgrade_trigger import record_start, upgrade_intent
+from galleon.kube import client as kube
+from galleon.kube.resources import ScaleSet
+from galleon.metrics import forget_scaleset
+
+logger = logging.getLogger(__name__)
+RESYNC_SECONDS = 30.0
+WAIT_CAP_SECONDS = 30.0
+GONE_SECONDS = 3600.0
+"""A deleted ScaleSet's daemon is stopped by kopf; until then, nothing to do."""
+
+
+class ScaleSetReconciler:
+    """Reconciles one ScaleSet, one pass at a time (one per daemon)."""
+
+    def __init__(self, namespace: str, name: str, sources: Sources) -> None:
+        self.namespace, self.name = namespace, name
+        self.sources = sources
+        self.applier = Applier(namespace, name)
+
+    @property
+    def requests(self) -> int:
+        """API requests made so far (benchmarks read it)."""
+        return self.applier.requests
+
+    async def run_once(self) -> float:
+        """One pass; the seconds until the next one is due."""
+        body = await read_scaleset(self.namespace, self.name)
+        self.applier.count()
+        if body is None:
+            forget_scaleset(self.namespace, self.name)
+            return GONE_SECONDS
+        if body["metadata"].get("deletionTimestamp"):
+            return GONE_SECONDS
+        with measured("scaleset"):
+            return await self.reconcile(body)
+
+    async def reconcile(self, body: dict[str, Any]) -> float:
+        now = clock.now()
+        spec = ScaleSetSpec.model_validate(body["spec"])
+        try:
+            inst.check_model(spec)
+        except inst.InvalidModel as error:
+            await self.refuse(body, reasons.INVALID_SPEC, str(error))
+            return RESYNC_SECONDS
+        snapshot = await read_snapshot(body, spec, self.sources, now)
+        if snapshot.region is None:
+            await self.refuse(
+                body, reasons.REGION_NOT_FOUND, f"Region {spec.region} does not exist"
+            )
+            return RESYNC_SECONDS
+        self.applier.count()  # the pod LIST
+        assert snapshot.resolution is not None  # set whenever the Region exists
+        recorded = snapshot.recorded
+        intent = upgrade_intent(
+            spec, snapshot.instances, snapshot.target, recorded, snapshot.controls, now
+        )
+        observation = intent.observation(spec, snapshot.instances, snapshot.target)
+        plan = ro.plan(observation, intent.rollout, intent.policy, now)
+        start = record_start(intent, recorded.rollout, plan.rollout, now)
+        actions, images, missing = creatable(plan.actions, snapshot.images or {})
+        status = scaleset_status(
+            ScaleSetFacts(
+                name=self.name,
+                spec=spec,
+                generation=snapshot.generation,
+                recorded=snapshot.status,
+                resolution=snapshot.resolution,
+                target=snapshot.target,
+                instances=snapshot.instances,
+                rollout=plan.rollout,
+                policy=intent.policy,
+                intent=intent,
+                start=start,
+                now=now,
+                missing_images=missing,
+            )
+        )
+        await self.write_status(snapshot, status)
+        await self.applier.apply(snapshot, actions, images)
+        self.post_events(snapshot, plan, start.starting)
+        metrics.record(snapshot, recorded.rollout, plan.rollout, intent.policy)
+        self.log(plan)
+        return min(plan.requeue_after, WAIT_CAP_SECONDS)
+
+    async def write_status(self, snapshot: ScaleSetSnapshot, status: Mapping[str, Any]) -> None:
+        """One status PATCH, skipped when nothing in it changed."""
+        if dict(status) != {k: snapshot.status.get(k) for k in status}:
+            await kube.patch_status(ScaleSet, self.name, dict(status), self.namespace)
+            self.applier.count()
+
+    async def refuse(self, body: dict[str, Any], reason: str, message: str) -> None:
+        """Bad input or a missing dependency: say so (one Event per reason), change
+        nothing on the instances."""
+        status = body.get("status") or {}
+        post_once(body, status, reasons.READY, False, reason, message)
+        generation = body["metadata"].get("generation")
+        await kube.patch_status(
+            ScaleSet,
+            self.name,
+            refused_status(status, generation, reason, message, clock.now()),
+            self.namespace,
+        )
+        self.applier.count()
+
+    def post_events(self, snapshot: ScaleSetSnapshot, plan: ro.Plan, starting: bool) -> None:
+        body = cast(Any, snapshot.body)
+        if starting and snapshot.spec.upgrade_policy.rolling_upgrade_policy.max_surge:
+            kopf.info(
+                body,
+                reason=reasons.MAX_SURGE_NOT_APPLIED,
+                message="maxSurge is set, but instances keep their identity and data "
+                "disks, so each one is replaced in place (docs/rollout.md)",
+            )
+            self.applier.count()
+        for event in plan.events:
+            post = kopf.info if event.type == "Normal" else kopf.warn
+            post(body, reason=event.reason, message=event.message)
+            self.applier.count()
+
+    def log(self, plan: ro.Plan) -> None:
+        for action in plan.actions:
+            logger.debug("%s/%s action: %s", self.namespace, self.name, action)
+        for note in plan.notes:
+            logger.debug("%s/%s plan: %s", self.namespace, self.name, note)
+        new = plan.rollout
+        logger.debug(
+            "%s/%s pass: %s batch %s, %d actions, requeue %.1fs",
+            self.namespace,
+            self.name,
+            new.phase if new else "-",
+            new.batch if new else "-",
+            len(plan.actions),
+            plan.requeue_after,
+        )
+
+
+def creatable(
+    actions: Sequence[ro.Create | ro.Delete], images: Mapping[str, VersionImage]
+) -> tuple[list[ro.Create | ro.Delete], dict[str, VersionImage | None], list[str]]:
+    """(the actions that can be applied, revision → its copy in the region, versions
+    with no copy): a create without a copy in the region cannot be sent."""
+    by_revision: dict[str, VersionImage | None] = {
+        a.revision: images.get(inst.version_of(a.revision))
+        for a in actions
+        if isinstance(a, ro.Create)
+    }
+    applicable = [
+        a for a in actions if not isinstance(a, ro.Create) or by_revision[a.revision] is not None
+    ]
+    missing = sorted({inst.version_of(r) for r, image in by_revision.items() if image is None})
+    return applicable, by_revision, missing

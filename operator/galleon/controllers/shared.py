@@ -1,0 +1,114 @@
+"""The controllers' process-wide state, made once at start-up and handed to every
+handler through kopf's memo (`memo.runtime`).
+
+Rules of this module: nothing here is module-level: a handler reaches shared
+state only through the `Runtime` it is given, so two operators in one process
+(tests, benchmarks) cannot see each other's wake-ups or semaphores. All of it is
+memory only, an optimisation or a limit of this process: losing it on a restart
+costs a pass, never correctness (the API server holds the state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Hashable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from galleon.controllers.config import Config
+from galleon.controllers.registries import Registries
+
+Key = tuple[str, str]
+"""(namespace, name) of one object."""
+
+
+class Wakeups:
+    """Wake a waiting daemon when something it depends on changed.
+
+    >>> bus = Wakeups()
+    >>> event = bus.register(("ns", "web"))
+    >>> bus.wake("ns", "web"); event.is_set()
+    True
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[Key, asyncio.Event] = {}
+        self._seen: dict[Key, Hashable] = {}
+
+    def register(self, key: Key) -> asyncio.Event:
+        return self._events.setdefault(key, asyncio.Event())
+
+    def forget(self, key: Key) -> None:
+        self._events.pop(key, None)
+        self._seen.pop(key, None)
+
+    def wake(self, namespace: str, name: str) -> None:
+        event = self._events.get((namespace, name))
+        if event is not None:
+            event.set()
+
+    def wake_namespace(self, namespace: str) -> None:
+        for ns, name in list(self._events):
+            if ns == namespace:
+                self.wake(ns, name)
+
+    def wake_on_change(self, key: Key, fingerprint: Hashable) -> None:
+        """Wake `key` only when `fingerprint` differs from the last one seen (so a
+        daemon's own status writes do not wake it)."""
+        if self._seen.get(key) != fingerprint:
+            self._seen[key] = fingerprint
+            self.wake(*key)
+
+    def registered(self) -> Iterable[Key]:
+        return list(self._events)
+
+
+class ReplicationSlots:
+    """At most `versions` ImageVersions copy at once, and at most `per_region`
+    destination registries of one region are written at once, all versions together.
+
+    Region slots are always taken in sorted order, so no two versions can each hold a
+    region the other waits for.
+    """
+
+    def __init__(self, versions: int, per_region: int) -> None:
+        self.per_region = per_region
+        self._versions = asyncio.Semaphore(versions)
+        self._regions: dict[str, asyncio.Semaphore] = {}
+
+    def versions(self) -> asyncio.Semaphore:
+        return self._versions
+
+    @asynccontextmanager
+    async def regions(self, names: Iterable[str]) -> AsyncIterator[None]:
+        held = sorted(set(names))
+        for name in held:
+            await self._regions.setdefault(name, asyncio.Semaphore(self.per_region)).acquire()
+        try:
+            yield
+        finally:
+            for name in held:
+                self._regions[name].release()
+
+
+@dataclass
+class Runtime:
+    """Everything the controllers share in one operator process."""
+
+    config: Config
+    registries: Registries
+    wakeups: Wakeups = field(default_factory=Wakeups)
+    replication: ReplicationSlots = field(init=False)
+    version_facts: dict[Key, Any] = field(default_factory=dict)
+    """What each ImageVersion last meant for "latest" (the definition is refreshed only
+    when it changes)."""
+
+    def __post_init__(self) -> None:
+        self.replication = ReplicationSlots(
+            self.config.replication_concurrency, self.config.region_concurrency
+        )
+
+    @classmethod
+    def from_config(cls, config: Config) -> Runtime:
+        return cls(config=config, registries=Registries(config.operator_namespace))

@@ -1,0 +1,359 @@
+"""A ScaleSet's whole status, computed from one pass's facts by ordered pure functions.
+
+`scaleset_status(facts)` returns the status the controller writes (once, and only
+when it differs from what is recorded); `refused_status(...)` the status of a
+ScaleSet whose spec cannot be acted on. Nothing here does I/O or reads a clock.
+
+Rules of this module:
+- Order: observedGeneration → counters (replicas, versions) → the running upgrade
+  and its history → conditions. Conditions come last because they read the rest.
+- One function per condition type, and each always sets it: `set_upgrading`,
+  `set_ready` (the kstatus trio Ready/Reconciling/Stalled), `set_degraded`.
+  Reasons are constants of `galleon.core.reasons`; messages carry the numbers.
+- A fault matters while the ScaleSet still targets the faulted revision (or has no
+  target at all): moving the spec on clears it.
+- Instances of the running batch are being replaced on purpose: they do not make
+  the ScaleSet Degraded; missing instances below capacity do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from galleon.api.scaleset import MAX_UPGRADE_HISTORY, ScaleSetSpec
+from galleon.core import instances as inst
+from galleon.core import reasons, times
+from galleon.core import rollout as ro
+from galleon.core.conditions import Update, kstatus, merged
+from galleon.core.upgrade_trigger import StartRecord, UpgradeIntent, revision_sort_key
+from galleon.core.versions import Resolution
+
+
+@dataclass(frozen=True)
+class ScaleSetFacts:
+    """Everything one pass knows that the status is computed from."""
+
+    name: str
+    spec: ScaleSetSpec
+    generation: int | None
+    recorded: Mapping[str, Any]
+    """The status as last written (conditions keep their transition times from it)."""
+    resolution: Resolution
+    """Which version the ScaleSet should run in its region, and why."""
+    target: str | None
+    """The target revision, when that version has a completed copy in the region."""
+    instances: Sequence[ro.Instance]
+    rollout: ro.Rollout | None
+    """The rollout after this pass's plan (None before the first upgrade)."""
+    policy: ro.Policy
+    intent: UpgradeIntent
+    start: StartRecord
+    now: datetime
+    missing_images: Sequence[str] = ()
+    """Versions the plan wants to create instances of that have no copy in the region."""
+
+    @property
+    def live(self) -> list[ro.Instance]:
+        return [i for i in self.instances if i.exists and not i.deleting]
+
+    def health(self, instance: ro.Instance) -> ro.Health:
+        return ro.health(instance, self.policy, self.now)
+
+    @property
+    def active(self) -> bool:
+        return self.rollout is not None and self.rollout.active
+
+    @property
+    def faulted(self) -> bool:
+        return (
+            self.rollout is not None
+            and self.rollout.code == "Faulted"
+            and (self.target is None or self.rollout.to_revision == self.target)
+        )
+
+    @property
+    def healthy(self) -> int:
+        return sum(1 for i in self.live if self.health(i) == "Healthy")
+
+    @property
+    def unhealthy(self) -> int:
+        """Unhealthy or missing instances below capacity, the running batch aside."""
+        replacing = set(self.rollout.members) if self.active and self.rollout else set()
+        present = {i.index for i in self.live}
+        unhealthy = sum(
+            1 for i in self.live if i.index not in replacing and self.health(i) == "Unhealthy"
+        )
+        missing = sum(
+            1 for i in range(self.spec.capacity) if i not in present and i not in replacing
+        )
+        return unhealthy + missing
+
+
+def scaleset_status(facts: ScaleSetFacts) -> dict[str, Any]:
+    """The status to write, in the module's order."""
+    status: dict[str, Any] = {"observedGeneration": facts.generation}
+    status.update(counters(facts))
+    if facts.rollout is not None:
+        upgrade = upgrade_status(facts, facts.rollout)
+        status["rollingUpgrade"] = upgrade
+        status["upgradeHistory"] = history(facts.recorded, upgrade, facts.rollout, facts.now)
+    upgrading = set_upgrading(facts)
+    status["conditions"] = merged(
+        facts.recorded,
+        facts.generation,
+        [*set_ready(facts, upgrading), upgrading, set_degraded(facts)],
+        facts.now,
+    )
+    return status
+
+
+def refused_status(
+    recorded: Mapping[str, Any], generation: int | None, reason: str, message: str, now: datetime
+) -> dict[str, Any]:
+    """Bad input or a missing dependency: Stalled, nothing changes on the instances."""
+    updates = [
+        *kstatus(False, reason, message, stalled=True),
+        (reasons.UPGRADING, "False", reason, message),
+    ]
+    return {
+        "observedGeneration": generation,
+        "conditions": merged(recorded, generation, updates, now),
+    }
+
+
+def counters(facts: ScaleSetFacts) -> dict[str, Any]:
+    """Replicas, readiness and instances per version."""
+    live = facts.live
+    by_version: dict[str, list[int]] = {}
+    for i in live:
+        counts = by_version.setdefault(inst.version_of(i.revision or "unknown"), [0, 0])
+        counts[0] += 1
+        counts[1] += facts.health(i) == "Healthy"
+    current = facts.intent.current
+    return {
+        "replicas": len(live),
+        "readyReplicas": facts.healthy,
+        "selector": inst.selector(facts.name),
+        "currentVersion": inst.version_of(current) if current else None,
+        "targetVersion": facts.resolution.target,
+        "waitingForReplication": facts.resolution.waiting_for_replication,
+        "instancesByVersion": [
+            {"version": v, "instances": c[0], "healthy": c[1]}
+            for v, c in sorted(by_version.items(), key=lambda kv: revision_sort_key(kv[0]))
+        ],
+    }
+
+
+def upgrade_status(facts: ScaleSetFacts, rollout: ro.Rollout) -> dict[str, Any]:
+    """`status.rollingUpgrade`: the cloud's rolling-upgrade status plus the planner's
+    record (phase, batch members, upgraded/failed/rolled-back instances)."""
+    spec, start = facts.spec, facts.start
+    failed = set(rollout.failed)
+    successful = [i for i in rollout.upgraded if i not in failed]
+    in_progress = [] if rollout.phase == "Done" else list(rollout.members)
+    pending = (
+        max(0, spec.capacity - len(set(rollout.upgraded) | set(in_progress)))
+        if rollout.code == "RollingForward"
+        else 0
+    )
+    return {
+        "fromVersion": inst.version_of(rollout.from_revision) if rollout.from_revision else None,
+        "toVersion": inst.version_of(rollout.to_revision),
+        "fromRevision": rollout.from_revision,
+        "toRevision": rollout.to_revision,
+        "startedBy": start.started_by,
+        "runningStatus": {
+            "code": rollout.code,
+            "startTime": times.format(rollout.started),
+            "lastAction": start.last_action,
+            "lastActionTime": start.last_action_time or times.format(rollout.started),
+        },
+        "progress": {
+            "successfulInstanceCount": len(successful),
+            "failedInstanceCount": len(failed),
+            "inProgressInstanceCount": len(in_progress),
+            "pendingInstanceCount": pending,
+        },
+        "currentBatch": rollout.batch,
+        "totalBatches": ro.planned_batches(rollout, spec.capacity, facts.policy),
+        "error": (
+            {"code": rollout.error_code, "message": rollout.error_message}
+            if rollout.error_code
+            else None
+        ),
+        "rollbackInfo": rollback_info(facts, rollout),
+        "phase": rollout.phase,
+        "phaseSince": times.format(rollout.phase_since or rollout.started),
+        "batchInstances": list(rollout.members),
+        "upgradedInstances": list(rollout.upgraded),
+        "failedInstances": list(rollout.failed),
+        "rolledBackInstances": list(rollout.rolled_back),
+        "cancelRequested": rollout.cancel_requested,
+    }
+
+
+def rollback_info(facts: ScaleSetFacts, rollout: ro.Rollout) -> dict[str, int] | None:
+    """How the rolled-back instances fare on the previous revision (None: no rollback)."""
+    if not rollout.rolled_back:
+        return None
+    seen = {i.index: i for i in facts.instances}
+    states = [
+        facts.health(x)
+        if (x := seen.get(i)) is not None and x.revision == rollout.from_revision
+        else "Initializing"
+        for i in rollout.rolled_back
+    ]
+    return {
+        "successfullyRolledbackInstanceCount": states.count("Healthy"),
+        "failedRolledbackInstanceCount": states.count("Unhealthy"),
+    }
+
+
+def history(
+    recorded: Mapping[str, Any], upgrade: Mapping[str, Any], rollout: ro.Rollout, now: datetime
+) -> list[dict[str, Any]]:
+    """`status.upgradeHistory`, newest first: an ended upgrade is entered once (keyed
+    by start time and target), at most MAX_UPGRADE_HISTORY kept."""
+    entries = [dict(h) for h in recorded.get("upgradeHistory") or []]
+    if rollout.phase != "Done":
+        return entries
+    start = upgrade["runningStatus"]["startTime"]
+    entry = {
+        "fromVersion": upgrade["fromVersion"],
+        "toVersion": upgrade["toVersion"],
+        "startedBy": upgrade["startedBy"],
+        "startTime": start,
+        "endTime": times.format(rollout.phase_since or now),
+        "result": rollout.code,
+        "progress": upgrade["progress"],
+        "error": upgrade["error"],
+        "rollbackInfo": upgrade["rollbackInfo"],
+    }
+    rest = [
+        h
+        for h in entries
+        if (h.get("startTime"), h.get("toVersion")) != (start, upgrade["toVersion"])
+    ]
+    return [entry, *rest][:MAX_UPGRADE_HISTORY]
+
+
+def set_upgrading(facts: ScaleSetFacts) -> Update:
+    """Upgrading: True while an upgrade runs (forward or back); otherwise False with
+    why none runs (up to date, waiting for the user, an ended upgrade's result)."""
+    rollout = facts.rollout
+    if facts.active:
+        assert rollout is not None
+        if rollout.phase == "RollingBack":
+            return (
+                reasons.UPGRADING,
+                "True",
+                reasons.ROLLING_BACK,
+                f"the upgrade to {inst.version_of(rollout.to_revision)} faulted; rolling "
+                f"instances {', '.join(map(str, rollout.members))} back to "
+                f"{inst.version_of(rollout.from_revision or '')}",
+            )
+        message = (
+            f"upgrading {inst.version_of(rollout.from_revision or '') or '-'} to "
+            f"{inst.version_of(rollout.to_revision)}: batch {rollout.batch}, "
+            f"{len(rollout.upgraded)} of {facts.spec.capacity} upgraded"
+        )
+        if facts.spec.paused:
+            message += " (paused)"
+        return (reasons.UPGRADING, "True", reasons.ROLLING_FORWARD, message)
+    trigger = facts.intent.trigger
+    if (
+        rollout is not None
+        and rollout.code != "Completed"
+        and (facts.faulted or rollout.code == "Cancelled")
+    ):
+        return (
+            reasons.UPGRADING,
+            "False",
+            reasons.upgrade_ended(rollout.code),
+            f"the upgrade to {inst.version_of(rollout.to_revision)} {rollout.code.lower()}"
+            + (f": {rollout.error_message}" if rollout.error_message else "")
+            + f"; annotate {inst.START_ANNOTATION} to try again",
+        )
+    if trigger.message:
+        return (reasons.UPGRADING, "False", trigger.reason, trigger.message)
+    return (reasons.UPGRADING, "False", reasons.UP_TO_DATE, "no upgrade running")
+
+
+def set_ready(facts: ScaleSetFacts, upgrading: Update) -> list[Update]:
+    """Ready / Reconciling / Stalled. Ready when no upgrade runs and every instance is
+    healthy; Stalled on a fault (until the spec moves on) or a version that does not
+    exist; a paused upgrade is neither Ready nor Reconciling."""
+    capacity, spec = facts.spec.capacity, facts.spec
+    _, _, upgrading_reason, upgrading_message = upgrading
+    if facts.target is None and not facts.active:
+        # Nothing usable in the region: say why (instances, if any, stay as they are).
+        reason, message = facts.resolution.reason, facts.resolution.message
+        if facts.resolution.target is not None:
+            reason = reasons.NO_COPY_IN_REGION
+            message = f"version {facts.resolution.target} has no completed copy in {spec.region}"
+        stalled = reason == reasons.VERSION_NOT_FOUND
+        return kstatus(False, reason, message, progressing=not stalled, stalled=stalled)
+    if facts.active:
+        if spec.paused and upgrading_reason == reasons.ROLLING_FORWARD:
+            return kstatus(False, reasons.PAUSED, upgrading_message, progressing=False)
+        return kstatus(False, upgrading_reason, upgrading_message, progressing=True)
+    if facts.faulted:
+        return kstatus(False, reasons.UPGRADE_FAULTED, upgrading_message, stalled=True)
+    if facts.missing_images:
+        message = f"no copy of {', '.join(facts.missing_images)} in {spec.region}"
+        return kstatus(False, reasons.NO_COPY_IN_REGION, message, progressing=True)
+    healthy = facts.healthy
+    if healthy >= capacity:
+        return kstatus(
+            True, reasons.INSTANCES_HEALTHY, f"{healthy} of {capacity} instances healthy"
+        )
+    return kstatus(
+        False,
+        reasons.INSTANCES_NOT_HEALTHY,
+        f"{healthy} of {capacity} instances healthy",
+        progressing=True,
+    )
+
+
+def set_degraded(facts: ScaleSetFacts) -> Update:
+    """Degraded: True on a fault that still matters, or while instances outside the
+    running batch are unhealthy or missing."""
+    if facts.faulted:
+        assert facts.rollout is not None
+        return (
+            reasons.DEGRADED,
+            "True",
+            facts.rollout.error_code or reasons.FAULTED,
+            facts.rollout.error_message,
+        )
+    unhealthy = facts.unhealthy
+    if unhealthy:
+        return (
+            reasons.DEGRADED,
+            "True",
+            reasons.INSTANCES_UNHEALTHY,
+            f"{unhealthy} of {facts.spec.capacity} instances unhealthy or missing",
+        )
+    return (reasons.DEGRADED, "False", reasons.INSTANCES_HEALTHY, "")
+
+
+def instance_counts(
+    instances: Sequence[ro.Instance], policy: ro.Policy, now: datetime
+) -> dict[tuple[str, str], int]:
+    """Live instances by (version, health), for the instances gauge.
+
+    >>> from datetime import datetime, timezone
+    >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> instance_counts([ro.Instance(0, "1.0.0-a", ready=True)], ro.Policy(), t)
+    {('1.0.0', 'Healthy'): 1}
+    """
+    counts: dict[tuple[str, str], int] = {}
+    for i in instances:
+        if not i.exists or i.deleting:
+            continue
+        key = (inst.version_of(i.revision or "unknown"), ro.health(i, policy, now))
+        counts[key] = counts.get(key, 0) + 1
+    return counts

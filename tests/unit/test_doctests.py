@@ -1,0 +1,34 @@
+"""The worked examples in the pure modules' docstrings are run, so they stay true."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "galleon.api.region",
+    "galleon.core.claims",
+    "galleon.core.conditions",
+    "galleon.core.imageversion_status",
+    "galleon.core.instances",
+    "galleon.core.reasons",
+    "galleon.core.replica_states",
+    "galleon.core.replication",
+    "galleon.core.rollout",
+    "galleon.core.scaleset_status",
+    "galleon.core.times",
+    "galleon.core.upgrade_trigger",
+    "galleon.core.versions",
+    "galleon.controllers.loop",
+    "galleon.controllers.shared",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_hold(name: str) -> None:
+    module = importlib.import_module(name)
+    failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert tried > 0, f"{name} has no worked example"
+    assert failures == 0, f"{failures} of {tried} examples in {name} failed"
