@@ -246,3 +246,21 @@ def test_a_member_deleted_by_someone_else_is_recreated_not_counted_unhealthy() -
     state, _ = drive(cluster, "1.0.0", "1.0.2", Policy(), state=state)
     assert state is not None and state.code == "Completed" and state.failed == ()
     assert all(p.revision == "1.0.2" for p in cluster.pods.values())
+
+
+def test_a_batch_healthy_at_once_starts_the_next_batch_in_the_same_decision() -> None:
+    # Members 0 and 1 already run the target and are healthy, no pause: this one decision
+    # checks batch 1 and replaces batch 2 (docs/rollout.md: "in the same step").
+    old, new = "1.0.0", "1.0.2"
+    instances = [
+        Instance(i, new if i < 2 else old, ready=True, ready_since=T0, created=T0)
+        for i in range(10)
+    ]
+    running = Rollout(old, new, T0, batch=1, members=(0, 1), phase_since=T0)
+    decided = plan(
+        Observation(10, instances, old, new), running, Policy(), T0 + timedelta(minutes=1)
+    )
+    assert decided.rollout is not None
+    assert (decided.rollout.batch, decided.rollout.members) == (2, (2, 3))
+    assert decided.rollout.upgraded == (0, 1)
+    assert sorted(a.index for a in decided.actions if isinstance(a, Delete)) == [2, 3]

@@ -1,0 +1,187 @@
+"""The rollout planner's data: instances as observed, the policy, the rollout state
+persisted in the ScaleSet's status, and the plan (actions, Events, notes).
+
+Rules of this module: everything is frozen; the few functions here derive facts
+from the data (batch sizes, an instance's health) and decide nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from galleon.core import reasons
+
+Health = Literal["Healthy", "Initializing", "Unhealthy"]
+Phase = Literal["Replacing", "Waiting", "Pausing", "RollingBack", "Done"]
+Code = Literal["RollingForward", "Completed", "Faulted", "Cancelled"]
+
+BEFORE = reasons.UNHEALTHY_BEFORE_UPGRADE
+UPGRADED = reasons.UNHEALTHY_UPGRADED
+UPGRADE_TO = "Upgrade to "
+"""How the reason of a Delete for an upgrade or a rollback begins."""
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One instance (pod `<scaleset>-<index>`) as observed."""
+
+    index: int
+    revision: str | None = None
+    exists: bool = True
+    ready: bool = False
+    ready_since: datetime | None = None
+    created: datetime | None = None
+    deleting: bool = False
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class Policy:
+    max_batch_percent: int = 20
+    max_unhealthy_percent: int = 20
+    max_unhealthy_upgraded_percent: int = 20
+    pause: timedelta = timedelta(0)
+    prioritize_unhealthy: bool = False
+    rollback: bool = True
+    health_timeout: timedelta = timedelta(minutes=5)
+    min_ready: timedelta = timedelta(0)
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """The rollout state persisted in `status.rollingUpgrade` (empty tuples, not None)."""
+
+    from_revision: str | None
+    to_revision: str
+    started: datetime
+    code: Code = "RollingForward"
+    phase: Phase = "Replacing"
+    batch: int = 0
+    members: tuple[int, ...] = ()
+    phase_since: datetime | None = None
+    upgraded: tuple[int, ...] = ()
+    failed: tuple[int, ...] = ()
+    rolled_back: tuple[int, ...] = ()
+    error_code: str = ""
+    error_message: str = ""
+    cancel_requested: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.code == "RollingForward" or self.phase == "RollingBack"
+
+
+@dataclass(frozen=True)
+class Create:
+    index: int
+    revision: str
+
+
+@dataclass(frozen=True)
+class Delete:
+    index: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One decision: what to do now, the rollout state to persist, the Events to post,
+    when to look again (seconds), and why (`notes`, in the order the planner decided)."""
+
+    actions: tuple[Create | Delete, ...] = ()
+    rollout: Rollout | None = None
+    events: tuple[Event, ...] = ()
+    requeue_after: float = 30.0
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the planner needs to know of one ScaleSet besides its rollout."""
+
+    capacity: int
+    instances: Sequence[Instance] = field(default_factory=tuple)
+    current_revision: str | None = None
+    target_revision: str | None = None
+    may_start: bool = True
+    paused: bool = False
+    cancel: bool = False
+    start_requested: bool = False
+    """A user asked for this upgrade: start it even if an earlier attempt at the
+    same target faulted or was cancelled."""
+
+
+def batch_size(capacity: int, percent: int) -> int:
+    """Instances per batch: a share of capacity, at least one.
+
+    >>> batch_size(10, 20), batch_size(2, 20), batch_size(0, 20)
+    (2, 1, 0)
+    """
+    return 0 if capacity == 0 else max(1, capacity * percent // 100)
+
+
+def total_batches(instances: int, size: int) -> int:
+    return 0 if size == 0 else -(-instances // size)
+
+
+def planned_batches(rollout: Rollout, capacity: int, policy: Policy) -> int:
+    """Batches of the upgrade in all: those started, and those its instances not yet
+    upgraded (nor in the running batch) still need. It stays put when the upgrade ends
+    early, so "batch 2 of 5" still reads so after a fault."""
+    left = [i for i in range(capacity) if i not in rollout.upgraded and i not in rollout.members]
+    return rollout.batch + total_batches(len(left), batch_size(capacity, policy.max_batch_percent))
+
+
+def health(instance: Instance, policy: Policy, now: datetime) -> Health:
+    """Healthy when Ready for minReady; Unhealthy when failed, missing or past the timeout.
+
+    >>> from datetime import datetime, timezone
+    >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> health(Instance(0, "1.0.0", ready=True, ready_since=t), Policy(), t)
+    'Healthy'
+    >>> health(Instance(0, "1.0.0", created=t), Policy(), t + timedelta(minutes=6))
+    'Unhealthy'
+    """
+    if not instance.exists or instance.failed or instance.deleting:
+        return "Unhealthy"
+    if instance.ready and (
+        instance.ready_since is None or now - instance.ready_since >= policy.min_ready
+    ):
+        return "Healthy"
+    if instance.created is not None and now - instance.created >= policy.health_timeout:
+        return "Unhealthy"
+    return "Initializing"
+
+
+def by_index(instances: Sequence[Instance]) -> dict[int, Instance]:
+    return {i.index: i for i in instances}
+
+
+def runs_on(instance: Instance | None, version: str) -> bool:
+    """Already on `version` and healthy enough to be left alone (not deleting, not failed)."""
+    return (
+        instance is not None
+        and instance.exists
+        and not instance.deleting
+        and not instance.failed
+        and instance.revision == version
+    )
+
+
+def all_settled(observed: Observation, indexes: Sequence[int], version: str) -> bool:
+    """Every instance in `indexes` exists on `version` and is not being deleted."""
+    seen = by_index(observed.instances)
+    return all(
+        (i := seen.get(index)) is not None and i.exists and not i.deleting and i.revision == version
+        for index in indexes
+    )

@@ -1,0 +1,216 @@
+"""The rollout planner's notes: the words and numbers of each decision.
+
+Rules of this module: nothing here decides anything; every function turns facts the
+planner already has into a phrase with its numbers ("batch 2 of 5: 1 of 2 on
+1.0.2"), so the planner's notes and the golden logs read like an explanation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from galleon.core.rollout.model import (
+    UPGRADE_TO,
+    Create,
+    Delete,
+    Health,
+    Instance,
+    Observation,
+    Plan,
+    Policy,
+    Rollout,
+    all_settled,
+    batch_size,
+    by_index,
+    runs_on,
+    total_batches,
+)
+
+
+def instances(indexes: Iterable[int]) -> str:
+    """Indexes as a phrase, runs of three or more shortened.
+
+    >>> instances([3]), instances([2, 3]), instances([0, 1, 2, 3, 7]), instances([])
+    ('instance 3', 'instances 2, 3', 'instances 0-3, 7', 'no instance')
+    """
+    ordered = sorted(indexes)
+    if not ordered:
+        return "no instance"
+    runs: list[list[int]] = []
+    for index in ordered:
+        if runs and index == runs[-1][-1] + 1:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    parts = [f"{run[0]}-{run[-1]}" if len(run) >= 3 else ", ".join(map(str, run)) for run in runs]
+    return ("instance " if len(ordered) == 1 else "instances ") + ", ".join(parts)
+
+
+def duration(span: timedelta) -> str:
+    """A span as "4m10s", rounded up to the second (a wait is never under-announced).
+
+    >>> duration(timedelta(seconds=250)), duration(timedelta(seconds=0.2))
+    ('4m10s', '1s')
+    >>> duration(timedelta(hours=1)), duration(timedelta(0))
+    ('1h', '0s')
+    """
+    seconds = max(0, math.ceil(span.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (seconds, "s")) if n]
+    return "".join(parts) or "0s"
+
+
+def cancelling(observed: Observation, rollout: Rollout) -> bool:
+    """A cancel was asked for (now, or recorded in the rollout state)."""
+    return observed.cancel or rollout.cancel_requested
+
+
+def health_count(states: dict[int, Health]) -> str:
+    """ "1 of 2 healthy", with the unhealthy named: "0 of 2 healthy, instance 1 unhealthy"."""
+    healthy = sum(h == "Healthy" for h in states.values())
+    unhealthy = [i for i, h in states.items() if h == "Unhealthy"]
+    return f"{healthy} of {len(states)} healthy" + (
+        f", {instances(unhealthy)} unhealthy" if unhealthy else ""
+    )
+
+
+def presence(observed: Observation) -> str:
+    """How much of the fleet exists: "9 of 10 present" (", 2 above capacity")."""
+    existing = [i for i in observed.instances if i.exists]
+    present = sum(i.index < observed.capacity for i in existing)
+    above = len(existing) - present
+    return f"{present} of {observed.capacity} present" + (
+        f", {above} above capacity" if above else ""
+    )
+
+
+def batch_rule(capacity: int, policy: Policy) -> str:
+    """How the batch size came about: "2 per batch: 20% of 10" (", at least 1")."""
+    size = batch_size(capacity, policy.max_batch_percent)
+    share = capacity * policy.max_batch_percent // 100
+    return f"{size} per batch: {policy.max_batch_percent}% of {capacity}" + (
+        ", at least 1" if share < size else ""
+    )
+
+
+def batches(observed: Observation, rollout: Rollout, policy: Policy) -> int:
+    """Batches as the running one sees them: those started, and those the instances not
+    yet upgraded, not in the running batch and not already on the target still need."""
+    seen = by_index(observed.instances)
+    left = [
+        i
+        for i in range(observed.capacity)
+        if i not in rollout.upgraded
+        and i not in rollout.members
+        and not runs_on(seen.get(i), rollout.to_revision)
+    ]
+    size = batch_size(observed.capacity, policy.max_batch_percent)
+    return rollout.batch + total_batches(len(left), size)
+
+
+def progress(observed: Observation, indexes: Sequence[int], version: str, label: str) -> str:
+    """How far the replacement of `indexes` by `version` is: "batch 2 of 5: 1 of 2 on
+    1.0.2, instance 3 still deleting"."""
+    seen = by_index(observed.instances)
+    there = [i for i in indexes if all_settled(observed, (i,), version)]
+    deleting = [i for i in indexes if (x := seen.get(i)) is not None and x.exists and x.deleting]
+    return f"{label}: {len(there)} of {len(indexes)} on {version}" + (
+        f", {instances(deleting)} still deleting" if deleting else ""
+    )
+
+
+def unsettled(observed: Observation, indexes: Sequence[int], version: str) -> str:
+    """What keeps members from being settled on `version`: "instance 3 gone"."""
+    seen = by_index(observed.instances)
+    gone, deleting, other = [], [], []
+    for index in indexes:
+        instance = seen.get(index)
+        if instance is None or not instance.exists:
+            gone.append(index)
+        elif instance.deleting:
+            deleting.append(index)
+        elif instance.revision != version:
+            other.append(index)
+    parts = [
+        f"{instances(found)} {what}"
+        for found, what in (
+            (gone, "gone"),
+            (deleting, "being deleted"),
+            (other, "on another revision"),
+        )
+        if found
+    ]
+    return ", ".join(parts)
+
+
+def pending_notes(
+    seen: dict[int, Instance], pending: Sequence[int], policy: Policy, now: datetime
+) -> list[str]:
+    """What each Initializing member waits for, members with the same wait together:
+    "waiting: instance 3 Initializing, health timeout in 4m10s"."""
+    waits: dict[str, list[int]] = {}
+    for index in pending:
+        instance = seen[index]
+        if instance.ready and instance.ready_since is not None:
+            left = instance.ready_since + policy.min_ready - now
+            wait = f"Ready, Healthy after minReady in {duration(left)}"
+        elif instance.created is not None:
+            left = instance.created + policy.health_timeout - now
+            wait = f"Initializing, health timeout in {duration(left)}"
+        else:
+            wait = "Initializing, creation time unknown"
+        waits.setdefault(wait, []).append(index)
+    return [f"waiting: {instances(indexes)} {wait}" for wait, indexes in waits.items()]
+
+
+def action_list(actions: Sequence[Create | Delete]) -> str:
+    """Actions in short: "delete 2, 3 and create 4 on 1.0.0"."""
+    groups: dict[str, list[int]] = {}
+    for action in actions:
+        key = "delete" if isinstance(action, Delete) else f"create on {action.revision}"
+        groups.setdefault(key, []).append(action.index)
+    return " and ".join(
+        f"{key.split(' ', 1)[0]} {', '.join(map(str, sorted(indexes)))}"
+        + (f" {key.split(' ', 1)[1]}" if " " in key else "")
+        for key, indexes in groups.items()
+    )
+
+
+def action_notes(observed: Observation, decided: Plan) -> list[str]:
+    """One note per group of the plan's actions, in the order they come.
+
+    Deletions for an upgrade or a rollback ("deleting instance 4: it comes back on
+    1.0.2 with the same data disks"), scale-in, re-creations of members ("creating
+    instances 0, 1 on 1.0.2, keeping their indexes and data disks") and creations of
+    missing instances ("creating missing instance 7 on 1.0.0 (9 of 10 present)")."""
+    rollout = decided.rollout
+    members = set(rollout.members) if rollout is not None and rollout.active else set()
+    groups: dict[tuple[str, str], list[int]] = {}
+    for action in decided.actions:
+        if isinstance(action, Delete):
+            key = ("delete", action.reason)
+        else:
+            key = ("create" if action.index in members else "missing", action.revision)
+        groups.setdefault(key, []).append(action.index)
+    notes = []
+    for (kind, detail), indexes in groups.items():
+        which, one = instances(indexes), len(indexes) == 1
+        if kind == "delete" and detail.startswith(UPGRADE_TO):
+            version = detail.removeprefix(UPGRADE_TO)
+            back = "it comes" if one else "they come"
+            notes.append(f"deleting {which}: {back} back on {version} with the same data disks")
+        elif kind == "delete" and detail == "ScaleIn":
+            notes.append(
+                f"scaling in to {observed.capacity}: deleting {which} (highest indexes first)"
+            )
+        elif kind == "delete":
+            notes.append(f"deleting {which} ({detail})")
+        elif kind == "create":
+            its = "its index and data disks" if one else "their indexes and data disks"
+            notes.append(f"creating {which} on {detail}, keeping {its}")
+        else:
+            notes.append(f"creating missing {which} on {detail} ({presence(observed)})")
+    return notes
