@@ -20,11 +20,13 @@ MODULES = [
     "galleon.core.rollout.notes",
     "galleon.core.rollout.planner",
     "galleon.core.scaleset_status",
+    "galleon.core.sharing",
     "galleon.core.times",
     "galleon.core.upgrade_trigger",
     "galleon.core.versions",
     "galleon.controllers.loop",
     "galleon.controllers.shared",
+    "galleon.controllers.indexes",
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from galleon.api.common import (
     DNS_LABEL_PATTERN,
@@ -25,22 +25,69 @@ REPOSITORY_PREFIX_PATTERN = r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-
 """OCI repository path components (distribution's grammar, lower case)."""
 
 
-class SharingProfile(SpecModel):
-    """Which namespaces may deploy this gallery's images."""
+class LabelSelectorRequirement(SpecModel):
+    """One requirement of a label selector (Kubernetes' LabelSelectorRequirement)."""
 
     model_config = SpecModel.model_config | {
         "json_schema_extra": validations(
             cel(
-                "self.permissions != 'Private' || size(self.namespaces) == 0",
-                'namespaces must be empty when permissions is "Private"',
-                field_path=".namespaces",
+                "(self.operator in ['In', 'NotIn']) == (size(self.values) > 0)",
+                "values must be non-empty for In and NotIn and empty for Exists and DoesNotExist",
+                field_path=".values",
             )
         )
     }
 
-    permissions: Literal["Private", "Namespaces"] = Field(
+    key: str = Field(max_length=317, description="The label key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description="In, NotIn, Exists or DoesNotExist."
+    )
+    values: list[Annotated[str, Field(max_length=LABEL_NAME_MAX)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Values (In, NotIn); empty for Exists and DoesNotExist.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
+class NamespaceSelector(SpecModel):
+    """Namespaces by label (Kubernetes' LabelSelector: every term must hold)."""
+
+    match_labels: dict[str, Annotated[str, Field(max_length=LABEL_NAME_MAX)]] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Labels a namespace must carry, with these values.",
+    )
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, max_length=16, description="Requirements a namespace must meet."
+    )
+
+
+class SharingProfile(SpecModel):
+    """Which namespaces may deploy this gallery's images (the cloud's gallery sharing:
+    private, shared with chosen subscriptions, or a community gallery)."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": validations(
+            cel(
+                "self.permissions == 'Namespaces' || "
+                "(size(self.namespaces) == 0 && !has(self.namespaceSelector))",
+                'namespaces and namespaceSelector are only used with permissions "Namespaces"',
+                field_path=".namespaces",
+            ),
+            cel(
+                "self.permissions != 'Namespaces' || size(self.namespaces) > 0 || "
+                "has(self.namespaceSelector)",
+                'permissions "Namespaces" needs namespaces, a namespaceSelector or both',
+                field_path=".namespaces",
+            ),
+        )
+    }
+
+    permissions: Literal["Private", "Namespaces", "Cluster"] = Field(
         default="Private",
-        description="Private: only the gallery's own namespace; Namespaces: also those listed.",
+        description="Private: only the gallery's own namespace; Namespaces: also those listed "
+        "or selected; Cluster: every namespace (a community gallery).",
     )
     namespaces: list[Annotated[str, Field(max_length=LABEL_NAME_MAX)]] = Field(
         default_factory=list,
@@ -48,6 +95,24 @@ class SharingProfile(SpecModel):
         description="Namespaces allowed to use the gallery's images (with permissions Namespaces).",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
+    namespace_selector: NamespaceSelector | None = Field(
+        default=None,
+        description="Namespaces allowed by label (with permissions Namespaces); a namespace "
+        "listed or selected may use the images.",
+    )
+
+    @model_validator(mode="after")
+    def _used_only_with_namespaces(self) -> SharingProfile:
+        chosen = bool(self.namespaces) or self.namespace_selector is not None
+        if self.permissions != "Namespaces" and chosen:
+            raise ValueError(
+                'namespaces and namespaceSelector are only used with permissions "Namespaces"'
+            )
+        if self.permissions == "Namespaces" and not chosen:
+            raise ValueError(
+                'permissions "Namespaces" needs namespaces, a namespaceSelector or both'
+            )
+        return self
 
 
 class GallerySpec(SpecModel):

@@ -4,7 +4,7 @@ scale sets follow. Its status says which version is "latest", overall and per re
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -23,6 +23,10 @@ from galleon.api.common import (
 )
 
 IDENTIFIER_PART_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
+
+
+MAX_USED_BY = 100
+"""Namespaces listed in status.usedByNamespaces (the count has them all)."""
 
 
 class ImageIdentifier(SpecModel):
@@ -98,3 +102,12 @@ class ImageDefinitionStatus(StatusModel):
         json_schema_extra=list_map("region"),
     )
     version_count: int | None = Field(default=None, ge=0, description="Versions of this image.")
+    used_by_namespaces: list[Annotated[str, Field(max_length=LABEL_NAME_MAX)]] = Field(
+        default_factory=list,
+        max_length=MAX_USED_BY,
+        description=f"Namespaces whose ScaleSets follow this image (sorted; at most {MAX_USED_BY} "
+        "listed, usedByNamespaceCount has them all).",
+    )
+    used_by_namespace_count: int | None = Field(
+        default=None, ge=0, description="Namespaces whose ScaleSets follow this image."
+    )

@@ -89,7 +89,16 @@ class ImageReference(SpecModel):
     """Which image the instances run."""
 
     image_definition_name: str = Field(
-        max_length=NAME_MAX, description="ImageDefinition (same namespace) to follow."
+        max_length=NAME_MAX, description="ImageDefinition to follow."
+    )
+    namespace: str | None = Field(
+        default=None,
+        max_length=LABEL_NAME_MAX,
+        pattern=DNS_LABEL_PATTERN,
+        description="Namespace of the ImageDefinition (default: the ScaleSet's own). Another "
+        "namespace's images are usable when its Gallery's sharingProfile shares them with this "
+        "namespace and, with galleon's admission policy, when the user may `use` the "
+        "ImageDefinition.",
     )
     version: str = Field(
         default=LATEST,

@@ -15,11 +15,13 @@ Rules of this module:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from galleon import GROUP, VERSION, clock
+from galleon.api.imagedefinition import MAX_USED_BY
 from galleon.controllers.common import as_dict, measured, post_once, version_facts
 from galleon.core import reasons
 from galleon.core.conditions import kstatus, merged
@@ -76,13 +78,24 @@ async def reconcile_gallery(
 @kopf.on.create(*DEFINITIONS)
 @kopf.on.update(*DEFINITIONS)
 @kopf.timer(*DEFINITIONS, interval=RECHECK_SECONDS, initial_delay=RECHECK_SECONDS)
-async def reconcile_definition(name: str, namespace: Any, **_: Any) -> None:
+async def reconcile_definition(
+    name: str, namespace: Any, scalesets_by_definition: Any = None, **_: Any
+) -> None:
     with measured("imagedefinition"):
-        await refresh_definition(namespace, name)
+        await refresh_definition(namespace, name, scalesets_by_definition)
 
 
-async def refresh_definition(namespace: str, name: str) -> None:
-    """Recompute an ImageDefinition's parent condition, counts and latest versions."""
+def used_by(scalesets: Mapping[Any, Any], namespace: str, name: str) -> dict[str, Any]:
+    """`usedByNamespaces` (bounded) and `usedByNamespaceCount` from the ScaleSets index."""
+    found = sorted({s["namespace"] for s in scalesets.get((namespace, name), ())})
+    return {"usedByNamespaces": found[:MAX_USED_BY], "usedByNamespaceCount": len(found)}
+
+
+async def refresh_definition(
+    namespace: str, name: str, scalesets: Mapping[Any, Any] | None = None
+) -> None:
+    """Recompute an ImageDefinition's parent condition, counts and latest versions (and,
+    given the ScaleSets index, which namespaces use it)."""
     obj = await kube.get_or_none(ImageDefinition, name, namespace)
     if obj is None:
         return
@@ -124,6 +137,7 @@ async def refresh_definition(namespace: str, name: str) -> None:
                 for region, version in sorted(by_region.items())
             ],
             "versionCount": len(versions),
+            **(used_by(scalesets, namespace, name) if scalesets is not None else {}),
             "conditions": merged(status, meta.get("generation"), updates, clock.now()),
         },
         namespace,
@@ -132,7 +146,14 @@ async def refresh_definition(namespace: str, name: str) -> None:
 
 @kopf.on.event(*VERSIONS)
 async def version_changed(
-    event: Any, body: Any, name: str, namespace: Any, spec: Any, memo: Any, **_: Any
+    event: Any,
+    body: Any,
+    name: str,
+    namespace: Any,
+    spec: Any,
+    memo: Any,
+    scalesets_by_definition: Any = None,
+    **_: Any,
 ) -> None:
     """Refresh the definition when a version changes what "latest" means (what each
     version last meant is kept in the runtime: an optimisation only, a restart
@@ -148,14 +169,16 @@ async def version_changed(
         seen[key] = facts
     definition = spec.get("imageDefinitionName")
     if definition:
-        await refresh_definition(namespace, definition)
+        await refresh_definition(namespace, definition, scalesets_by_definition)
 
 
 @kopf.on.event(*GALLERIES)
-async def gallery_changed(event: Any, name: str, namespace: Any, **_: Any) -> None:
+async def gallery_changed(
+    event: Any, name: str, namespace: Any, scalesets_by_definition: Any = None, **_: Any
+) -> None:
     """A gallery appeared or went away: its definitions re-check their parent."""
     if event.get("type") not in ("ADDED", "DELETED"):
         return
     async for d in kube.client().list(ImageDefinition, namespace=namespace):
         if (d.get("spec") or {}).get("galleryName") == name:
-            await refresh_definition(namespace, d["metadata"]["name"])
+            await refresh_definition(namespace, d["metadata"]["name"], scalesets_by_definition)

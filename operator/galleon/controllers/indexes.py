@@ -28,3 +28,41 @@ def image_versions_by_definition(namespace: Any, body: Any, **_: Any) -> dict[An
 def regions_by_name(name: str, body: Any, **_: Any) -> dict[Any, Any]:
     """Regions by name (cluster-scoped)."""
     return {name: copy.deepcopy(dict(body))}
+
+
+@kopf.index(GROUP, VERSION, "imagedefinitions")
+def definitions_by_name(namespace: Any, name: str, body: Any, **_: Any) -> dict[Any, Any]:
+    """ImageDefinitions by (namespace, name)."""
+    return {(namespace, name): copy.deepcopy(dict(body))}
+
+
+@kopf.index(GROUP, VERSION, "galleries")
+def galleries_by_name(namespace: Any, name: str, body: Any, **_: Any) -> dict[Any, Any]:
+    """Galleries by (namespace, name)."""
+    return {(namespace, name): copy.deepcopy(dict(body))}
+
+
+@kopf.index(GROUP, VERSION, "scalesets")
+def scalesets_by_definition(
+    namespace: Any, name: str, spec: Any, status: Any, **_: Any
+) -> dict[Any, Any]:
+    """ScaleSets by the (namespace, name) of the ImageDefinition they follow, with the
+    versions they run or move to: who uses an image, across namespaces, without a list."""
+    reference = spec.get("imageReference") or {}
+    source = (reference.get("namespace") or namespace, reference.get("imageDefinitionName"))
+    return {source: {"namespace": namespace, "name": name, "versions": versions_in_use(status)}}
+
+
+def versions_in_use(status: Any) -> tuple[str, ...]:
+    """The versions a ScaleSet's status says it runs or moves to.
+
+    >>> versions_in_use({"currentVersion": "1.0.0", "targetVersion": "1.0.1",
+    ...     "instancesByVersion": [{"version": "0.9.0", "instances": 1}]})
+    ('0.9.0', '1.0.0', '1.0.1')
+    """
+    status = status or {}
+    found = {status.get("currentVersion"), status.get("targetVersion")}
+    found |= {
+        v.get("version") for v in status.get("instancesByVersion") or [] if v.get("instances")
+    }
+    return tuple(sorted(v for v in found if v))

@@ -35,6 +35,8 @@ class Wakeups:
     def __init__(self) -> None:
         self._events: dict[Key, asyncio.Event] = {}
         self._seen: dict[Key, Hashable] = {}
+        self._follows: dict[Key, str] = {}
+        """Daemon → the namespace whose images it follows."""
 
     def register(self, key: Key) -> asyncio.Event:
         return self._events.setdefault(key, asyncio.Event())
@@ -42,16 +44,30 @@ class Wakeups:
     def forget(self, key: Key) -> None:
         self._events.pop(key, None)
         self._seen.pop(key, None)
+        self._follows.pop(key, None)
+
+    def follow(self, key: Key, source_namespace: str) -> None:
+        """`key` follows images of `source_namespace` (its own, or a shared gallery's)."""
+        self._follows[key] = source_namespace
+
+    def wake_followers(self, source_namespace: str) -> None:
+        """Wake every daemon following images of `source_namespace` (a daemon not yet
+        told what it follows is taken to follow its own namespace).
+
+        >>> bus = Wakeups()
+        >>> mine, theirs = bus.register(("a", "web")), bus.register(("b", "web"))
+        >>> bus.follow(("b", "web"), "a")
+        >>> bus.wake_followers("a"); mine.is_set(), theirs.is_set()
+        (True, True)
+        """
+        for key in list(self._events):
+            if self._follows.get(key, key[0]) == source_namespace:
+                self.wake(*key)
 
     def wake(self, namespace: str, name: str) -> None:
         event = self._events.get((namespace, name))
         if event is not None:
             event.set()
-
-    def wake_namespace(self, namespace: str) -> None:
-        for ns, name in list(self._events):
-            if ns == namespace:
-                self.wake(ns, name)
 
     def wake_on_change(self, key: Key, fingerprint: Hashable) -> None:
         """Wake `key` only when `fingerprint` differs from the last one seen (so a
@@ -103,6 +119,9 @@ class Runtime:
     version_facts: dict[Key, Any] = field(default_factory=dict)
     """What each ImageVersion last meant for "latest" (the definition is refreshed only
     when it changes)."""
+    references: dict[Key, tuple[str, str]] = field(default_factory=dict)
+    """ScaleSet → the (namespace, name) of the ImageDefinition it follows (its users are
+    recounted when that changes)."""
 
     def __post_init__(self) -> None:
         self.replication = ReplicationSlots(

@@ -65,6 +65,10 @@ VERSION_NOT_REPLICATED: Final = "VersionNotReplicated"
 VERSION_PINNED: Final = "VersionPinned"
 NO_COPY_IN_REGION: Final = "NoCopyInRegion"
 
+# Sharing a gallery's images with other namespaces (galleon.core.sharing).
+SHARED: Final = "Shared"
+IMAGE_NOT_SHARED: Final = "ImageNotShared"
+
 # Whether an upgrade may start (galleon.core.upgrade_trigger).
 NO_HEALTH_SOURCE: Final = "NoHealthSource"
 MODEL_CHANGED: Final = "ModelChanged"

@@ -17,42 +17,37 @@ import kopf
 
 from galleon import clock
 from galleon.controllers import registries
-from galleon.controllers.common import as_dict, post_once
+from galleon.controllers.common import post_once
 from galleon.controllers.gallery import refresh_definition
 from galleon.controllers.imageversion.apply import RegionInfo
 from galleon.controllers.shared import Runtime
 from galleon.core import reasons, times
 from galleon.core.conditions import merged
 from galleon.kube import client as kube
-from galleon.kube.resources import ImageVersion, ScaleSet
+from galleon.kube.resources import ImageVersion
 from galleon.metrics import forget_replication_state
 
 HELD_RETRY_SECONDS = 10
 
 
-async def users_of(namespace: str, definition: str, version: str) -> list[str]:
-    """ScaleSets that run (or are moving to) this version."""
-    users = []
-    async for obj in kube.client().list(ScaleSet, namespace=namespace):
-        s = as_dict(obj)
-        if ((s.get("spec") or {}).get("imageReference") or {}).get(
-            "imageDefinitionName"
-        ) != definition:
-            continue
-        status = s.get("status") or {}
-        versions = {status.get("currentVersion"), status.get("targetVersion")}
-        versions |= {
-            v.get("version") for v in status.get("instancesByVersion") or [] if v.get("instances")
-        }
-        if version in versions:
-            users.append(s["metadata"]["name"])
-    return sorted(users)
+def users_of(
+    scalesets: Mapping[Any, Any], namespace: str, definition: str, version: str
+) -> list[str]:
+    """ScaleSets (`namespace/name`, any namespace) that run or move to this version,
+    from the ScaleSets index."""
+    return sorted(
+        f"{s['namespace']}/{s['name']}"
+        for s in scalesets.get((namespace, definition), ())
+        if version in s["versions"]
+    )
 
 
-async def held_because(namespace: str, spec: Mapping[str, Any]) -> tuple[str, str] | None:
+def held_because(
+    namespace: str, spec: Mapping[str, Any], scalesets: Mapping[Any, Any]
+) -> tuple[str, str] | None:
     """(reason, message) when the deletion must wait, else None."""
     definition, version = spec.get("imageDefinitionName", ""), spec.get("version", "")
-    users = await users_of(namespace, definition, version)
+    users = users_of(scalesets, namespace, definition, version)
     if users:
         return (
             reasons.IN_USE,
@@ -73,11 +68,12 @@ async def delete_version(
     meta: Mapping[str, Any],
     runtime: Runtime,
     regions_index: Mapping[Any, Any],
+    scalesets_index: Mapping[Any, Any],
 ) -> None:
     """Hold, or delete every copy (the module's rules)."""
     name, namespace = meta["name"], meta["namespace"]
     definition, version = spec.get("imageDefinitionName", ""), spec.get("version", "")
-    held = await held_because(namespace, spec)
+    held = held_because(namespace, spec, scalesets_index)
     if held is not None:
         reason, message = held
         post_once(body, status, reasons.DELETION_HELD, True, reason, message, warning=True)
@@ -115,4 +111,4 @@ async def delete_version(
                     ) from error
                 forget_replication_state(namespace, definition, version, line["region"])
     if definition:
-        await refresh_definition(namespace, definition)
+        await refresh_definition(namespace, definition, scalesets_index)

@@ -29,11 +29,17 @@ async def publication(
     memo: Any,
     image_versions_by_definition: Any = None,
     regions_by_name: Any = None,
+    scalesets_by_definition: Any = None,
     **_: Any,
 ) -> None:
     """Publish and replicate one version; sleep until its spec changes or a resync is due."""
     worker = Publication(
-        namespace, name, memo.runtime, image_versions_by_definition, regions_by_name
+        namespace,
+        name,
+        memo.runtime,
+        image_versions_by_definition,
+        regions_by_name,
+        scalesets_by_definition,
     )
     seen = {"generation": meta.get("generation")}
 
@@ -52,7 +58,16 @@ async def publication(
 
 @kopf.on.delete(*VERSIONS)
 async def delete_version(
-    body: Any, spec: Any, status: Any, meta: Any, memo: Any, regions_by_name: Any = None, **_: Any
+    body: Any,
+    spec: Any,
+    status: Any,
+    meta: Any,
+    memo: Any,
+    regions_by_name: Any = None,
+    scalesets_by_definition: Any = None,
+    **_: Any,
 ) -> None:
     """Delete every copy, unless a ScaleSet still runs the version (then hold, and retry)."""
-    await deletion.delete_version(body, spec, status, meta, memo.runtime, regions_by_name)
+    await deletion.delete_version(
+        body, spec, status, meta, memo.runtime, regions_by_name, scalesets_by_definition
+    )

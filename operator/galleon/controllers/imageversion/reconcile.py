@@ -64,10 +64,12 @@ class Publication:
         runtime: Runtime,
         versions: Mapping[Any, Any],
         regions: Mapping[Any, Any],
+        scalesets: Mapping[Any, Any] | None = None,
     ) -> None:
         self.namespace, self.name = namespace, name
         self.runtime = runtime
         self.versions_index, self.regions_index = versions, regions
+        self.scalesets_index = scalesets or {}
 
     async def run_once(self) -> float:
         """Do what can be done now; return the seconds until the next pass."""
@@ -234,7 +236,7 @@ class Publication:
             finally:
                 REPLICATIONS_IN_FLIGHT.dec()
         await self.write(body, writer, record, plan)
-        await refresh_definition(self.namespace, spec.image_definition_name)
+        await refresh_definition(self.namespace, spec.image_definition_name, self.scalesets_index)
         if writer.status["replicationStatus"]["aggregatedState"] == "Completed":
             return self.runtime.config.resync_interval
         return PERMANENT_RETRY_SECONDS

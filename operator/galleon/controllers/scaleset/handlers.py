@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 
 from galleon import GROUP, VERSION
+from galleon.controllers.gallery import refresh_definition
 from galleon.controllers.loop import run_daemon
 from galleon.controllers.scaleset.reconcile import ScaleSetReconciler
 from galleon.controllers.scaleset.snapshot import Sources
@@ -38,14 +39,17 @@ async def scaleset_daemon(
     memo: Any,
     image_versions_by_definition: Any = None,
     regions_by_name: Any = None,
+    definitions_by_name: Any = None,
+    galleries_by_name: Any = None,
     **_: Any,
 ) -> None:
     """Reconcile one ScaleSet whenever something it depends on changes."""
     wakeups = runtime_of(memo).wakeups
     key = (namespace, name)
-    reconciler = ScaleSetReconciler(
-        namespace, name, Sources(image_versions_by_definition, regions_by_name)
+    sources = Sources(
+        image_versions_by_definition, regions_by_name, definitions_by_name, galleries_by_name
     )
+    reconciler = ScaleSetReconciler(namespace, name, sources)
     try:
         await run_daemon(
             "scale set", stopped, reconciler.run_once, logger, wakeup=wakeups.register(key)
@@ -56,9 +60,16 @@ async def scaleset_daemon(
 
 @kopf.on.event(*SCALESETS)
 async def scaleset_changed(
-    event: Any, body: Any, name: str, namespace: Any, memo: Any, **_: Any
+    event: Any,
+    body: Any,
+    name: str,
+    namespace: Any,
+    memo: Any,
+    scalesets_by_definition: Any = None,
+    **_: Any,
 ) -> None:
-    """Wake the daemon on spec or control changes (not on its own status writes)."""
+    """Wake the daemon on spec or control changes (not on its own status writes); when
+    the image it follows changes, the definitions it left and joined recount their users."""
     meta = body.get("metadata", {})
     annotations = meta.get("annotations") or {}
     controls = (
@@ -67,9 +78,25 @@ async def scaleset_changed(
         annotations.get(inst.CANCEL_ANNOTATION),
         meta.get("deletionTimestamp"),
     )
-    runtime_of(memo).wakeups.wake_on_change((namespace, name), controls)
-    if event.get("type") == "DELETED":
+    reference = (body.get("spec") or {}).get("imageReference") or {}
+    wakeups = runtime_of(memo).wakeups
+    wakeups.follow((namespace, name), reference.get("namespace") or namespace)
+    wakeups.wake_on_change((namespace, name), controls)
+    deleted = event.get("type") == "DELETED"
+    if deleted:
         forget_scaleset(namespace, name)
+    key = (namespace, name)
+    followed: tuple[str, str] = (
+        reference.get("namespace") or namespace,
+        reference.get("imageDefinitionName") or "",
+    )
+    references = runtime_of(memo).references
+    before = references.pop(key, None)
+    if not deleted:
+        references[key] = followed
+    if deleted or before != followed:
+        for source_namespace, definition in sorted({followed, *([before] if before else [])}):
+            await refresh_definition(source_namespace, definition, scalesets_by_definition)
 
 
 @kopf.on.event("", "v1", "pods", labels={inst.SCALESET_LABEL: kopf.PRESENT})
@@ -79,4 +106,13 @@ async def instance_changed(labels: Any, namespace: Any, memo: Any, **_: Any) -> 
 
 @kopf.on.event(GROUP, VERSION, "imageversions")
 async def versions_changed(namespace: Any, memo: Any, **_: Any) -> None:
-    runtime_of(memo).wakeups.wake_namespace(namespace)
+    """A version changed: wake the ScaleSets that follow images of its namespace."""
+    runtime_of(memo).wakeups.wake_followers(namespace)
+
+
+@kopf.on.event(GROUP, VERSION, "galleries")
+@kopf.on.event(GROUP, VERSION, "imagedefinitions")
+async def sharing_changed(namespace: Any, memo: Any, **_: Any) -> None:
+    """A gallery's sharing (or a definition's gallery) may have changed: the ScaleSets
+    following that namespace's images re-check whether they may use them."""
+    runtime_of(memo).wakeups.wake_followers(namespace)

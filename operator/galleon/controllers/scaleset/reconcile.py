@@ -91,6 +91,12 @@ class ScaleSetReconciler:
             )
             return RESYNC_SECONDS
         self.applier.count()  # the pod LIST
+        assert snapshot.sharing is not None  # set whenever the Region exists
+        if not snapshot.sharing.allowed:
+            # Not (or no longer) shared: nothing is created, upgraded or deleted; running
+            # instances keep running (as the cloud keeps existing VMs of an unshared image).
+            await self.refuse(body, snapshot.sharing.reason, snapshot.sharing.message)
+            return RESYNC_SECONDS
         assert snapshot.resolution is not None  # set whenever the Region exists
         recorded = snapshot.recorded
         intent = upgrade_intent(

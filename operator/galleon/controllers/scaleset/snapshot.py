@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from lightkube.resources.core_v1 import Pod
+from lightkube.resources.core_v1 import Namespace, Pod
 
+from galleon.api.gallery import SharingProfile
 from galleon.api.region import RegistryEndpoint, node_selector
 from galleon.api.scaleset import ScaleSetSpec
 from galleon.controllers.common import as_dict, version_facts
 from galleon.core import instances as inst
 from galleon.core import rollout as ro
 from galleon.core import times
+from galleon.core.sharing import Sharing, needs_labels, sharing
 from galleon.core.upgrade_trigger import Controls, RecordedUpgrade
 from galleon.core.versions import Resolution, resolve
 from galleon.kube import client as kube
@@ -71,6 +73,8 @@ class ScaleSetSnapshot:
     """The pods that are instances (a readable index label), as the planner sees them."""
     pod_uids: Mapping[int, str] | None = None
     """Index → UID of the instance's pod (deletes are preconditioned on it)."""
+    sharing: Sharing | None = None
+    """Whether the ScaleSet's namespace may use the image (None: no Region)."""
 
     @property
     def name(self) -> str:
@@ -195,14 +199,32 @@ def version_images(
 
 
 class Sources:
-    """The watch-fed indexes a snapshot reads Regions and ImageVersions from."""
+    """The watch-fed indexes a snapshot reads Regions, ImageVersions, ImageDefinitions
+    and Galleries from."""
 
-    def __init__(self, versions: Mapping[Any, Any], regions: Mapping[Any, Any]) -> None:
+    def __init__(
+        self,
+        versions: Mapping[Any, Any],
+        regions: Mapping[Any, Any],
+        definitions: Mapping[Any, Any] | None = None,
+        galleries: Mapping[Any, Any] | None = None,
+    ) -> None:
         self.versions, self.regions = versions, regions
+        self.definitions, self.galleries = definitions or {}, galleries or {}
+
+    @staticmethod
+    def _one(index: Mapping[Any, Any], key: Any) -> dict[str, Any] | None:
+        found = list(index.get(key, ()))
+        return dict(found[0]) if found else None
 
     def region(self, name: str) -> dict[str, Any] | None:
-        found = list(self.regions.get(name, ()))
-        return dict(found[0]) if found else None
+        return self._one(self.regions, name)
+
+    def definition(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._one(self.definitions, (namespace, name))
+
+    def gallery(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._one(self.galleries, (namespace, name))
 
     def definition_versions(self, namespace: str, definition: str) -> list[dict[str, Any]]:
         return [dict(v) for v in self.versions.get((namespace, definition), ())]
@@ -222,12 +244,19 @@ async def read_snapshot(
     region = sources.region(spec.region)
     if region is None:
         return ScaleSetSnapshot(body=body, spec=spec, now=now, region=None)
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    found = await read_sharing(namespace, spec, sources)
     region_spec = region.get("spec") or {}
     endpoints = tuple(
         RegistryEndpoint.model_validate(r) for r in region_spec.get("registries") or []
     )
-    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    versions = sources.definition_versions(namespace, spec.image_reference.image_definition_name)
+    versions = (
+        sources.definition_versions(
+            definition_namespace(namespace, spec), spec.image_reference.image_definition_name
+        )
+        if found.allowed
+        else []
+    )
     pods = tuple(
         [
             as_dict(p)
@@ -256,4 +285,31 @@ async def read_snapshot(
         pods=pods,
         instances=tuple(instances),
         pod_uids=uids,
+        sharing=found,
     )
+
+
+def definition_namespace(namespace: str, spec: ScaleSetSpec) -> str:
+    """The namespace of the ImageDefinition a ScaleSet in `namespace` follows."""
+    return spec.image_reference.namespace or namespace
+
+
+async def read_sharing(namespace: str, spec: ScaleSetSpec, sources: Sources) -> Sharing:
+    """Whether `namespace` may use the image: from the indexes, plus a GET of the
+    Namespace only when the Gallery selects namespaces by label."""
+    source = definition_namespace(namespace, spec)
+    name = spec.image_reference.image_definition_name
+    definition = sources.definition(source, name) if source != namespace else None
+    gallery = (
+        sources.gallery(source, (definition.get("spec") or {}).get("galleryName", ""))
+        if definition is not None
+        else None
+    )
+    labels: dict[str, str] = {}
+    profile = SharingProfile.model_validate(
+        ((gallery or {}).get("spec") or {}).get("sharingProfile") or {}
+    )
+    if gallery is not None and needs_labels(profile):
+        found = await kube.get_or_none(Namespace, namespace)
+        labels = dict((found.metadata.labels or {}) if found and found.metadata else {})
+    return sharing(namespace, source, name, definition, gallery, labels)
