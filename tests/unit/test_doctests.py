@@ -8,6 +8,7 @@ import importlib
 import pytest
 
 MODULES = [
+    "galleon.api.common",
     "galleon.api.region",
     "galleon.core.claims",
     "galleon.core.conditions",
@@ -24,7 +25,10 @@ MODULES = [
     "galleon.core.times",
     "galleon.core.upgrade_trigger",
     "galleon.core.versions",
+    "galleon.kube.credentials",
+    "galleon.oci.client",
     "galleon.controllers.loop",
+    "galleon.controllers.registries",
     "galleon.controllers.shared",
     "galleon.controllers.indexes",
 ]

@@ -152,13 +152,83 @@ def observed_generation_field() -> Any:
 
 
 class SecretReference(SpecModel):
-    """A Secret holding registry credentials (keys `username` and `password`, or a
-    `.dockerconfigjson` of type kubernetes.io/dockerconfigjson)."""
+    """A Secret of any namespace holding registry credentials (keys `username` and
+    `password`, or a `.dockerconfigjson` of type kubernetes.io/dockerconfigjson).
+
+    Only cluster-scoped kinds (a Region's registries) use it: only a cluster
+    administrator writes them. Namespaced kinds use `LocalSecretReference`.
+    """
 
     name: str = Field(max_length=NAME_MAX, description="Name of the Secret.")
     namespace: str | None = Field(
         default=None,
         max_length=LABEL_NAME_MAX,
-        description="Namespace of the Secret (default: the operator's namespace for Regions, "
-        "the resource's own namespace otherwise).",
+        description="Namespace of the Secret (default: the operator's namespace).",
     )
+
+
+def local_secret_message(kind: str, path: str) -> str:
+    """The refusal of a Secret reference of a namespaced kind that names a namespace.
+
+    >>> message = local_secret_message("ImageVersion", "source.credentialsSecretRef")
+    >>> message.startswith("an ImageVersion may only reference Secrets of its own namespace; ")
+    True
+    >>> message.endswith("; remove source.credentialsSecretRef.namespace")
+    True
+    """
+    article = "an" if kind[:1].upper() in "AEIOU" else "a"
+    return (
+        f"{article} {kind} may only reference Secrets of its own namespace; remove {path}.namespace"
+    )
+
+
+class LocalSecretReference(SpecModel):
+    """A Secret of the referring object's own namespace.
+
+    `namespace` stays in the schema on purpose: were it dropped, the API server would
+    silently prune it from an old manifest and read the Secret of the same name in
+    the object's namespace instead. Kept, it is refused at admission (the field's CEL
+    rule, `local_secret_field`) and by the model's owner (`refuse_secret_namespace`).
+    """
+
+    name: str = Field(max_length=NAME_MAX, description="Name of the Secret.")
+    namespace: str | None = Field(
+        default=None,
+        max_length=LABEL_NAME_MAX,
+        description="Not allowed: the Secret is always read from the object's own namespace "
+        "(listed so that a manifest setting it is refused rather than silently pruned).",
+    )
+
+
+def local_secret_field(kind: str, path: str, description: str) -> Any:
+    """An optional `LocalSecretReference` field whose CEL rule refuses a namespace.
+
+    The owning model mirrors the rule with `refuse_secret_namespace` in a validator.
+    """
+    return Field(
+        default=None,
+        description=description,
+        json_schema_extra=validations(
+            cel("!has(self.namespace)", local_secret_message(kind, path))
+        ),
+    )
+
+
+def refuse_secret_namespace(
+    ref: LocalSecretReference | None, kind: str, path: str
+) -> LocalSecretReference | None:
+    """The pydantic half of `local_secret_field`'s rule: `ref`, unless it names a namespace.
+
+    >>> refuse_secret_namespace(LocalSecretReference(name="creds"), "ImageVersion", "x").name
+    'creds'
+    >>> refuse_secret_namespace(
+    ...     LocalSecretReference(name="creds", namespace="galleon-system"), "ImageVersion", "x"
+    ... )
+    Traceback (most recent call last):
+    ...
+    ValueError: an ImageVersion may only reference Secrets of its own namespace; remove x.namespace
+    """
+    # An empty string is refused too: `has()` is true for it in CEL.
+    if ref is not None and ref.namespace is not None:
+        raise ValueError(local_secret_message(kind, path))
+    return ref

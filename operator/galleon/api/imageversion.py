@@ -23,18 +23,19 @@ from galleon.api.common import (
     VERSION_MAX,
     VERSION_PATTERN,
     Condition,
-    SecretReference,
+    LocalSecretReference,
     SpecModel,
     StatusModel,
     cel,
     conditions_field,
     immutable,
     list_map,
+    local_secret_field,
     object_default,
     observed_generation_field,
+    refuse_secret_namespace,
     validations,
 )
-from galleon.api.region import RegistryTLS
 
 VERSION_MESSAGE = 'version must be MAJOR.MINOR.PATCH with non-negative integers, e.g. "1.0.2"'
 
@@ -132,6 +133,33 @@ class SafetyProfile(SpecModel):
     )
 
 
+KIND = "ImageVersion"
+CREDENTIALS_PATH = "source.credentialsSecretRef"
+CA_PATH = "source.tls.caSecretRef"
+
+
+class SourceTLS(SpecModel):
+    """How to reach the source registry over TLS (its CA Secret in the version's namespace).
+
+    A Region's `RegistryTLS` may name a Secret of any namespace (only cluster
+    administrators write Regions); a source's may not.
+    """
+
+    insecure_skip_verify: bool = Field(
+        default=False, description="Accept any server certificate (testing only)."
+    )
+    ca_secret_ref: LocalSecretReference | None = local_secret_field(
+        KIND,
+        CA_PATH,
+        "Secret of the ImageVersion's namespace whose key `ca.crt` holds the CA bundle to trust.",
+    )
+
+    @field_validator("ca_secret_ref")
+    @classmethod
+    def _own_namespace(cls, ref: LocalSecretReference | None) -> LocalSecretReference | None:
+        return refuse_secret_namespace(ref, KIND, CA_PATH)
+
+
 class ImageSource(SpecModel):
     """The OCI image a version is published from."""
 
@@ -141,15 +169,23 @@ class ImageSource(SpecModel):
         description="Image reference, e.g. registry.example.com/base/ubuntu:22.04 (a digest "
         "is recorded at publication).",
     )
-    credentials_secret_ref: SecretReference | None = Field(
-        default=None, description="Secret with credentials to read the source image."
+    credentials_secret_ref: LocalSecretReference | None = local_secret_field(
+        KIND,
+        CREDENTIALS_PATH,
+        "Secret of the ImageVersion's namespace with credentials to read the source image "
+        "(for a `.dockerconfigjson`, the entry of the image's registry host).",
     )
     plain_http: bool = Field(
         default=False,
         alias="plainHTTP",
         description="Reach the source registry over plain http (local only).",
     )
-    tls: RegistryTLS | None = Field(default=None, description="TLS settings for the source.")
+    tls: SourceTLS | None = Field(default=None, description="TLS settings for the source.")
+
+    @field_validator("credentials_secret_ref")
+    @classmethod
+    def _own_namespace(cls, ref: LocalSecretReference | None) -> LocalSecretReference | None:
+        return refuse_secret_namespace(ref, KIND, CREDENTIALS_PATH)
 
 
 class ImageVersionSpec(SpecModel):

@@ -46,13 +46,16 @@ def node_selector(spec: Mapping[str, Any], region: str) -> dict[str, str]:
 
 
 class RegistryTLS(SpecModel):
-    """How to reach a registry over TLS."""
+    """How to reach a Region's registry over TLS (an ImageVersion's source has
+    `SourceTLS`, whose CA Secret must be in the version's namespace)."""
 
     insecure_skip_verify: bool = Field(
         default=False, description="Accept any server certificate (testing only)."
     )
     ca_secret_ref: SecretReference | None = Field(
-        default=None, description="Secret whose key `ca.crt` holds the CA bundle to trust."
+        default=None,
+        description="Secret whose key `ca.crt` holds the CA bundle to trust (default namespace: "
+        "the operator's).",
     )
 
 

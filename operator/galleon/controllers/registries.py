@@ -3,13 +3,15 @@ the controllers make (ping, resolve, fan-out copy, presence, delete).
 
 Rules of this module: credentials come from Secrets at the moment of use (never
 cached beyond one call), clients are closed after each call, and every registry
-failure surfaces as a `RegistryError` with a reason.
+failure surfaces as a `RegistryError` with a reason. Which namespace a Secret is
+read from is decided here, once per kind: a Region's (cluster-scoped) where it says,
+else the operator's; an ImageVersion's always its own (`source_access`). The
+credentials are those of the registry's host only (`galleon.kube.credentials`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import tempfile
@@ -17,12 +19,12 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lightkube.resources.core_v1 import Secret
-
+from galleon.api.common import LocalSecretReference, SecretReference
 from galleon.api.imageversion import ImageSource
-from galleon.api.region import RegistryEndpoint, RegistryTLS
+from galleon.api.region import RegistryEndpoint
 from galleon.core.replication import Location
 from galleon.kube import client as kube
+from galleon.kube.credentials import registry_host
 from galleon.oci import RegistryClient, Target, copy_image_to_many
 from galleon.oci import errors as oci_errors
 from galleon.oci.reference import InvalidReference, parse
@@ -44,51 +46,118 @@ class Resolved:
     size: int
 
 
-async def _credentials(ref: Any, default_namespace: str, host: str) -> tuple[str, str] | None:
-    if ref is None:
+@dataclass(frozen=True)
+class SecretName:
+    """A Secret the operator reads, with its namespace already decided."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Access:
+    """How to reach one registry: its Secrets (namespaces decided by the caller, see
+    `Registries`) and TLS verification."""
+
+    credentials: SecretName | None = None
+    ca: SecretName | None = None
+    insecure_skip_verify: bool = False
+
+
+async def _credentials(secret: SecretName | None, host: str) -> tuple[str, str] | None:
+    if secret is None:
         return None
     try:
-        return await kube.registry_credentials(ref.name, ref.namespace or default_namespace, host)
+        return await kube.registry_credentials(secret.name, secret.namespace, host)
     except kube.CredentialsError as error:
         raise oci_errors.Unauthorized(str(error)) from error
 
 
 @contextlib.asynccontextmanager
-async def _ca_file(tls: RegistryTLS | None, default_namespace: str) -> AsyncIterator[str | None]:
-    """The CA bundle of `tls.caSecretRef` (key `ca.crt`) as a temporary file, if any."""
-    if tls is None or tls.ca_secret_ref is None:
+async def _ca_file(secret: SecretName | None) -> AsyncIterator[str | None]:
+    """The CA bundle of Secret `secret` (key `ca.crt`) as a temporary file, if any."""
+    if secret is None:
         yield None
         return
-    ref = tls.ca_secret_ref
-    secret = await kube.get_or_none(Secret, ref.name, ref.namespace or default_namespace)
-    if secret is None or "ca.crt" not in (secret.data or {}):
-        raise oci_errors.Unauthorized(
-            f"CA Secret {ref.namespace or default_namespace}/{ref.name} (key ca.crt) not found"
-        )
+    try:
+        bundle = await kube.ca_bundle(secret.name, secret.namespace)
+    except kube.CredentialsError as error:
+        raise oci_errors.Unauthorized(f"CA {error}") from error
     with tempfile.NamedTemporaryFile("wb", suffix=".pem") as holder:
-        holder.write(base64.b64decode(secret.data["ca.crt"]))
+        holder.write(bundle)
         holder.flush()
         yield holder.name
 
 
 @contextlib.asynccontextmanager
-async def _client(
-    url: str, credentials_ref: Any, tls: RegistryTLS | None, default_namespace: str
-) -> AsyncIterator[RegistryClient]:
-    host = url.split("://", 1)[-1].rstrip("/")
-    credentials = await _credentials(credentials_ref, default_namespace, host)
-    async with _ca_file(tls, default_namespace) as ca_file:
+async def _client(url: str, access: Access) -> AsyncIterator[RegistryClient]:
+    credentials = await _credentials(access.credentials, registry_host(url))
+    async with _ca_file(access.ca) as ca_file:
         client = RegistryClient(
             url,
             username=credentials[0] if credentials else None,
             password=credentials[1] if credentials else None,
             ca_file=ca_file,
-            insecure_skip_verify=bool(tls and tls.insecure_skip_verify),
+            insecure_skip_verify=access.insecure_skip_verify,
         )
         try:
             yield client
         finally:
             await client.close()
+
+
+def endpoint_access(endpoint: RegistryEndpoint, operator_namespace: str) -> Access:
+    """A Region registry's Secrets: where the Region says, else the operator's namespace
+    (Regions are cluster-scoped: only a cluster administrator writes them).
+
+    >>> endpoint = RegistryEndpoint.model_validate(
+    ...     {"name": "a", "url": "https://r", "credentialsSecretRef": {"name": "push"}}
+    ... )
+    >>> str(endpoint_access(endpoint, "galleon-system").credentials)
+    'galleon-system/push'
+    """
+    tls = endpoint.tls
+
+    def located(ref: SecretReference | None) -> SecretName | None:
+        return None if ref is None else SecretName(ref.namespace or operator_namespace, ref.name)
+
+    return Access(
+        credentials=located(endpoint.credentials_secret_ref),
+        ca=located(tls.ca_secret_ref if tls else None),
+        insecure_skip_verify=bool(tls and tls.insecure_skip_verify),
+    )
+
+
+def source_access(source: ImageSource, namespace: str) -> Access:
+    """An ImageVersion source's Secrets: always of the version's own `namespace`.
+
+    The API refuses a namespace on these references (admission and the model); one
+    that arrives anyway (an object stored before the rule, a model built without
+    validation) is ignored, so a tenant never gets another namespace's Secret read.
+
+    >>> source = ImageSource.model_construct(
+    ...     image="evil.example/x:1",
+    ...     credentials_secret_ref=LocalSecretReference.model_construct(
+    ...         name="push", namespace="galleon-system"
+    ...     ),
+    ...     tls=None,
+    ... )
+    >>> str(source_access(source, "tenant-a").credentials)
+    'tenant-a/push'
+    """
+    tls = source.tls
+
+    def located(ref: LocalSecretReference | None) -> SecretName | None:
+        return None if ref is None else SecretName(namespace, ref.name)
+
+    return Access(
+        credentials=located(source.credentials_secret_ref),
+        ca=located(tls.ca_secret_ref if tls else None),
+        insecure_skip_verify=bool(tls and tls.insecure_skip_verify),
+    )
 
 
 def _source_url(source: ImageSource) -> tuple[str, str, str]:
@@ -110,21 +179,18 @@ class Registries:
     @contextlib.asynccontextmanager
     async def endpoint_client(self, endpoint: RegistryEndpoint) -> AsyncIterator[RegistryClient]:
         """A client of a Region's registry (its Secrets default to the operator's namespace)."""
-        async with _client(
-            endpoint.url,
-            endpoint.credentials_secret_ref,
-            endpoint.tls,
-            self.operator_namespace,
-        ) as client:
+        access = endpoint_access(endpoint, self.operator_namespace)
+        async with _client(endpoint.url, access) as client:
             yield client
 
     @contextlib.asynccontextmanager
     async def source_client(
         self, source: ImageSource, namespace: str
     ) -> AsyncIterator[RegistryClient]:
-        """A client of an ImageVersion's source registry (Secrets in the version's namespace)."""
+        """A client of an ImageVersion's source registry (Secrets of the version's
+        `namespace` only, whatever the references say)."""
         url, _, _ = _source_url(source)
-        async with _client(url, source.credentials_secret_ref, source.tls, namespace) as client:
+        async with _client(url, source_access(source, namespace)) as client:
             yield client
 
     async def ping(self, endpoint: RegistryEndpoint) -> tuple[bool, str]:

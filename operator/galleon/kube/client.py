@@ -4,13 +4,12 @@ Rules of this module: one client per process, created lazily from $KUBECONFIG or
 the in-cluster service account; status is written with JSON merge patches on the
 status subresource (never the whole object, so a write cannot undo a concurrent
 spec change); a 404 on a status write means the object is gone and is not an
-error.
+error; Secrets are only ever read one at a time by name (`get`, never list or
+watch), when a registry call needs them.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Any
 
 from lightkube import AsyncClient
@@ -18,6 +17,9 @@ from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Secret
 from lightkube.types import PatchType
+
+from galleon.kube import credentials
+from galleon.kube.credentials import CredentialsError as CredentialsError
 
 FIELD_MANAGER = "galleon-operator"
 _client: AsyncClient | None = None
@@ -92,32 +94,33 @@ async def get_or_none(resource: Any, name: str, namespace: str | None = None) ->
         raise
 
 
-class CredentialsError(RuntimeError):
-    """A credentials Secret is missing or unusable (the message says which and why)."""
-
-
-async def registry_credentials(
-    name: str, namespace: str, registry_host: str | None = None
-) -> tuple[str, str]:
-    """(username, password) from a Secret with keys `username`/`password` or a
-    `.dockerconfigjson` (the entry for `registry_host`, else the only entry)."""
-    secret = await get_or_none(Secret, name, namespace)
+async def _secret_data(name: str, namespace: str) -> dict[str, str]:
+    """The `data` of Secret `namespace/name`; CredentialsError when missing or refused."""
+    try:
+        secret = await get_or_none(Secret, name, namespace)
+    except ApiError as error:
+        if error.status.code == 403:
+            raise CredentialsError(
+                f"Secret {namespace}/{name} may not be read by the operator (403)"
+            ) from error
+        raise
     if secret is None:
         raise CredentialsError(f"Secret {namespace}/{name} not found")
-    data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
-    if "username" in data and "password" in data:
-        return data["username"], data["password"]
-    if ".dockerconfigjson" in data:
-        auths = json.loads(data[".dockerconfigjson"]).get("auths", {})
-        entry = auths.get(registry_host) if registry_host else None
-        if entry is None and len(auths) == 1:
-            entry = next(iter(auths.values()))
-        if entry:
-            if "username" in entry:
-                return entry["username"], entry.get("password", "")
-            user, _, password = base64.b64decode(entry.get("auth", "")).decode().partition(":")
-            return user, password
-    raise CredentialsError(
-        f"Secret {namespace}/{name} has neither username/password keys nor a usable "
-        ".dockerconfigjson entry"
-    )
+    return dict(secret.data or {})
+
+
+async def registry_credentials(name: str, namespace: str, registry_host: str) -> tuple[str, str]:
+    """(username, password) for `registry_host` from Secret `namespace/name`: its keys
+    `username`/`password`, or the `.dockerconfigjson` entry of that host only
+    (`galleon.kube.credentials` says how hosts compare and what is refused)."""
+    data = await _secret_data(name, namespace)
+    return credentials.registry_credentials(data, registry_host, f"{namespace}/{name}")
+
+
+async def ca_bundle(name: str, namespace: str, key: str = "ca.crt") -> bytes:
+    """The CA bundle in key `key` of Secret `namespace/name` (bounded, as every value read)."""
+    data = await _secret_data(name, namespace)
+    bundle = credentials.secret_value(data, key, f"{namespace}/{name}")
+    if bundle is None:
+        raise CredentialsError(f"Secret {namespace}/{name} has no key {key}")
+    return bundle

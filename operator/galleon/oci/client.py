@@ -6,6 +6,14 @@ Rules of this module:
 - Authentication follows the registry's challenge: HTTP Basic, or the Bearer
   token flow (`WWW-Authenticate: Bearer realm=...,service=...,scope=...`) with
   tokens cached per scope.
+- Credentials go to the registry they were configured for and nowhere else: an
+  Authorization header (Basic or a token) is attached only to URLs of the
+  registry's own origin (scheme, host, port), a 401 from another origin (an
+  absolute Location, a redirect) is not answered, aiohttp drops the header on a
+  redirect to another origin, and the Basic credentials go to a token realm only
+  when it is on the registry's own host (`realm_may_receive_credentials`), over
+  https unless the registry itself is plain http; elsewhere the token is asked
+  for anonymously.
 - Blobs are streamed in `CHUNK` pieces, never held whole in memory.
 - Every failure becomes a `galleon.oci.errors.RegistryError` with a reason.
 """
@@ -19,7 +27,7 @@ import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urljoin
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import aiohttp
 
@@ -43,6 +51,50 @@ class Manifest:
     data: bytes
     media_type: str
     digest: str
+
+
+DOCKER_HUB_REALMS = {"registry-1.docker.io": "auth.docker.io", "index.docker.io": "auth.docker.io"}
+"""The one token realm on another host that is given credentials: Docker Hub's
+registry sends its clients to auth.docker.io (the host `docker login` credentials
+are meant for)."""
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL, lower case, with the scheme's default port.
+
+    >>> origin("https://Reg.example.com/v2/"), origin("http://127.0.0.1:5000/x")
+    (('https', 'reg.example.com', 443), ('http', '127.0.0.1', 5000))
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # not a port: an origin nothing matches
+        return scheme, "", -1
+    return scheme, (parts.hostname or ""), port or (443 if scheme == "https" else 80)
+
+
+def realm_may_receive_credentials(realm: str, base_url: str) -> bool:
+    """Whether the Basic credentials of the registry at `base_url` may go to token
+    realm `realm`: the same host and port (or Docker Hub's auth host), over https
+    unless the registry itself is reached over plain http.
+
+    >>> realm_may_receive_credentials("https://reg.example.com/token", "https://reg.example.com")
+    True
+    >>> realm_may_receive_credentials("https://evil.example/token", "https://reg.example.com")
+    False
+    >>> realm_may_receive_credentials("http://reg.example.com/token", "https://reg.example.com")
+    False
+    >>> realm_may_receive_credentials("https://auth.docker.io/token", "https://registry-1.docker.io")
+    True
+    """
+    realm_scheme, realm_host, realm_port = origin(realm)
+    base_scheme, base_host, base_port = origin(base_url)
+    if realm_scheme != "https" and not (realm_scheme == "http" and base_scheme == "http"):
+        return False
+    if DOCKER_HUB_REALMS.get(base_host) == realm_host and realm_port == 443:
+        return True
+    return bool(realm_host) and (realm_host, realm_port) == (base_host, base_port)
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -81,6 +133,9 @@ class RegistryClient:
         self._basic_challenged = False
         """The registry asked for Basic once: send it up front from then on (a streamed
         upload cannot be replayed after a 401)."""
+        self._withheld_from: str | None = None
+        """The token realm's host the credentials were not sent to, if any (for the
+        message when the anonymous token is not enough)."""
         context: ssl.SSLContext | bool = True
         if insecure_skip_verify:
             context = False
@@ -117,6 +172,10 @@ class RegistryClient:
     def _url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else urljoin(self.base_url, path)
 
+    def _own(self, url: str) -> bool:
+        """Whether `url` is on the registry's own origin (where its credentials may go)."""
+        return origin(url) == origin(self.base_url)
+
     async def _authorize(self, challenge: str, scope_hint: str) -> str | None:
         scheme, params = parse_challenge(challenge)
         if scheme == "basic":
@@ -128,10 +187,16 @@ class RegistryClient:
             return None
         scope = params.get("scope") or scope_hint
         query = {k: v for k, v in (("service", params.get("service")), ("scope", scope)) if v}
+        realm = params["realm"]
+        basic = self._basic
+        if basic is not None and not realm_may_receive_credentials(realm, self.base_url):
+            # Another host (or a downgrade to http): ask anonymously; a public image
+            # still reads, a private one fails with a message saying why.
+            basic, self._withheld_from = None, origin(realm)[1] or realm[:100]
         try:
             async with self.session.get(
-                f"{params['realm']}?{urlencode(query)}",
-                headers={"Authorization": self._basic} if self._basic else None,
+                f"{realm}?{urlencode(query)}",
+                headers={"Authorization": basic} if basic else None,
             ) as response:
                 if response.status in (401, 403):
                     raise errors.Unauthorized(
@@ -164,15 +229,18 @@ class RegistryClient:
 
         With `stream=True` the caller must release the returned response.
         """
+        url = self._url(path)
+        own = self._own(url)
         headers = dict(headers or {})
-        if scope in self._tokens:
+        headers.pop("Authorization", None)  # set here only, for the registry's own URLs
+        if own and scope in self._tokens:
             headers["Authorization"] = self._tokens[scope]
-        elif self._basic is not None and (scope == "" or self._basic_challenged):
+        elif own and self._basic is not None and (scope == "" or self._basic_challenged):
             headers["Authorization"] = self._basic
         for attempt in (1, 2):
             try:
                 response = await self.session.request(
-                    method, self._url(path), headers=headers, data=data, allow_redirects=True
+                    method, url, headers=headers, data=data, allow_redirects=True
                 )
             except (TimeoutError, aiohttp.ClientError, OSError) as error:
                 raise errors.Unavailable(f"{self.host}: {method} {path}: {error}") from error
@@ -182,7 +250,16 @@ class RegistryClient:
                 and not callable(getattr(data, "__anext__", None))
             ):
                 challenge = response.headers.get("WWW-Authenticate", "")
+                answered_by = origin(str(response.url))
                 response.release()
+                if not own or not self._own(str(response.url)):
+                    # Another origin asks for credentials (an absolute Location or a
+                    # redirect elsewhere): they are not its to have.
+                    raise errors.Unauthorized(
+                        f"{self.host}: {method} {path}: 401 from {answered_by[1]}, another "
+                        f"host than the registry's; its credentials are not sent there",
+                        status=401,
+                    )
                 authorization = await self._authorize(challenge, scope)
                 if authorization is None:
                     raise errors.Unauthorized(f"{self.host}: {method} {path}: 401", status=401)
@@ -191,6 +268,16 @@ class RegistryClient:
             if response.status not in ok:
                 text = (await response.text(errors="replace"))[:300]
                 response.release()
+                if response.status == 401 and not self._own(str(response.url)):
+                    text += (
+                        f" (from {origin(str(response.url))[1]} after a redirect to another "
+                        f"host: credentials are not sent there)"
+                    )
+                elif response.status == 401 and self._withheld_from:
+                    text += (
+                        f" (credentials were not sent to token realm host {self._withheld_from}:"
+                        f" only to {self.host} itself)"
+                    )
                 raise errors.for_status(
                     response.status, f"{self.host}: {method} {path}: {response.status} {text}"
                 )

@@ -9,6 +9,8 @@ Loaded as a plugin by `tests/conftest.py`. Rules of this module:
 - When the binaries are missing the integration tests are skipped with the
   command that builds them, except under `CI=true`, where that is a failure:
   nothing that matters may be skipped in CI.
+- The session's apiserver enforces galleon's admission policy (the chart's,
+  `galleon_testkit.admission`) before the first test runs.
 - The operator runs as a real child process (`python -m galleon.main`, launched
   by `galleon_testkit.operator`) against the control plane, verbose, watching the
   namespaces it is given (every namespace when none); its log is attached to the
@@ -32,6 +34,7 @@ from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
+from galleon_testkit.admission import install_admission_policy
 from galleon_testkit.binaries import REPO_ROOT, MissingBinaries
 from galleon_testkit.controlplane import ControlPlane, ControlPlaneError
 from galleon_testkit.operator import OperatorProcess
@@ -56,7 +59,8 @@ def unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """etcd, kube-apiserver, KCM, scheduler and kwok with the CRDs installed."""
+    """etcd, kube-apiserver, KCM, scheduler and kwok with the CRDs and galleon's
+    admission policy (the chart's, enforced) installed."""
     plane = ControlPlane(tmp_path_factory.mktemp("control-plane"), regions=SESSION_REGIONS)
     try:
         plane.start()
@@ -66,6 +70,10 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
         pytest.fail(f"the control plane did not start: {error}", pytrace=False)
     try:
         plane.apply_crds(REPO_ROOT / "crds")
+        try:
+            plane.startup_seconds["admission policy"] = install_admission_policy(plane)
+        except MissingBinaries as error:
+            unavailable(str(error))
         print(f"\ncontrol plane up: {plane.summary()}", file=sys.stderr)
         yield plane
     finally:

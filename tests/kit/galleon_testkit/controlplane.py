@@ -57,6 +57,10 @@ from galleon_testkit.waiting import wait_for
 
 DEFAULT_REGIONS: Mapping[str, int] = {"westcentralus": 1, "eastus": 1}
 STAGES_DIR = Path(__file__).parent / "stages"
+#: Admission plugins on top of the apiserver's defaults (--enable-admission-plugins
+#: adds to them). OwnerReferencesPermissionEnforcement is what hardened clusters run:
+#: setting blockOwnerDeletion needs `update` on the owner's finalizers subresource.
+EXTRA_ADMISSION_PLUGINS = ("OwnerReferencesPermissionEnforcement",)
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"  # disjoint from the service range; never loopback
 STORAGE_CLASS = "galleon-test-volume"
@@ -249,6 +253,7 @@ class ControlPlane:
                 f"--service-account-signing-key-file={keys.service_account_key}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--authorization-mode=RBAC",
+                f"--enable-admission-plugins={','.join(EXTRA_ADMISSION_PLUGINS)}",
                 "--allow-privileged=true",
                 "--profiling=false",
                 f"--cert-dir={self.workdir / 'apiserver-certs'}",
@@ -387,6 +392,34 @@ class ControlPlane:
             token=self.api_token_for_service_account(namespace, name),
             user=f"system:serviceaccount:{namespace}:{name}",
             namespace=namespace,
+        )
+
+    def kubeconfig_for_user(
+        self, user: str, path: Path, *, groups: tuple[str, ...] = (), namespace: str | None = None
+    ) -> Path:
+        """Write a kubeconfig that acts as `user` in `groups` (a client certificate signed
+        by the plane's CA; never system:masters), e.g. a tenant in RBAC tests.
+
+        Example: `plane.kubeconfig_for_user("alice", tmp / "alice.kubeconfig",
+        groups=("team-b",))`; the apiserver authenticates her as user "alice".
+        """
+        assert self._pki is not None
+        cert, key = pki.user_certificate(self._pki, user, groups, folder=path.parent)
+        return write_kubeconfig(
+            path,
+            server=self.server,
+            ca_cert=self._pki.ca_cert,
+            client_cert=cert,
+            client_key=key,
+            user=user,
+            namespace=namespace,
+        )
+
+    def client_for_user(self, user: str, path: Path, *, groups: tuple[str, ...] = ()) -> Client:
+        """A lightkube client acting as `user` (see `kubeconfig_for_user`); the caller closes it."""
+        kubeconfig = self.kubeconfig_for_user(user, path, groups=groups)
+        return Client(
+            KubeConfig.from_file(kubeconfig), field_manager=FIELD_MANAGER, trust_env=False
         )
 
     def log_tails(self, lines: int = 20) -> str:

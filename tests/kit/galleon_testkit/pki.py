@@ -112,6 +112,41 @@ def _leaf(
     return key, builder.sign(ca_key, hashes.SHA256())
 
 
+def _load_ca(keys: Pki) -> tuple[ec.EllipticCurvePrivateKey, x509.Name]:
+    ca_key = serialization.load_pem_private_key(keys.ca_key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca_cert = x509.load_pem_x509_certificate(keys.ca_cert.read_bytes())
+    return ca_key, ca_cert.subject
+
+
+def user_certificate(
+    keys: Pki, user: str, groups: tuple[str, ...] = (), *, folder: Path | None = None
+) -> tuple[Path, Path]:
+    """A client certificate (and key) for `user` in `groups`, signed by the plane's CA.
+
+    The apiserver takes the user name from the CN and the groups from the O
+    attributes, as for any x509 client. Example: `user_certificate(keys, "alice",
+    ("team-b",))` returns the paths of `user-alice.crt` and `user-alice.key`.
+    """
+    if any(group == "system:masters" for group in groups):
+        raise ValueError("tenant certificates never carry system:masters")
+    ca_key, ca_name = _load_ca(keys)
+    subject = x509.Name(
+        [
+            *(x509.NameAttribute(NameOID.ORGANIZATION_NAME, group) for group in groups),
+            x509.NameAttribute(NameOID.COMMON_NAME, user),
+        ]
+    )
+    key, cert = _leaf(ca_key, ca_name, subject, ExtendedKeyUsageOID.CLIENT_AUTH)
+    target = folder or keys.folder
+    target.mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in user)
+    return (
+        _write(target / f"user-{slug}.crt", cert.public_bytes(serialization.Encoding.PEM)),
+        _write(target / f"user-{slug}.key", _key_pem(key)),
+    )
+
+
 def generate(folder: Path) -> Pki:
     """Write a CA, the apiserver's serving pair, an admin client pair and an SA key pair.
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
 from galleon import clock
 from galleon.api.imageversion import ImageVersionSpec
@@ -54,6 +55,18 @@ SOURCE_ERROR_REASONS = {
 }
 
 
+MAX_SPEC_ERRORS_CHARS = 1024
+
+
+def spec_errors(error: ValidationError) -> str:
+    """What is wrong with a stored spec, field by field, for a condition message."""
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in ("spec", *item["loc"]))
+        parts.append(f"{where}: {item['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)[:MAX_SPEC_ERRORS_CHARS]
+
+
 class Publication:
     """Publishes and replicates one ImageVersion, one pass at a time."""
 
@@ -80,7 +93,16 @@ class Publication:
         if body["metadata"].get("deletionTimestamp"):
             return GONE_SECONDS
         writer = StatusWriter(body, self.runtime.config.status_interval)
-        spec = ImageVersionSpec.model_validate(body["spec"])
+        try:
+            spec = ImageVersionSpec.model_validate(body["spec"])
+        except ValidationError as error:
+            # Stored before a rule the API server now enforces (a source Secret of another
+            # namespace): refused here too, so nothing is read; the source is immutable,
+            # so the version must be re-created.
+            message = spec_errors(error)
+            post_once(body, writer.status, reasons.READY, False, reasons.INVALID_SPEC, message)
+            await writer.set_conditions(kstatus(False, reasons.INVALID_SPEC, message, stalled=True))
+            return PERMANENT_RETRY_SECONDS
         parents = await self.parents(body, writer, spec)
         if parents is None:
             return PARENT_RETRY_SECONDS
