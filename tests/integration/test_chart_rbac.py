@@ -7,7 +7,7 @@ identity is refused everything the operator does not do.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +18,9 @@ from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Node, Pod, Secret
-from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding
 from lightkube.types import PatchType
 
 from galleon.kube.resources import ImageVersion, ScaleSet
-from galleon_testkit.chart import NAMESPACE, of_kind, render
 from galleon_testkit.fleets import FleetHarness
 from galleon_testkit.registry import Registry
 from galleon_testkit.waiting import wait_for
@@ -30,39 +28,6 @@ from galleon_testkit.world import World
 
 pytestmark = pytest.mark.integration
 KopfPeering = create_namespaced_resource("kopf.dev", "v1", "KopfPeering", "kopfpeerings")
-
-
-@pytest.fixture(scope="module")
-def chart_identity(control_plane: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Install the rendered chart's ServiceAccount, RBAC and peering CRDs; yield a
-    kubeconfig that acts as that ServiceAccount."""
-    admin = control_plane.client()
-    documents = render(["--set", "crds.enabled=false"])
-    admin.apply(
-        codecs.from_dict(
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
-        ),
-        force=True,
-    )
-    wanted = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition")
-    installed = [d for d in documents if d["kind"] in wanted]
-    for document in installed:
-        admin.apply(codecs.from_dict(document), force=True)
-    wait_for(
-        lambda: list(admin.list(KopfPeering, namespace=NAMESPACE)) == [],
-        timeout=30,
-        description="kopf's peering CRDs served",
-    )
-    account = of_kind(documents, "ServiceAccount")[0]["metadata"]["name"]
-    kubeconfig = control_plane.kubeconfig_for_service_account(
-        NAMESPACE, account, tmp_path_factory.mktemp("sa") / "operator.kubeconfig"
-    )
-    yield kubeconfig
-    for document in installed:
-        if document["kind"] in ("ClusterRole", "ClusterRoleBinding"):
-            with contextlib.suppress(ApiError):
-                kind = ClusterRole if document["kind"] == "ClusterRole" else ClusterRoleBinding
-                admin.delete(kind, document["metadata"]["name"])
 
 
 @pytest.fixture

@@ -3,8 +3,12 @@ holds the Gallery, ImageDefinition and versions; a ScaleSet in a consuming names
 follows that image only while the Gallery's sharingProfile shares it, keeps its
 instances when sharing is revoked, and holds the version's deletion while it runs it.
 
-The real operator, apiserver (with galleon's admission policy), kwok nodes and
-registries; the test acts as the cluster admin (who may `use` every definition).
+The real operator, running as the chart's ServiceAccount with the chart's RBAC, on
+the real apiserver (OwnerReferencesPermissionEnforcement and galleon's admission
+policy on), kwok nodes and registries. The consuming team is a tenant user holding
+only the built-in `edit` in its namespace (galleon-edit aggregated) and
+`galleon-image-user` in the publishing one; the publishing team's side is applied
+by the cluster admin.
 """
 
 from __future__ import annotations
@@ -52,11 +56,12 @@ def publisher(
     consumer_namespace: str,
     registry_factory: Callable[[int], list[Registry]],
     operator_factory: Any,
+    chart_identity: Path,
     tmp_path: Path,
 ) -> Iterator[FleetHarness]:
-    """The publishing team's namespace, with 1.0.0 replicated; one operator watches both
-    namespaces."""
-    operator_factory(namespaces=[namespace, consumer_namespace])
+    """The publishing team's namespace, with 1.0.0 replicated; one operator, as the
+    chart's ServiceAccount, watches both namespaces."""
+    operator_factory(namespaces=[namespace, consumer_namespace], kubeconfig=chart_identity)
     world = World(kube, namespace, registry_factory(4))
     made = FleetHarness.with_versions(world, tmp_path, control_plane.client)
     made.publish("1.0.0", [made.east, made.west])
@@ -64,12 +69,53 @@ def publisher(
     world.cleanup()
 
 
+def bind(kube: Client, namespace: str, role: str, user: str) -> None:
+    kube.create(
+        codecs.from_dict(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": f"{role}-{user}"[:63], "namespace": namespace},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": role,
+                },
+                "subjects": [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}
+                ],
+            }
+        )
+    )
+
+
 @pytest.fixture
-def consumer(publisher: FleetHarness, consumer_namespace: str) -> FleetHarness:
-    """The same harness, acting in the consuming namespace."""
+def consumer(
+    control_plane: Any,
+    kube: Client,
+    publisher: FleetHarness,
+    consumer_namespace: str,
+    tmp_path: Path,
+) -> Iterator[FleetHarness]:
+    """The same harness, acting in the consuming namespace as its team: a user with
+    `edit` there and `use` on the publisher's definitions."""
+    user = f"team-{consumer_namespace}"[:63]
+    bind(kube, consumer_namespace, "edit", user)
+    bind(kube, publisher.namespace, "galleon-image-user", user)
+    tenant = control_plane.client_for_user(user, tmp_path / "tenant.kubeconfig")
     other = copy.copy(publisher)
-    other.namespace = consumer_namespace
-    return other
+    other.namespace, other.kube = consumer_namespace, tenant
+
+    def may_list() -> bool:
+        try:
+            list(tenant.list(ScaleSet, namespace=consumer_namespace))
+        except ApiError:
+            return False  # the aggregated role or the binding is not in effect yet
+        return True
+
+    wait_for(may_list, timeout=60, description="the tenant's edit role in effect")
+    yield other
+    tenant.close()
 
 
 def share(kube: Client, namespace: str, profile: dict[str, Any]) -> None:
@@ -114,10 +160,12 @@ def test_a_shared_image_is_deployed_in_another_namespace_and_kept_when_revoked(
     assert all(f"/galleon/{source}/gallery/os@{publisher.digest('1.0.0')}" in i for i in images)
     definition = kube.get(ImageDefinition, "os", namespace=source)
     wait_for(
-        lambda: (kube.get(ImageDefinition, "os", namespace=source).get("status") or {}).get(
-            "usedByNamespaces"
-        )
-        == [consumer.namespace],
+        lambda: (
+            (kube.get(ImageDefinition, "os", namespace=source).get("status") or {}).get(
+                "usedByNamespaces"
+            )
+            == [consumer.namespace]
+        ),
         timeout=60,
         description="the definition lists its consuming namespace",
     )

@@ -196,10 +196,9 @@ def chart_user_roles(kube: Client) -> Iterator[dict[str, dict[str, Any]]]:
             timeout=AGGREGATION_TIMEOUT,
             description=f"built-in {builtin} to aggregate {verb} {resource}.galleon.dev",
         )
+    # Kept afterwards: they are the chart's, installed for the whole session (other
+    # modules' tenants rely on them, see the kit's `chart_identity`).
     yield roles
-    for role in roles.values():
-        with contextlib.suppress(ApiError):
-            kube.delete(ClusterRole, role["metadata"]["name"])
 
 
 @pytest.fixture

@@ -31,11 +31,13 @@ from typing import Any
 import pytest
 from lightkube import Client, codecs
 from lightkube.core.exceptions import ApiError
+from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
 from galleon_testkit.admission import install_admission_policy
 from galleon_testkit.binaries import REPO_ROOT, MissingBinaries
+from galleon_testkit.chart import NAMESPACE, of_kind, render
 from galleon_testkit.controlplane import ControlPlane, ControlPlaneError
 from galleon_testkit.operator import OperatorProcess
 from galleon_testkit.processes import log_tail
@@ -44,6 +46,7 @@ from galleon_testkit.waiting import wait_for
 #: Regions (and fake nodes per region) of the session's control plane: the examples'.
 SESSION_REGIONS = {"westcentralus": 1, "southcentralus": 1, "eastus2": 2}
 OPERATOR_LOGS = pytest.StashKey[list[Path]]()
+KopfPeering = create_namespaced_resource("kopf.dev", "v1", "KopfPeering", "kopfpeerings")
 
 
 def in_ci() -> bool:
@@ -177,3 +180,32 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     for path in item.stash.get(OPERATOR_LOGS, []):
         report.sections.append((f"galleon-operator log {path.name}", log_tail(path, 200)))
+
+
+@pytest.fixture(scope="session")
+def chart_identity(control_plane: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Install the rendered chart's ServiceAccount, RBAC (the operator's and the user
+    roles) and peering CRDs once per session; return a kubeconfig that acts as that
+    ServiceAccount, for tests that run the operator with exactly the chart's rights."""
+    admin = control_plane.client()
+    documents = render(["--set", "crds.enabled=false"])
+    admin.apply(
+        codecs.from_dict(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+        ),
+        force=True,
+    )
+    wanted = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition")
+    installed = [d for d in documents if d["kind"] in wanted]
+    for document in installed:
+        admin.apply(codecs.from_dict(document), force=True)
+    wait_for(
+        lambda: list(admin.list(KopfPeering, namespace=NAMESPACE)) == [],
+        timeout=30,
+        description="kopf's peering CRDs served",
+    )
+    account = of_kind(documents, "ServiceAccount")[0]["metadata"]["name"]
+    kubeconfig = control_plane.kubeconfig_for_service_account(
+        NAMESPACE, account, tmp_path_factory.mktemp("sa") / "operator.kubeconfig"
+    )
+    return kubeconfig
