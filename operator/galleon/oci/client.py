@@ -16,6 +16,9 @@ Rules of this module:
   for anonymously.
 - Blobs are streamed in `CHUNK` pieces, never held whole in memory.
 - Every failure becomes a `galleon.oci.errors.RegistryError` with a reason.
+
+Why a little over 400 lines: one protocol client whose auth, origin checks and
+requests are read together; the copy logic is in `galleon.oci.copy`.
 """
 
 from __future__ import annotations
