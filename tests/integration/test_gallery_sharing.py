@@ -220,3 +220,32 @@ def test_a_sharing_profile_that_says_nothing_coherent_is_refused(
     }
     with pytest.raises(ApiError, match="only used with permissions"):
         kube.create(codecs.from_dict(document))
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        pytest.param({}, id="empty"),
+        pytest.param({"permissions": "Private"}, id="private-alone"),
+        pytest.param({"permissions": "Cluster"}, id="cluster-alone"),
+        pytest.param({"permissions": "Namespaces", "namespaces": ["b"]}, id="names-only"),
+        pytest.param(
+            {
+                "permissions": "Namespaces",
+                "namespaceSelector": {"matchExpressions": [{"key": "t", "operator": "Exists"}]},
+            },
+            id="selector-only-exists-without-values",
+        ),
+    ],
+)
+def test_partial_sharing_profiles_are_admitted(
+    kube: Client, namespace: str, profile: dict[str, Any]
+) -> None:
+    # Every CEL rule must hold on the object as written, without its fields' defaults.
+    document = {
+        "apiVersion": "galleon.dev/v1alpha1",
+        "kind": "Gallery",
+        "metadata": {"name": "partial", "namespace": namespace},
+        "spec": {"location": "nowhere", "sharingProfile": profile},
+    }
+    kube.create(codecs.from_dict(document), dry_run=True)

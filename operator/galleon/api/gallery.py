@@ -31,7 +31,7 @@ class LabelSelectorRequirement(SpecModel):
     model_config = SpecModel.model_config | {
         "json_schema_extra": validations(
             cel(
-                "(self.operator in ['In', 'NotIn']) == (size(self.values) > 0)",
+                "(self.operator in ['In', 'NotIn']) == (has(self.values) && size(self.values) > 0)",
                 "values must be non-empty for In and NotIn and empty for Exists and DoesNotExist",
                 field_path=".values",
             )
@@ -69,14 +69,18 @@ class SharingProfile(SpecModel):
 
     model_config = SpecModel.model_config | {
         "json_schema_extra": validations(
+            # Why the has() guards: a partial object ({permissions: Private}) is validated
+            # as written, before the defaults of its own fields can be relied on.
             cel(
-                "self.permissions == 'Namespaces' || "
-                "(size(self.namespaces) == 0 && !has(self.namespaceSelector))",
+                "(has(self.permissions) ? self.permissions : 'Private') == 'Namespaces' || "
+                "((!has(self.namespaces) || size(self.namespaces) == 0) "
+                "&& !has(self.namespaceSelector))",
                 'namespaces and namespaceSelector are only used with permissions "Namespaces"',
                 field_path=".namespaces",
             ),
             cel(
-                "self.permissions != 'Namespaces' || size(self.namespaces) > 0 || "
+                "(has(self.permissions) ? self.permissions : 'Private') != 'Namespaces' || "
+                "(has(self.namespaces) && size(self.namespaces) > 0) || "
                 "has(self.namespaceSelector)",
                 'permissions "Namespaces" needs namespaces, a namespaceSelector or both',
                 field_path=".namespaces",
