@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from lightkube import Client, codecs
 from lightkube.core.exceptions import ApiError
+from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
 from galleon.kube.resources import ImageDefinition, ImageVersion, ScaleSet
@@ -206,6 +207,18 @@ def test_deleting_a_version_in_use_is_held_then_copies_are_removed(
         {"status": {"currentVersion": "1.0.0"}},
         namespace=world.namespace,
         patch_type=PatchType.MERGE,
+    )
+    # The ScaleSet really runs it: its instance is there on 1.0.0 (the status above is the
+    # controller's to rewrite, the pod is what pulls the copy).
+    wait_for(
+        lambda: any(
+            (p.metadata.labels or {}).get("galleon.dev/version") == "1.0.0"
+            for p in world.kube.list(
+                Pod, namespace=world.namespace, labels={"galleon.dev/scaleset": "fleet"}
+            )
+        ),
+        timeout=60,
+        description="the ScaleSet's instance on 1.0.0",
     )
     world.kube.delete(ImageVersion, "os-1-0-0", namespace=world.namespace)
 

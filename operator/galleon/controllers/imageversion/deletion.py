@@ -14,40 +14,67 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
+from lightkube import ALL_NS
+from lightkube.operators import exists
+from lightkube.resources.core_v1 import Pod
 
 from galleon import clock
 from galleon.controllers import registries
-from galleon.controllers.common import post_once
+from galleon.controllers.common import as_dict, post_once
 from galleon.controllers.gallery import refresh_definition
 from galleon.controllers.imageversion.apply import RegionInfo
+from galleon.controllers.indexes import versions_in_use
 from galleon.controllers.shared import Runtime
+from galleon.core import instances as inst
 from galleon.core import reasons, times
 from galleon.core.conditions import merged
 from galleon.kube import client as kube
-from galleon.kube.resources import ImageVersion
+from galleon.kube.resources import ImageVersion, ScaleSet
 from galleon.metrics import forget_replication_state
 
 HELD_RETRY_SECONDS = 10
 
 
-def users_of(
-    scalesets: Mapping[Any, Any], namespace: str, definition: str, version: str
-) -> list[str]:
-    """ScaleSets (`namespace/name`, any namespace) that run or move to this version,
-    from the ScaleSets index."""
-    return sorted(
-        f"{s['namespace']}/{s['name']}"
-        for s in scalesets.get((namespace, definition), ())
-        if version in s["versions"]
-    )
+async def users_of(namespace: str, definition: str, version: str) -> list[str]:
+    """ScaleSets (`namespace/name`, any namespace) that run or move to this version: by
+    their status (current, target, versions of their instances, the from and to of an
+    upgrade still in flight) or by a pod of theirs labelled with the version.
+
+    Read live, not from the watch-fed indexes: a ScaleSet or pod that appeared a
+    moment ago must hold the deletion (a stale answer deletes copies that pods pull).
+    """
+    followers, users = set(), set()
+    async for obj in kube.client().list(ScaleSet, namespace=ALL_NS):
+        s = as_dict(obj)
+        meta, spec = s["metadata"], s.get("spec") or {}
+        reference = spec.get("imageReference") or {}
+        source = reference.get("namespace") or meta["namespace"]
+        if (source, reference.get("imageDefinitionName")) != (namespace, definition):
+            continue
+        key = (meta["namespace"], meta["name"])
+        followers.add(key)
+        status = s.get("status") or {}
+        upgrade = status.get("rollingUpgrade") or {}
+        # An upgrade still in flight may roll back to where it came from.
+        in_flight = upgrade.get("phase") not in (None, "Done")
+        running = {upgrade.get("fromVersion"), upgrade.get("toVersion")} if in_flight else set()
+        if version in versions_in_use(status) or version in running:
+            users.add(key)
+    if followers:
+        labels: dict[str, Any] = {inst.SCALESET_LABEL: exists(), inst.VERSION_LABEL: version}
+        async for pod in kube.client().list(Pod, namespace=ALL_NS, labels=labels):
+            if pod.metadata is None:
+                continue
+            key = (pod.metadata.namespace, (pod.metadata.labels or {})[inst.SCALESET_LABEL])
+            if key in followers:
+                users.add(key)
+    return sorted(f"{ns}/{name}" for ns, name in users)
 
 
-def held_because(
-    namespace: str, spec: Mapping[str, Any], scalesets: Mapping[Any, Any]
-) -> tuple[str, str] | None:
+async def held_because(namespace: str, spec: Mapping[str, Any]) -> tuple[str, str] | None:
     """(reason, message) when the deletion must wait, else None."""
     definition, version = spec.get("imageDefinitionName", ""), spec.get("version", "")
-    users = users_of(scalesets, namespace, definition, version)
+    users = await users_of(namespace, definition, version)
     if users:
         return (
             reasons.IN_USE,
@@ -73,7 +100,7 @@ async def delete_version(
     """Hold, or delete every copy (the module's rules)."""
     name, namespace = meta["name"], meta["namespace"]
     definition, version = spec.get("imageDefinitionName", ""), spec.get("version", "")
-    held = held_because(namespace, spec, scalesets_index)
+    held = await held_because(namespace, spec)
     if held is not None:
         reason, message = held
         post_once(body, status, reasons.DELETION_HELD, True, reason, message, warning=True)
