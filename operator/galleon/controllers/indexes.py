@@ -9,11 +9,24 @@ named after these functions.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from galleon import GROUP, VERSION
+
+
+def first(index: Mapping[Any, Any], key: Any) -> dict[str, Any] | None:
+    """The one object an index holds under `key` (None: nothing there).
+
+    >>> first({"east": [{"metadata": {"name": "east"}}]}, "east")
+    {'metadata': {'name': 'east'}}
+    >>> first({}, "west") is None
+    True
+    """
+    found = next(iter(index.get(key, ())), None)
+    return dict(found) if found is not None else None
 
 
 @kopf.index(GROUP, VERSION, "imageversions")

@@ -180,9 +180,13 @@ def set_parent_found() -> Update:
     return (reasons.PARENT_FOUND, "True", reasons.PARENT_PRESENT, "")
 
 
-def replication_conditions(record: ReplicationRecord) -> list[Update]:
-    """Every condition a replicating version sets, in order."""
-    return [*set_ready(record.summaries()), set_removal_refused(record), set_parent_found()]
+def replication_conditions(
+    record: ReplicationRecord, summaries: Sequence[rep.RegionSummary] | None = None
+) -> list[Update]:
+    """Every condition a replicating version sets, in order (`summaries`: the record's,
+    when the caller has them already)."""
+    found = record.summaries() if summaries is None else summaries
+    return [*set_ready(found), set_removal_refused(record), set_parent_found()]
 
 
 def imageversion_status(
@@ -192,10 +196,11 @@ def imageversion_status(
     now: datetime,
 ) -> dict[str, Any]:
     """The status patch of a replicating version, in the module's order."""
+    summaries = record.summaries()
     return {
-        "replicationStatus": replication_status(record.summaries(), recorded, now),
+        "replicationStatus": replication_status(summaries, recorded, now),
         "observedGeneration": generation,
-        "conditions": merged(recorded, generation, replication_conditions(record), now),
+        "conditions": merged(recorded, generation, replication_conditions(record, summaries), now),
     }
 
 

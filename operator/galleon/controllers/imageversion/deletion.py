@@ -23,7 +23,7 @@ from galleon.controllers import registries
 from galleon.controllers.common import as_dict, post_once
 from galleon.controllers.gallery import refresh_definition
 from galleon.controllers.imageversion.apply import RegionInfo
-from galleon.controllers.indexes import versions_in_use
+from galleon.controllers.indexes import first, versions_in_use
 from galleon.controllers.shared import Runtime
 from galleon.core import instances as inst
 from galleon.core import reasons, times
@@ -121,8 +121,8 @@ async def delete_version(
     digest, repository = status.get("sourceDigest"), status.get("repository")
     if digest and repository:
         for line in (status.get("replicationStatus") or {}).get("summary") or []:
-            found = list(regions_index.get(line["region"], ()))
-            region = RegionInfo.from_object(found[0]) if found else None
+            found = first(regions_index, line["region"])
+            region = RegionInfo.from_object(found) if found else None
             for replica in line.get("replicas") or []:
                 endpoint = region.endpoint(replica["registry"]) if region else None
                 if endpoint is None:

@@ -31,6 +31,7 @@ from galleon.controllers.common import as_dict, post_once
 from galleon.controllers.gallery import refresh_definition
 from galleon.controllers.imageversion.apply import RegionInfo, Replicator
 from galleon.controllers.imageversion.status_writer import StatusWriter
+from galleon.controllers.indexes import first
 from galleon.controllers.shared import Runtime
 from galleon.core import reasons, times
 from galleon.core import replication as rep
@@ -221,11 +222,8 @@ class Publication:
 
     def regions(self) -> dict[str, RegionInfo]:
         """Every Region, from the watch-fed index."""
-        return {
-            name: RegionInfo.from_object(objs[0])
-            for name, objs in ((n, list(self.regions_index.get(n, ()))) for n in self.regions_index)
-            if objs
-        }
+        regions = {name: first(self.regions_index, name) for name in self.regions_index}
+        return {name: RegionInfo.from_object(obj) for name, obj in regions.items() if obj}
 
     async def replicate(
         self, body: Any, writer: StatusWriter, spec: ImageVersionSpec, repository: str, digest: str

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, cast
 
 import kopf
@@ -82,12 +83,12 @@ class ScaleSetReconciler:
         try:
             inst.check_model(spec)
         except inst.InvalidModel as error:
-            await self.refuse(body, reasons.INVALID_SPEC, str(error))
+            await self.refuse(body, reasons.INVALID_SPEC, str(error), now)
             return RESYNC_SECONDS
         snapshot = await read_snapshot(body, spec, self.sources, now)
         if snapshot.region is None:
             await self.refuse(
-                body, reasons.REGION_NOT_FOUND, f"Region {spec.region} does not exist"
+                body, reasons.REGION_NOT_FOUND, f"Region {spec.region} does not exist", now
             )
             return RESYNC_SECONDS
         self.applier.count()  # the pod LIST
@@ -95,7 +96,7 @@ class ScaleSetReconciler:
         if not snapshot.sharing.allowed:
             # Not (or no longer) shared: nothing is created, upgraded or deleted; running
             # instances keep running (as the cloud keeps existing VMs of an unshared image).
-            await self.refuse(body, snapshot.sharing.reason, snapshot.sharing.message)
+            await self.refuse(body, snapshot.sharing.reason, snapshot.sharing.message, now)
             return RESYNC_SECONDS
         assert snapshot.resolution is not None  # set whenever the Region exists
         recorded = snapshot.recorded
@@ -136,7 +137,7 @@ class ScaleSetReconciler:
             await kube.patch_status(ScaleSet, self.name, dict(status), self.namespace)
             self.applier.count()
 
-    async def refuse(self, body: dict[str, Any], reason: str, message: str) -> None:
+    async def refuse(self, body: dict[str, Any], reason: str, message: str, now: datetime) -> None:
         """Bad input or a missing dependency: say so (one Event per reason), change
         nothing on the instances."""
         status = body.get("status") or {}
@@ -145,7 +146,7 @@ class ScaleSetReconciler:
         await kube.patch_status(
             ScaleSet,
             self.name,
-            refused_status(status, generation, reason, message, clock.now()),
+            refused_status(status, generation, reason, message, now),
             self.namespace,
         )
         self.applier.count()

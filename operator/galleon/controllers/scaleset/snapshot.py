@@ -21,6 +21,7 @@ from galleon.api.gallery import SharingProfile
 from galleon.api.region import RegistryEndpoint, node_selector
 from galleon.api.scaleset import ScaleSetSpec
 from galleon.controllers.common import as_dict, version_facts
+from galleon.controllers.indexes import first
 from galleon.core import instances as inst
 from galleon.core import rollout as ro
 from galleon.core import times
@@ -212,19 +213,14 @@ class Sources:
         self.versions, self.regions = versions, regions
         self.definitions, self.galleries = definitions or {}, galleries or {}
 
-    @staticmethod
-    def _one(index: Mapping[Any, Any], key: Any) -> dict[str, Any] | None:
-        found = list(index.get(key, ()))
-        return dict(found[0]) if found else None
-
     def region(self, name: str) -> dict[str, Any] | None:
-        return self._one(self.regions, name)
+        return first(self.regions, name)
 
     def definition(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._one(self.definitions, (namespace, name))
+        return first(self.definitions, (namespace, name))
 
     def gallery(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._one(self.galleries, (namespace, name))
+        return first(self.galleries, (namespace, name))
 
     def definition_versions(self, namespace: str, definition: str) -> list[dict[str, Any]]:
         return [dict(v) for v in self.versions.get((namespace, definition), ())]
