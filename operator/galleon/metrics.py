@@ -1,15 +1,23 @@
 """Prometheus metrics of the operator, served on `--metrics-port` at /metrics.
 
 Rules of this module: names follow Prometheus conventions (`galleon_` prefix, base
-units, `_total` for counters, `_seconds`/`_bytes`); labels are bounded: region,
-namespace and object names come from the user's own resources (like
-kube-state-metrics), never from free text, error messages or digests; series of
-deleted objects are removed (`forget_*`).
+units, `_total` for counters, `_seconds`/`_bytes`); labels are bounded: namespace
+and object names come from objects that exist (like kube-state-metrics), never from
+free text, error messages or digests; series of deleted objects are removed
+(`forget_*`).
+
+A `region` label only ever names a Region that exists: an ImageVersion may name
+any region in its spec, so every region label goes through `region_label`, which
+gives `UNKNOWN_REGION` for a name the Region controller has not reported
+(`region_exists`), and a deleted Region's series are removed (`forget_region`);
+a pass still running when its Region goes counts what follows under
+`UNKNOWN_REGION`, so it cannot bring the deleted Region's series back.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -158,6 +166,22 @@ def forget_scaleset(namespace: str, scaleset: str) -> None:
 
 
 REGION_STATES = ("Unknown", "Queued", "Replicating", "Completed", "Failed", "Removing")
+LEAST_DONE_FIRST = ("Failed", "Unknown", "Removing", "Replicating", "Queued", "Completed")
+"""The state one series shows when several regions of a version share a label."""
+UNKNOWN_REGION = "_unknown"
+"""The region label of what concerns a region no Region object has. A Region's name
+is a DNS subdomain (lower case, digits, `-`, `.`), so no Region can be called this."""
+_REGION_METRICS = (
+    REPLICATED_BYTES,
+    REPLICATION_DURATION,
+    REPLICATION_ERRORS,
+    REPLICATION_STATE,
+    REGION_REGISTRIES_REACHABLE,
+)
+_regions: set[str] = set()
+"""Regions the Region controller has seen and not seen deleted."""
+_replication_series: dict[tuple[str, str, str], set[str]] = {}
+"""(namespace, definition, version) → the region labels of its state series."""
 
 
 def _set_one_hot(
@@ -174,14 +198,76 @@ def _forget_one_hot(gauge: Gauge, labels: tuple[str, ...], states: tuple[str, ..
             gauge.remove(*labels, candidate)
 
 
-def set_replication_state(
-    namespace: str, definition: str, version: str, region: str, state: str
+def region_exists(region: str) -> None:
+    """The Region controller saw Region `region`: its name may label series."""
+    _regions.add(region)
+
+
+def region_label(region: str) -> str:
+    """The `region` label of something about `region`: its name when the Region
+    exists, else `UNKNOWN_REGION`.
+
+    >>> region_exists("eastus2")
+    >>> region_label("eastus2"), region_label("made-up-by-a-tenant")
+    ('eastus2', '_unknown')
+    >>> forget_region("eastus2")
+    """
+    return region if region in _regions else UNKNOWN_REGION
+
+
+def set_registries_reachable(region: str, reachable: int) -> None:
+    """The registries of `region` that answer; nothing once the Region is deleted (a
+    check still running then must not bring its series back)."""
+    if region in _regions:
+        REGION_REGISTRIES_REACHABLE.labels(region).set(reachable)
+
+
+def forget_region(region: str) -> None:
+    """Region `region` was deleted: remove every series labelled with it, and label
+    whatever is still counted about it `UNKNOWN_REGION`."""
+    _regions.discard(region)
+    for metric in _REGION_METRICS:
+        metric.remove_by_labels({"region": region})
+    for labels in _replication_series.values():
+        labels.discard(region)
+
+
+def set_replication_states(
+    namespace: str, definition: str, version: str, states: Mapping[str, str]
 ) -> None:
-    _set_one_hot(REPLICATION_STATE, (namespace, definition, version, region), REGION_STATES, state)
+    """Set the state gauges of one version to `states` (region → state, as the
+    status summary says); series of regions no longer listed are removed. Regions
+    without a Region object share the `UNKNOWN_REGION` series, showing the least
+    done of their states (`LEAST_DONE_FIRST`)."""
+    by_label: dict[str, str] = {}
+    for region, state in states.items():
+        label = region_label(region)
+        known = by_label.get(label)
+        if known is None or _rank(state) < _rank(known):
+            by_label[label] = state
+    key = (namespace, definition, version)
+    for label in _replication_series.get(key, set()) - by_label.keys():
+        _forget_one_hot(REPLICATION_STATE, (*key, label), REGION_STATES)
+    for label, state in by_label.items():
+        _set_one_hot(REPLICATION_STATE, (*key, label), REGION_STATES, state)
+    _replication_series[key] = set(by_label)
+
+
+def _rank(state: str) -> int:
+    return LEAST_DONE_FIRST.index(state) if state in LEAST_DONE_FIRST else 0
 
 
 def forget_replication_state(namespace: str, definition: str, version: str, region: str) -> None:
-    _forget_one_hot(REPLICATION_STATE, (namespace, definition, version, region), REGION_STATES)
+    """Remove the state series of one version in one region."""
+    label = region_label(region)
+    _forget_one_hot(REPLICATION_STATE, (namespace, definition, version, label), REGION_STATES)
+    _replication_series.get((namespace, definition, version), set()).discard(label)
+
+
+def forget_image_version(namespace: str, definition: str, version: str) -> None:
+    """The ImageVersion is gone: remove every state series of it."""
+    set_replication_states(namespace, definition, version, {})
+    _replication_series.pop((namespace, definition, version), None)
 
 
 def serve(port: int, address: str) -> None:

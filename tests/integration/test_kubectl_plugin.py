@@ -509,6 +509,61 @@ def test_status_imageversion_exit_codes(plugin: Plugin, kube: Client, namespace:
     assert "imageversion os-1-0-0 is ready: replicated to 2/2 regions" in flat(done)
 
 
+def test_status_fails_at_once_on_a_stalled_object(
+    plugin: Plugin, kube: Client, namespace: str
+) -> None:
+    """Stalled=True for the current generation fails any kind at the first poll
+    (kstatus reads it so), with its reason and message, long before the timeout."""
+    create_scaleset(kube, namespace)
+    kube.create(codecs.from_dict(imageversion_document("os-1-0-0", namespace, "1.0.0")))
+    message = "version 1.0.0 of os is already published by ImageVersion os-first"
+    stalled_version = replication("InProgress", "0/2")
+    stalled_version["conditions"] = [
+        condition("Ready", "False", "VersionConflict", message),
+        condition("Stalled", "True", "VersionConflict", message),
+    ]
+    set_status(kube, ImageVersion, namespace, "os-1-0-0", stalled_version)
+    set_status(
+        kube,
+        ScaleSet,
+        namespace,
+        "web",
+        {
+            "observedGeneration": 1,
+            "conditions": [
+                condition("Ready", "False", "RegionNotFound", "Region nowhere does not exist"),
+                condition("Stalled", "True", "RegionNotFound", "Region nowhere does not exist"),
+            ],
+        },
+    )
+    for args, printed in (
+        (
+            ("scaleset", "web"),
+            "scaleset web failed: stalled (RegionNotFound): Region nowhere does not exist",
+        ),
+        (
+            ("imageversion", "os-1-0-0"),
+            f"imageversion os-1-0-0 failed: stalled (VersionConflict): {message}",
+        ),
+    ):
+        began = time.monotonic()
+        result = plugin.ns("status", *args, "--timeout", "5m")
+        took = time.monotonic() - began
+        assert result.exit_code == 1, result.output
+        assert took < 20, took  # at once, not after the 5 minutes
+        assert printed in flat(result)
+        assert "Traceback" not in result.output
+
+    # Stalled for an older spec says nothing about the new one: keep waiting.
+    kube.patch(
+        ScaleSet, "web", {"spec": {"capacity": 6}}, namespace=namespace, patch_type=PatchType.MERGE
+    )
+    set_status(kube, ScaleSet, namespace, "web", {"observedGeneration": 2})
+    waiting = plugin.ns("status", "scaleset", "web", "--timeout", "1s")
+    assert waiting.exit_code == 2, waiting.output
+    assert "stalled" not in flat(waiting)
+
+
 # -- controls ---------------------------------------------------------------------------------
 
 
@@ -723,3 +778,36 @@ def test_status_waits_for_a_real_fleet(plugin: Plugin, kube: Client, world: Worl
     versions = plugin.ns("versions", "os")
     assert versions.exit_code == 0, versions.output
     assert [east, "1.0.0"] in [line.split() for line in versions.output.splitlines()]
+
+
+def test_status_fails_at_once_on_a_scaleset_whose_region_does_not_exist(
+    plugin: Plugin, kube: Client, namespace: str, operator: Any
+) -> None:
+    """The real operator marks the ScaleSet Stalled (RegionNotFound): `status` ends
+    with exit 1 as soon as that is written, not at the timeout."""
+    kube.create(
+        codecs.from_dict(
+            {
+                "apiVersion": "galleon.dev/v1alpha1",
+                "kind": "ImageDefinition",
+                "metadata": {"name": "os", "namespace": namespace},
+                "spec": {
+                    "galleryName": "gallery",
+                    "identifier": {"publisher": "galleon", "offer": "test", "sku": "os"},
+                },
+            }
+        )
+    )
+    region = f"{namespace}-nowhere"[:63]
+    create_scaleset(kube, namespace, region=region)
+    began = time.monotonic()
+    result = plugin.ns("status", "scaleset", "web", "--timeout", "5m")
+    took = time.monotonic() - began
+    assert result.exit_code == 1, result.output
+    assert took < 60, took
+    assert f"scaleset web failed: stalled (RegionNotFound): Region {region} does not exist" in flat(
+        result
+    )
+    status = get(kube, ScaleSet, namespace, "web")["status"]
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert stalled["status"] == "True" and stalled["observedGeneration"] == 1

@@ -254,6 +254,117 @@ BAD_INPUT = [
     ),
 ]
 
+# Bounds from issue 11: what the API accepted and the operator could not handle.
+BAD_INPUT += [
+    pytest.param(
+        "ImageVersion",
+        ("spec", "version"),
+        "1.0." + "9" * 49,
+        "version",
+        "52",
+        id="version-longer-than-a-revision-label-allows",
+    ),
+    pytest.param(
+        "ScaleSet",
+        ("spec", "dataDisks"),
+        [{"name": "d" * 59, "lun": 0, "diskSizeGB": 1}],
+        "name",
+        "58",
+        id="disk-name-longer-than-its-volume-name-allows",
+    ),
+    pytest.param(
+        "ScaleSet",
+        ("spec", "upgradePolicy", "rollingUpgradePolicy", "pauseTimeBetweenBatches"),
+        "P9999999999D",
+        "pauseTimeBetweenBatches",
+        "at most 2147483647 seconds",
+        id="pause-longer-than-int32-seconds",
+    ),
+    pytest.param(
+        "ScaleSet",
+        ("spec", "upgradePolicy", "rollingUpgradePolicy", "upgradedInstanceHealthTimeout"),
+        "P99999999999D",
+        "upgradedInstanceHealthTimeout",
+        "ISO 8601",
+        id="health-timeout-part-over-ten-digits",
+    ),
+    pytest.param(
+        "ScaleSet",
+        ("spec", "template", "metadata", "labels"),
+        {"bad key": "x"},
+        "labels",
+        "qualified names",
+        id="label-key-not-qualified",
+    ),
+    pytest.param(
+        "ScaleSet",
+        ("spec", "template", "metadata", "labels"),
+        {"app": "bad value"},
+        "labels",
+        "",
+        id="label-value-invalid",
+    ),
+    pytest.param(
+        "ScaleSet",
+        ("spec", "template", "metadata", "annotations"),
+        {f"k{i}": "x" * 8000 for i in range(40)},
+        "annotations",
+        "262144 bytes",
+        id="annotations-over-256-kib",
+    ),
+    pytest.param(
+        "ScaleSet",
+        ("spec", "osContainerName"),
+        "OS",
+        "osContainerName",
+        "",
+        id="os-container-not-dns-label",
+    ),
+    pytest.param(
+        "Region",
+        ("spec", "nodeSelector"),
+        {"a/b/c": "x"},
+        "nodeSelector",
+        "qualified names",
+        id="node-selector-key-not-qualified",
+    ),
+    pytest.param(
+        "Region",
+        ("spec", "registries"),
+        [{"name": "a", "url": "http://[::1"}],
+        "url",
+        "must be a URL",
+        id="registry-url-not-a-url",
+    ),
+    pytest.param(
+        "Region",
+        ("spec", "registries"),
+        [{"name": "a", "url": "https://" + "a." * 127 + "io"}],
+        "url",
+        "at most 253",
+        id="registry-host-over-253",
+    ),
+    pytest.param(
+        "ImageVersion",
+        ("spec", "source", "credentialsSecretRef"),
+        {"name": "a/b"},
+        "name",
+        "",
+        id="secret-name-not-dns-subdomain",
+    ),
+    pytest.param(
+        "Gallery",
+        ("spec", "sharingProfile"),
+        {
+            "permissions": "Namespaces",
+            "namespaceSelector": {"matchExpressions": [{"key": "t", "operator": "In"}]},
+        },
+        "values",
+        "non-empty for In",
+        id="selector-in-without-values",
+    ),
+]
+
 # Rules only CEL (not the OpenAPI schema) can say; the models still refuse them.
 CEL_ONLY = {
     "version-two-parts",
@@ -262,6 +373,14 @@ CEL_ONLY = {
     "pause-not-iso8601",
     "image-version-not-latest-nor-semantic",
     "duplicate-lun",
+    "pause-longer-than-int32-seconds",
+    "health-timeout-part-over-ten-digits",
+    "label-key-not-qualified",
+    "annotations-over-256-kib",
+    "node-selector-key-not-qualified",
+    "registry-url-not-a-url",
+    "registry-host-over-253",
+    "selector-in-without-values",
 }
 
 
@@ -328,3 +447,32 @@ def test_defaults_mirror_the_cloud() -> None:
     assert not auto.enable_automatic_os_upgrade and not auto.disable_automatic_rollback
     wire = parsed.model_dump(by_alias=True)
     assert "enableAutomaticOSUpgrade" in wire["upgradePolicy"]["automaticOSUpgradePolicy"]
+
+
+def test_a_scaleset_name_leaves_room_for_its_largest_instance_index() -> None:
+    from galleon.api.common import LABEL_NAME_MAX, VERSION_MAX
+    from galleon.api.scaleset import MAX_CAPACITY, SCALESET_NAME_MAX, check_name
+    from galleon.core import instances
+
+    # Instance names are pod hostnames and label values: at most a 63-character label.
+    largest = instances.pod_name("w" * SCALESET_NAME_MAX, 2 * MAX_CAPACITY - 1)
+    assert len(largest) <= LABEL_NAME_MAX
+    assert check_name("w" * SCALESET_NAME_MAX)
+    with pytest.raises(ValueError, match="at most 57"):
+        check_name("w" * (SCALESET_NAME_MAX + 1))
+    # The revision label `<version>-<hash>` of the longest version fits a label value.
+    assert len(instances.revision("9" * VERSION_MAX, "f" * instances.HASH_LENGTH)) <= 63
+
+
+@pytest.mark.parametrize(
+    "kind", ["ImageVersion", "ImageDefinition"], ids=lambda kind: f"{kind}-endOfLifeDate"
+)
+def test_an_end_of_life_date_needs_a_zone(kind: str) -> None:
+    document = example(kind)
+    spec = document["spec"]
+    holder = spec["publishingProfile"] if kind == "ImageVersion" else spec
+    holder["endOfLifeDate"] = "2027-01-01T00:00:00Z"
+    kind_named(kind).spec.model_validate(spec)
+    holder["endOfLifeDate"] = "2027-01-01T00:00:00"
+    with pytest.raises(ValidationError, match="with a zone"):
+        kind_named(kind).spec.model_validate(spec)

@@ -15,6 +15,7 @@ MODULES = [
     "galleon.core.imageversion_status",
     "galleon.core.instances",
     "galleon.core.reasons",
+    "galleon.core.references",
     "galleon.core.replica_states",
     "galleon.core.replication",
     "galleon.core.rollout.model",
@@ -31,6 +32,9 @@ MODULES = [
     "galleon.controllers.registries",
     "galleon.controllers.shared",
     "galleon.controllers.indexes",
+    "galleon.controllers.common",
+    "galleon.metrics",
+    "galleon.cli.outcome",
 ]
 
 

@@ -35,9 +35,12 @@ def spec(**extra: Any) -> ScaleSetSpec:
     return ScaleSetSpec.model_validate(document)
 
 
+IMAGE = inst.image_identity("ns", "ubuntu", "sha256:" + "a" * 64)
+
+
 def test_the_pod_runs_the_version_image_with_its_disks_on_region_nodes() -> None:
     s = spec()
-    rev = inst.revision("1.0.2", inst.model_hash(s))
+    rev = inst.revision("1.0.2", inst.model_hash(s, IMAGE))
     pod = inst.pod_manifest(
         OWNER, s, 4, rev, "r:5000/g@sha256:ab", {REGION_LABEL: "eastus2"}, "pull"
     )
@@ -61,13 +64,24 @@ def test_the_pod_runs_the_version_image_with_its_disks_on_region_nodes() -> None
 
 
 def test_the_revision_moves_with_the_model_but_not_with_capacity() -> None:
-    base = inst.model_hash(spec())
-    assert inst.model_hash(spec(capacity=9)) == base
+    base = inst.model_hash(spec(), IMAGE)
+    assert inst.model_hash(spec(capacity=9), IMAGE) == base
     changed = spec(minReadySeconds=5)
-    assert inst.model_hash(changed) == base
+    assert inst.model_hash(changed, IMAGE) == base
     other = spec(dataDisks=[{"name": "data", "lun": 0, "diskSizeGB": 4, "mountPath": "/var"}])
-    assert inst.model_hash(other) != base
+    assert inst.model_hash(other, IMAGE) != base
     assert inst.version_of(inst.revision("1.10.0", base)) == "1.10.0"
+
+
+def test_the_revision_moves_with_the_image_even_when_the_version_string_stays() -> None:
+    # ubuntu@1.0.0 -> windows@1.0.0, or 1.0.0 re-published from another source: what
+    # the instances run changes, so the revision must.
+    base = inst.model_hash(spec(), IMAGE)
+    other_definition = inst.image_identity("ns", "windows", "sha256:" + "a" * 64)
+    other_digest = inst.image_identity("ns", "ubuntu", "sha256:" + "b" * 64)
+    other_namespace = inst.image_identity("shared", "ubuntu", "sha256:" + "a" * 64)
+    hashes = {inst.model_hash(spec(), i) for i in (other_definition, other_digest, other_namespace)}
+    assert base not in hashes and len(hashes) == 3
 
 
 def test_claims_follow_the_retention_rule() -> None:

@@ -45,23 +45,36 @@ class Cluster:
     now: datetime = T0
     created: list[Create] = field(default_factory=list)
     max_unavailable: int = 0
+    stuck: set[tuple[int, str | None]] = field(default_factory=set)
+    """(index, revision) of pods that never become Ready."""
 
-    def start(self, version: str, broken: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+    def start(
+        self,
+        version: str,
+        broken: set[int] = frozenset(),  # type: ignore[assignment]
+        stuck: set[int] = frozenset(),  # type: ignore[assignment]
+    ) -> None:
+        """All on `version`, Ready but `broken` (failed pods) and `stuck` (never Ready)."""
+        self.stuck = {(index, version) for index in stuck}
         for index in range(self.capacity):
-            ok = index not in broken
+            ok = index not in broken and index not in stuck
             self.pods[index] = Instance(
                 index,
                 version,
                 ready=ok,
                 ready_since=T0 - timedelta(hours=1) if ok else None,
                 created=T0 - timedelta(hours=1),
-                failed=not ok,
+                failed=index in broken,
             )
 
     def observe(self) -> list[Instance]:
         seen = []
         for pod in self.pods.values():
-            becomes_ready = pod.revision not in self.bad and not pod.failed
+            becomes_ready = (
+                pod.revision not in self.bad
+                and not pod.failed
+                and (pod.index, pod.revision) not in self.stuck
+            )
             if not pod.ready and becomes_ready and self.now >= pod.created + self.ready_delay:
                 pod = replace(pod, ready=True, ready_since=pod.created + self.ready_delay)
                 self.pods[pod.index] = pod
@@ -145,10 +158,21 @@ def test_without_rollback_failed_instances_stay() -> None:
 
 def test_too_many_unhealthy_before_a_batch_stops_the_upgrade() -> None:
     cluster = Cluster(10)
-    cluster.start("1.0.0", broken={7, 8, 9})
+    cluster.start("1.0.0", stuck={7, 8, 9})
     state, _events = drive(cluster, "1.0.0", "1.0.2", Policy())
     assert state is not None and state.code == "Faulted" and state.error_code == BEFORE
     assert all(p.revision == "1.0.0" for p in cluster.pods.values())
+
+
+def test_failed_instances_are_replaced_then_the_upgrade_runs() -> None:
+    # Evicted pods (phase Failed) would count as unhealthy before every batch, for good;
+    # replaced as a StatefulSet would, they come back on 1.0.0 and the upgrade runs.
+    cluster = Cluster(10)
+    cluster.start("1.0.0", broken={7, 8, 9})
+    state, _ = drive(cluster, "1.0.0", "1.0.2", Policy())
+    assert state is not None and state.code == "Completed"
+    assert all(p.revision == "1.0.2" and not p.failed for p in cluster.pods.values())
+    assert [c.index for c in cluster.created if c.revision == "1.0.0"] == [7, 8, 9]
 
 
 def test_pause_between_batches_and_cancel() -> None:

@@ -7,8 +7,13 @@ every step the invariants of a rolling upgrade are checked:
 
 - never more instances unavailable *because of the upgrade* than one batch: an
   instance counts from the moment the planner deletes or creates it for the
-  upgrade until it is Ready, has crashed, or has used up its health timeout (from
-  then on it is an unhealthy instance, which the unhealthy limits govern);
+  upgrade until it is Ready, has crashed, has used up its health timeout or its
+  batch was judged (from then on it is an unhealthy instance, which the unhealthy
+  limits govern);
+- never more instances not running (being deleted, missing, or in the running
+  batch) than one batch plus those already unhealthy before the step: the planner
+  takes down no healthy instance outside its batch (replacing a failed one is
+  taking down an unhealthy one);
 - no instance is upgraded twice in one rollout, and an instance recorded as
   upgraded is never put in a later batch or deleted for the upgrade again (only
   a rollback takes it back);
@@ -21,8 +26,9 @@ every step the invariants of a rolling upgrade are checked:
 
 Seeds (hypothesis) vary the pods' start and deletion delays and the order in
 which the planner sees its instances; a table of named scenarios covers a healthy
-rollout, a bad version that faults and rolls back, a few instances failing, pauses,
-a cancel and a scale-in mid-rollout.
+rollout, a bad version that faults and rolls back, pods that are never created
+(refused), a few instances failing, evictions inside and outside the batch,
+pauses, a cancel and a scale-in mid-rollout.
 
 Representative seeded runs are kept as narrated golden logs in
 tests/unit/golden/<scenario>.log, one line per step. After an intended change of
@@ -47,16 +53,19 @@ from hypothesis import strategies as st
 
 from galleon.core.rollout import (
     BEFORE,
+    FAILED,
     UPGRADED,
     Code,
     Create,
     Delete,
     Instance,
     Observation,
+    Phase,
     Plan,
     Policy,
     Rollout,
     batch_size,
+    health,
     plan,
     planned_batches,
 )
@@ -73,17 +82,23 @@ UPDATE_GOLDEN = os.environ.get("GALLEON_UPDATE_GOLDEN") == "1"
 
 @dataclass(frozen=True)
 class Change:
-    """What a user does once batch `at_batch` has started (at most once per run)."""
+    """What a user (or the cluster) does once batch `at_batch` has started, and the
+    rollout is in `phase` if one is given (at most once per run)."""
 
     at_batch: int
+    phase: Phase | None = None
     pause_for: timedelta | None = None
     """Set `spec.paused` for this long, then unset it."""
     cancel: bool = False
     """Annotate the ScaleSet to cancel the upgrade (persisted as cancel_requested)."""
     capacity: int | None = None
     """Change `spec.capacity` to this."""
+    evict: int | None = None
+    """The kubelet evicts this instance's pod: it fails (phase Failed) and stays."""
 
     def describe(self) -> str:
+        if self.evict is not None:
+            return f"the kubelet evicts instance {self.evict} (its pod fails)"
         if self.pause_for is not None:
             return f"user pauses the ScaleSet for {_clock(self.pause_for)}"
         if self.cancel:
@@ -116,10 +131,16 @@ class Scenario:
     """Seconds from a Delete until the pod is gone; meanwhile it is deleting, not Ready."""
     hangs: bool = False
     """Pods of the target revision never become Ready (a bad version)."""
+    refused: bool = False
+    """Pods of the target revision are never created (the apiserver refuses them, or
+    the region has no copy of the image): the planner's creates do nothing."""
     crashes: frozenset[int] = frozenset()
-    """Indexes whose target pods crash (failed) when they would have become Ready."""
+    """Indexes whose first pod on the target crashes (failed) when it would have become
+    Ready; a pod re-created in its place comes up."""
     broken: frozenset[int] = frozenset()
-    """Indexes already failed on the source when the run starts."""
+    """Indexes already failed (evicted) on the source when the run starts."""
+    stuck: frozenset[int] = frozenset()
+    """Indexes running on the source but never Ready (unhealthy) when the run starts."""
     changes: tuple[Change, ...] = ()
 
 
@@ -152,15 +173,33 @@ SCENARIOS = [
         crashes=frozenset({3, 6, 7}),
     ),
     Scenario(
+        "target-pods-never-created-fault-and-roll-back",
+        Expect("Faulted", UPGRADED, failed=(0, 1), rolled_back=(0, 1)),
+        policy=Policy(health_timeout=timedelta(seconds=30)),  # a short log
+        ready_after=(5, 20),
+        refused=True,
+    ),
+    Scenario(
         "unhealthy-before-a-batch-faults",
         Expect("Faulted", BEFORE),
+        stuck=frozenset({7, 8, 9}),
+    ),
+    Scenario(
+        "failed-before-the-upgrade-are-replaced-first",
+        Expect("Completed", on_target=ALL),
         broken=frozenset({7, 8, 9}),
     ),
     Scenario(
         "unhealthy-first",
         Expect("Completed", on_target=ALL),
         policy=Policy(prioritize_unhealthy=True),
-        broken=frozenset({6}),
+        stuck=frozenset({6}),
+    ),
+    Scenario(
+        "evictions-replaced-and-counted",
+        Expect("Completed", on_target=ALL, failed=(3,)),
+        policy=Policy(max_unhealthy_upgraded_percent=30),
+        changes=(Change(1, evict=9), Change(2, phase="Waiting", evict=3)),
     ),
     Scenario(
         "pause-between-batches-and-user-pause",
@@ -192,6 +231,8 @@ GOLDEN_RUNS = [  # (scenario, seed): the narrated logs under tests/unit/golden/
     ("a-few-instances-crash-within-budget", 3),
     ("pause-between-batches-and-user-pause", 4),
     ("cancel-mid-rollout", 5),
+    ("target-pods-never-created-fault-and-roll-back", 6),
+    ("evictions-replaced-and-counted", 7),
 ]
 
 
@@ -232,9 +273,12 @@ class World:
                 SOURCE,
                 self.disks[index],
                 long_ago,
-                ready_at=None if broken else long_ago,
+                ready_at=None if broken or index in scenario.stuck else long_ago,
                 fails_at=long_ago if broken else None,
             )
+        self.revisions = {index: SOURCE for index in self.pods}  # of each index's last pod
+        self.crashed: set[int] = set()  # indexes whose one crash happened
+        self.repairing: set[int] = set()  # failed pods the planner deleted to re-create
         # What the invariants track, per rollout (reset when a new one starts).
         self.upgrades: Counter[int] = Counter()
         self.forward: set[int] = set()  # touched by the upgrade, not yet judged
@@ -273,12 +317,19 @@ class World:
 
     # -- what the controller does
 
-    def apply(self, actions: tuple[Create | Delete, ...]) -> None:
+    def apply(self, actions: tuple[Create | Delete, ...], batch: frozenset[int]) -> None:
+        """Send the plan's actions; `batch`: the members of the running batch or rollback."""
         for action in actions:
             index = action.index
             if isinstance(action, Delete):
                 pod = self.pods.get(index)
                 assert pod is not None and pod.gone_at is None, f"{action}: no such live pod"
+                if action.reason == FAILED:
+                    assert self._instance(index, pod).failed, f"{action}: the pod has not failed"
+                    assert index not in batch, f"{action}: a member is judged, not repaired"
+                    self.repairing.add(index)
+                    self.forward.discard(index)  # failed: judged; its repair is no upgrade
+                    self.back.discard(index)
                 delay = self.delays.randint(*self.scenario.deleted_after)
                 if delay == 0:
                     del self.pods[index]
@@ -291,15 +342,28 @@ class World:
                 continue
             assert 0 <= index < self.capacity, f"{action} outside 0..{self.capacity - 1}"
             assert index not in self.pods, f"{action} over an existing pod"
-            if action.revision == TARGET:  # nothing here deletes pods behind the planner's back
-                self.upgrades[index] += 1
-            if action.revision == TARGET:
+            if action.revision == TARGET and self.scenario.refused:
+                continue  # refused: no pod, the planner sees it missing
+            if action.revision == TARGET and self.revisions.get(index) != TARGET:
+                self.upgrades[index] += 1  # re-creating a failed pod on it is no upgrade
+            self.revisions[index] = action.revision
+            repair = index in self.repairing and index not in batch
+            self.repairing.discard(index)
+            if repair:
+                pass  # a failed pod's replacement: not the upgrade's doing
+            elif action.revision == TARGET:
                 self._touched(index, forward=True)
             elif index in self.back:  # a rollback's re-creation (a scale-out's is neither)
                 self._touched(index, forward=False)
             start = self.now + timedelta(seconds=self.delays.randint(*self.scenario.ready_after))
             bad = action.revision == TARGET and self.scenario.hangs
-            crash = action.revision == TARGET and index in self.scenario.crashes
+            crash = (
+                action.revision == TARGET
+                and index in self.scenario.crashes
+                and index not in self.crashed
+            )
+            if crash:
+                self.crashed.add(index)
             self.pods[index] = Pod(
                 action.revision,
                 self.disks.setdefault(index, f"disk-{index}"),  # a new disk only on scale-out
@@ -307,6 +371,14 @@ class World:
                 ready_at=None if bad or crash else start,
                 fails_at=start if crash else None,
             )
+
+    def evict(self, index: int) -> None:
+        """The pod at `index` fails now (if it is there, not going, not failed already)."""
+        pod = self.pods.get(index)
+        if pod is None or pod.gone_at is not None:
+            return
+        if pod.fails_at is None or pod.fails_at > self.now:
+            pod.fails_at = self.now
 
     def _touched(self, index: int, forward: bool) -> None:
         if forward:
@@ -368,7 +440,7 @@ def replay(scenario: Scenario, seed: int, max_steps: int = 1500) -> Run:
     pending = list(scenario.changes)
     limit = 0
     for step in range(max_steps):
-        for change in [c for c in pending if rollout is not None and rollout.batch >= c.at_batch]:
+        for change in [c for c in pending if _due(c, rollout)]:
             pending.remove(change)
             rollout = _user_change(change, world, rollout)
             log.append(f"{'':>4} {_offset(world.now):>7}  ~ {change.describe()}")
@@ -382,15 +454,20 @@ def replay(scenario: Scenario, seed: int, max_steps: int = 1500) -> Run:
             world.upgrades.clear()
             limit = 0
         limit = max(limit, batch_size(world.capacity, policy.max_batch_percent))
-        world.apply(decided.actions)
+        after = decided.rollout
+        batch = frozenset(after.members) if after is not None and after.active else frozenset()
+        world.apply(decided.actions, batch)
         _check_step(world, rollout, decided, limit)
+        _check_availability(world, observed, decided, limit)
         previous, rollout = rollout, decided.rollout
         if step == 0:  # the first look was at the fleet before its new target existed
             world.target = TARGET
             log.append(f"{'':>4} {_offset(world.now):>7}  ~ target revision is now {TARGET}")
             continue
         idle = (rollout is None or not rollout.active) and not decided.actions
-        if idle and previous is not None and not previous.active and world.next_event() is None:
+        # Nothing to do and nothing left to happen (no rollout at all: the fleet came to
+        # the target another way, e.g. its only instance failed and was re-created).
+        if idle and (previous is None or not previous.active) and world.next_event() is None:
             break
         wake = world.now + timedelta(seconds=decided.requeue_after)
         event = world.next_event()
@@ -401,7 +478,17 @@ def replay(scenario: Scenario, seed: int, max_steps: int = 1500) -> Run:
     return Run(scenario, seed, world, rollout, log)
 
 
+def _due(change: Change, rollout: Rollout | None) -> bool:
+    return (
+        rollout is not None
+        and rollout.batch >= change.at_batch
+        and (change.phase is None or rollout.phase == change.phase)
+    )
+
+
 def _user_change(change: Change, world: World, rollout: Rollout | None) -> Rollout | None:
+    if change.evict is not None:
+        world.evict(change.evict)
     if change.pause_for is not None:
         world.paused_until = world.now + change.pause_for
     if change.capacity is not None:
@@ -426,6 +513,9 @@ def _check_step(world: World, before: Rollout | None, decided: Plan, limit: int)
     after = decided.rollout
     world.forward = world.in_flight(world.forward, policy)
     world.back = world.in_flight(world.back, policy)
+    if after is not None:  # judged at its batch's health timeout: an unhealthy instance now
+        world.forward -= set(after.upgraded) - set(after.members)
+        world.back -= set(after.rolled_back) - set(after.members)
     assert len(world.forward) <= limit, (
         f"{sorted(world.forward)} unavailable because of the upgrade, batch size {limit}"
     )
@@ -450,6 +540,34 @@ def _check_step(world: World, before: Rollout | None, decided: Plan, limit: int)
         assert pod.disk == world.disks[index] == f"disk-{index}", f"instance {index} lost its disk"
 
 
+def _check_availability(world: World, observed: Observation, decided: Plan, limit: int) -> None:
+    """Not running after the step (deleting, missing, in the running batch) at most the
+    batch size plus the instances unhealthy before it (outside the upgrade's batch)."""
+    policy, now = world.scenario.policy, world.now
+    after = decided.rollout
+    forward = (
+        set(after.members)
+        if after is not None and after.active and after.phase in ("Replacing", "Waiting")
+        else set()
+    )
+    in_batch = set(after.members) if after is not None and after.active else set()
+    seen = observed.by_index
+    unhealthy = {
+        i
+        for i in range(observed.capacity)
+        if (x := seen.get(i)) is None or health(x, policy, now) == "Unhealthy"
+    } | set(after.failed if after is not None else ())
+    down = {
+        i
+        for i in range(world.capacity)
+        if (pod := world.pods.get(i)) is None or pod.gone_at is not None or i in in_batch
+    }
+    assert len(down) <= limit + len(unhealthy - forward), (
+        f"{sorted(down)} not running, batch size {limit}, unhealthy before "
+        f"{sorted(unhealthy - forward)}"
+    )
+
+
 def _check_end(world: World, rollout: Rollout | None, policy: Policy) -> None:
     assert set(world.pods) == set(range(world.capacity)), "the index set changed"
     if rollout is None:
@@ -472,10 +590,14 @@ def _header(scenario: Scenario, seed: int) -> list[str]:
     )
     if scenario.hangs:
         pods += f"; {TARGET} never Ready"
+    if scenario.refused:
+        pods += f"; pods of {TARGET} refused (never created)"
     if scenario.crashes:
-        pods += f"; on {TARGET}, {_list(scenario.crashes)} crash instead of getting Ready"
+        pods += f"; on {TARGET}, {_list(scenario.crashes)} crash once instead of getting Ready"
     if scenario.broken:
         pods += f"; {_list(scenario.broken)} failed from the start"
+    if scenario.stuck:
+        pods += f"; {_list(scenario.stuck)} never Ready from the start"
     return [
         f"# {scenario.name}, seed {seed}: {scenario.capacity} instances, {SOURCE} -> {TARGET}",
         f"# policy: batch {p.max_batch_percent}%, at most {p.max_unhealthy_percent}% unhealthy "
@@ -501,12 +623,12 @@ def _narrate(step: int, world: World, observed: Observation, decided: Plan) -> s
         of = planned_batches(rollout, observed.capacity, world.scenario.policy)
         name = rollout.phase if rollout.active else rollout.code
         state = f"{name} {rollout.batch}/{of}"
-    actions = " ".join(
-        f"{'-' if isinstance(a, Delete) else '+'}{a.index}" for a in decided.actions
-    ) or "."
-    return (
-        f"{step:>4} {_offset(world.now):>7}  {fleet}  {state:<14} {actions:<8} "
-        + "; ".join(decided.notes)
+    actions = (
+        " ".join(f"{'-' if isinstance(a, Delete) else '+'}{a.index}" for a in decided.actions)
+        or "."
+    )
+    return f"{step:>4} {_offset(world.now):>7}  {fleet}  {state:<14} {actions:<8} " + "; ".join(
+        decided.notes
     )
 
 
@@ -561,6 +683,9 @@ def test_every_step_keeps_the_invariants_and_the_run_ends_as_expected(
     assert final.rolled_back == expect.rolled_back
     ends = {i: pod.revision for i, pod in sorted(run.world.pods.items())}
     assert ends == {i: TARGET if i in expect.on_target else SOURCE for i in range(expect.capacity)}
+    world = run.world
+    down = [i for i, pod in sorted(world.pods.items()) if world._instance(i, pod).failed]
+    assert not down, f"instances {down} end failed: a failed pod is replaced"
 
 
 @settings(max_examples=200, deadline=None)
@@ -572,10 +697,13 @@ def test_every_step_keeps_the_invariants_and_the_run_ends_as_expected(
     hangs=st.booleans(),
     crashes=st.frozensets(st.integers(0, 15), max_size=4),
     broken=st.frozensets(st.integers(0, 15), max_size=2),
+    stuck=st.frozensets(st.integers(0, 15), max_size=2),
     rollback=st.booleans(),
     pause=st.sampled_from([0, 30, 90]),
     ready_after=st.tuples(st.integers(0, 60), st.integers(0, 400)).map(sorted).map(tuple),
-    change=st.sampled_from(["none", "cancel", "pause", "scale-out", "scale-in"]),
+    change=st.sampled_from(
+        ["none", "cancel", "pause", "scale-out", "scale-in", "evict", "evict-while-waiting"]
+    ),
     change_at=st.integers(1, 4),
     seed=st.integers(0, 2**32 - 1),
 )
@@ -587,6 +715,7 @@ def test_the_invariants_hold_for_any_fleet_and_policy(
     hangs: bool,
     crashes: frozenset[int],
     broken: frozenset[int],
+    stuck: frozenset[int],
     rollback: bool,
     pause: int,
     ready_after: tuple[int, int],
@@ -610,27 +739,36 @@ def test_the_invariants_hold_for_any_fleet_and_policy(
         hangs=hangs,
         crashes=frozenset(i for i in crashes if i < capacity),
         broken=frozenset(i for i in broken if i < capacity),
+        stuck=frozenset(i for i in stuck if i < capacity),
         changes={
             "none": (),
             "cancel": (Change(change_at, cancel=True),),
             "pause": (Change(change_at, pause_for=timedelta(minutes=2)),),
             "scale-out": (Change(change_at, capacity=capacity + change_at),),
             "scale-in": (Change(change_at, capacity=max(0, capacity - change_at)),),
+            "evict": (Change(change_at, evict=seed % capacity),),
+            "evict-while-waiting": (Change(change_at, phase="Waiting", evict=seed % capacity),),
         }[change],
     )
     run = replay(scenario, seed)
-    assert run.rollout is not None and not run.rollout.active
+    if run.rollout is None:  # no upgrade was needed in the end
+        assert {pod.revision for pod in run.world.pods.values()} <= {TARGET}
+    else:
+        assert not run.rollout.active
 
 
-def _steady_fleet(size: int, failed: tuple[int, ...] = ()) -> tuple[Instance, ...]:
-    """`size` instances on the source for an hour, Ready but those `failed`."""
+def _steady_fleet(
+    size: int, failed: tuple[int, ...] = (), stuck: tuple[int, ...] = ()
+) -> tuple[Instance, ...]:
+    """`size` instances on the source for an hour, Ready but those `failed` (evicted)
+    and those `stuck` (running, never Ready)."""
     hour_ago = T0 - timedelta(hours=1)
     return tuple(
         Instance(
             i,
             SOURCE,
-            ready=i not in failed,
-            ready_since=None if i in failed else hour_ago,
+            ready=i not in failed and i not in stuck,
+            ready_since=None if i in failed or i in stuck else hour_ago,
             created=hour_ago,
             failed=i in failed,
         )
@@ -645,6 +783,16 @@ _READY_5S = Instance(
     0, TARGET, ready=True, ready_since=T0 - timedelta(seconds=5), created=T0 - timedelta(seconds=30)
 )
 _STARTING = Instance(1, TARGET, created=T0 - timedelta(seconds=50))
+_EVICTED = Instance(1, TARGET, created=T0 - timedelta(seconds=50), failed=True)
+_NEVER_CREATED = Rollout(
+    SOURCE,
+    TARGET,
+    T0 - timedelta(minutes=6),
+    batch=1,
+    members=(0, 1),
+    phase_since=T0 - timedelta(minutes=5),
+    batch_since=T0 - timedelta(minutes=5),
+)
 _FAULTED = Rollout(SOURCE, TARGET, T0, code="Faulted", phase="Done", error_code=UPGRADED)
 _MIN_READY = Policy(min_ready=timedelta(seconds=15))
 _UPGRADE = f"{SOURCE} -> {TARGET}"
@@ -712,7 +860,7 @@ _UPGRADE = f"{SOURCE} -> {TARGET}"
             id="a-faulted-target-is-not-retried",
         ),
         pytest.param(
-            Observation(10, _steady_fleet(10, failed=(7, 8, 9)), SOURCE, TARGET),
+            Observation(10, _steady_fleet(10, stuck=(7, 8, 9)), SOURCE, TARGET),
             None,
             Policy(),
             (
@@ -723,13 +871,81 @@ _UPGRADE = f"{SOURCE} -> {TARGET}"
             id="too-many-unhealthy-before-the-first-batch",
         ),
         pytest.param(
+            Observation(10, _steady_fleet(10, failed=(7, 8, 9)), SOURCE, TARGET),
+            None,
+            Policy(),
+            (
+                f"no upgrade yet: {_UPGRADE} waits for the fleet to be whole, 10 of 10 present, "
+                "3 failed",
+                "deleting failed instances 7-9 (evicted or stopped for good): they come back "
+                f"on {SOURCE} with the same data disks",
+            ),
+            id="failed-instances-are-replaced-before-an-upgrade-starts",
+        ),
+        pytest.param(
+            Observation(10, _steady_fleet(10)[2:], SOURCE, TARGET),
+            _NEVER_CREATED,
+            Policy(),
+            (
+                "batch 1 of 5: health timeout (5m) passed since the batch began, instances "
+                "0, 1 gone: judging the batch",
+                f"batch 1 of 5 done: 0 healthy, 2 unhealthy (instances 0, 1) on {TARGET}",
+                "2 of 2 upgraded unhealthy, at most 0 allowed (20%): Faulted",
+                f"rollback on: instances 0, 1 go back to {SOURCE}",
+                f"rollback of instances 0, 1: 0 of 2 on {SOURCE}, health timeout in 5m",
+                f"creating instances 0, 1 on {SOURCE}, keeping their indexes and data disks",
+            ),
+            id="a-batch-whose-pods-never-come-is-judged-at-its-health-timeout",
+        ),
+        pytest.param(
+            Observation(10, _steady_fleet(10)[2:], SOURCE, TARGET),
+            replace(_NEVER_CREATED, batch_since=None),
+            Policy(),
+            (
+                "batch 1 of 5: health timeout (5m) passed since the batch began, instances "
+                "0, 1 gone: judging the batch",
+                f"batch 1 of 5 done: 0 healthy, 2 unhealthy (instances 0, 1) on {TARGET}",
+                "2 of 2 upgraded unhealthy, at most 0 allowed (20%): Faulted",
+                f"rollback on: instances 0, 1 go back to {SOURCE}",
+                f"rollback of instances 0, 1: 0 of 2 on {SOURCE}, health timeout in 5m",
+                f"creating instances 0, 1 on {SOURCE}, keeping their indexes and data disks",
+            ),
+            id="a-record-without-batch-start-counts-from-phase-since",
+        ),
+        pytest.param(
+            Observation(10, _steady_fleet(10)[2:], SOURCE, TARGET),
+            replace(_NEVER_CREATED, batch_since=T0 - timedelta(minutes=4)),
+            Policy(),
+            (
+                f"batch 1 of 5: 0 of 2 on {TARGET}, health timeout in 1m",
+                f"creating instances 0, 1 on {TARGET}, keeping their indexes and data disks",
+            ),
+            id="a-batch-whose-pods-do-not-come-yet-waits-until-its-health-timeout",
+        ),
+        pytest.param(
+            Observation(10, (_READY_5S, _EVICTED, *_steady_fleet(10)[2:]), SOURCE, TARGET),
+            _BATCH_1,
+            Policy(max_unhealthy_upgraded_percent=50),
+            (
+                f"batch 1 of 5 done: 1 healthy, 1 unhealthy (instance 1) on {TARGET}",
+                "1 of 2 upgraded unhealthy, at most 1 allowed (50%)",
+                "no pause between batches",
+                "before batch 2: 1 of 10 unhealthy (instance 1), at most 2 allowed (20%)",
+                "batch 2 of 5: replacing instances 2, 3 (2 per batch: 20% of 10)",
+                f"batch 2 of 5: 0 of 2 on {TARGET}, health timeout in 5m",
+                "deleting failed instance 1 (evicted or stopped for good): it comes back on "
+                f"{TARGET} with the same data disks",
+                f"deleting instances 2, 3: they come back on {TARGET} with the same data disks",
+            ),
+            id="a-member-evicted-during-the-health-check-is-unhealthy-then-replaced",
+        ),
+        pytest.param(
             Observation(10, (_READY_5S, *_steady_fleet(10)[2:]), SOURCE, TARGET),
             _BATCH_1,
             Policy(),
             (
-                "batch 1: instance 1 gone during the health check; not counted as unhealthy, "
-                f"put back on {TARGET}",
-                f"batch 1 of 5: 1 of 2 on {TARGET}",
+                f"batch 1: instance 1 gone during the health check; put back on {TARGET}",
+                f"batch 1 of 5: 1 of 2 on {TARGET}, health timeout in 4m",
                 f"creating instance 1 on {TARGET}, keeping its index and data disks",
             ),
             id="a-member-vanishes-while-waiting",
@@ -742,7 +958,7 @@ _UPGRADE = f"{SOURCE} -> {TARGET}"
                 "cancel requested: batch 1 finishes, no batch starts after it",
                 "batch 1 of 5: 0 of 2 healthy",
                 "waiting: instance 0 Ready, Healthy after minReady in 10s",
-                "waiting: instance 1 Initializing, health timeout in 4m10s",
+                "waiting: instance 1 Initializing, health timeout in 4m",
             ),
             id="cancel-requested-during-a-batch",
         ),

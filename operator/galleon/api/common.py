@@ -13,37 +13,82 @@ Rules of this module:
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-# Bounds reused across kinds.
+# Bounds reused across kinds. Each is a limit of Kubernetes, of the OCI distribution
+# spec or of the cloud galleon mirrors, or follows from one (said where it does).
 NAME_MAX = 253
 """Longest Kubernetes object name (DNS subdomain)."""
 LABEL_NAME_MAX = 63
-"""Longest DNS label: region names, data disk names, registry replica names."""
+"""Longest DNS label and label value: region names, registry replica names, namespaces."""
 MESSAGE_MAX = 32768
 """Longest condition message the Kubernetes condition schema allows."""
 REASON_MAX = 1024
 IMAGE_REFERENCE_MAX = 1024
-VERSION_MAX = 64
+REVISION_HASH_LENGTH = 10
+"""Hex digits of the model hash in an instance revision `<version>-<hash>`
+(`galleon.core.instances.HASH_LENGTH`)."""
+VERSION_MAX = LABEL_NAME_MAX - 1 - REVISION_HASH_LENGTH
+"""Longest version (52): an instance's revision label `<version>-<10 hex>` must fit a
+63-character label value (and the version label the version itself)."""
 MAX_REGIONS = 64
 """Most target regions an image version may name."""
 MAX_REPLICAS_PER_REGION = 100
 """The cloud's limit of replicas per version per region."""
+REPOSITORY_PREFIX_MAX = 128
+"""Longest Gallery repositoryPrefix."""
+ANNOTATIONS_BYTES_MAX = 256 * 1024
+"""Most bytes of an object's annotations, keys and values together (Kubernetes'
+TotalAnnotationSizeLimitB)."""
+DURATION_MAX_SECONDS = 2**31 - 1
+"""Longest duration (about 68 years): what Kubernetes' own durations in seconds hold
+(int32, e.g. a Deployment's minReadySeconds and progressDeadlineSeconds); a moment
+that far from now is still a time Python and the API server can write."""
 
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+"""A Kubernetes object name (at most NAME_MAX characters)."""
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+"""A label value (at most LABEL_NAME_MAX characters), Kubernetes' grammar."""
+QUALIFIED_NAME_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+"""A label or annotation key: an optional DNS subdomain prefix (at most 253 characters)
+and `/`, then a name of at most 63 characters (Kubernetes' grammar)."""
 VERSION_PATTERN = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$"
 """MAJOR.MINOR.PATCH, each a non-negative integer without leading zeros (RE2 compatible)."""
-ISO8601_DURATION_PATTERN = r"^P([0-9]+D)?(T([0-9]+H)?([0-9]+M)?([0-9]+(\.[0-9]+)?S)?)?$"
-"""Days, hours, minutes and seconds of ISO 8601 (RE2 compatible, so CEL can use it)."""
+ISO8601_DURATION_PATTERN = (
+    r"^P([0-9]{1,10}D)?(T([0-9]{1,10}H)?([0-9]{1,10}M)?([0-9]{1,10}(\.[0-9]{1,9})?S)?)?$"
+)
+"""Days, hours, minutes and seconds of ISO 8601 (RE2 compatible, so CEL can use it); at
+most 10 digits a part, so CEL can add the parts up without overflowing."""
+DURATION_MESSAGE = 'must be an ISO 8601 duration such as "PT0S", "PT30S" or "PT5M"'
+DURATION_MAX_MESSAGE = (
+    f"must be at most {DURATION_MAX_SECONDS} seconds (P24855DT3H14M7S, about 68 years)"
+)
+TIMESTAMP_MESSAGE = (
+    'must be an RFC 3339 time with a zone ("Z" or an offset), e.g. "2027-01-01T00:00:00Z"'
+)
+LABEL_KEY_MESSAGE = (
+    "keys must be qualified names: an optional DNS subdomain prefix of at most 253 "
+    "characters and '/', then at most 63 letters, digits, '-', '_' or '.', beginning "
+    "and ending with a letter or digit"
+)
+ANNOTATIONS_SIZE_MESSAGE = (
+    f"annotations must total at most {ANNOTATIONS_BYTES_MAX} bytes, keys and values together"
+)
 
-LabelValue = Annotated[str, Field(max_length=LABEL_NAME_MAX)]
+LabelValue = Annotated[str, Field(max_length=LABEL_NAME_MAX, pattern=LABEL_VALUE_PATTERN)]
 """A label value (or a node selector value)."""
 AnnotationValue = Annotated[str, Field(max_length=8192)]
-"""An annotation value (bounded for CEL cost estimates)."""
+"""An annotation value (bounded for CEL cost estimates; `annotation_map` bounds the sum)."""
 
 
 def cel(
@@ -79,6 +124,102 @@ def list_map(*keys: str) -> dict[str, Any]:
 
 
 PRESERVE_UNKNOWN: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
+
+
+def is_qualified_name(key: str) -> bool:
+    """Whether `key` may be a label or annotation key (`QUALIFIED_NAME_PATTERN`).
+
+    >>> [is_qualified_name(k) for k in ("app", "galleon.dev/version", "a/b/c", "-x", "x" * 64)]
+    [True, True, False, False, False]
+    """
+    prefix, slash, _ = key.rpartition("/")
+    return bool(re.fullmatch(QUALIFIED_NAME_PATTERN, key)) and (
+        not slash or len(prefix) <= NAME_MAX
+    )
+
+
+def _key_rule(key: str) -> str:
+    """CEL: `key` (an expression) is a qualified name."""
+    return (
+        f"{key}.matches(r'{QUALIFIED_NAME_PATTERN}') "
+        f"&& (!{key}.contains('/') || {key}.indexOf('/') <= {NAME_MAX})"
+    )
+
+
+def label_map_field(description: str, *, max_items: int) -> Any:
+    """A map of labels (values `LabelValue`): keys are qualified names, refused at
+    admission by CEL and by the owner's `check_label_keys` validator."""
+    return Field(
+        default_factory=dict,
+        max_length=max_items,
+        description=description,
+        json_schema_extra=validations(cel(f"self.all(k, {_key_rule('k')})", LABEL_KEY_MESSAGE)),
+    )
+
+
+def annotation_map_field(description: str, *, max_items: int) -> Any:
+    """A map of annotations: keys are qualified names (any case, as the API server
+    compares them lower-cased) and all of it fits Kubernetes' annotation size limit;
+    the owner mirrors both with `check_annotations`."""
+    return Field(
+        default_factory=dict,
+        max_length=max_items,
+        description=description,
+        json_schema_extra=validations(
+            cel(f"self.all(k, {_key_rule('k.lowerAscii()')})", LABEL_KEY_MESSAGE),
+            cel(
+                f"self.map(k, size(bytes(k)) + size(bytes(self[k]))).sum() "
+                f"<= {ANNOTATIONS_BYTES_MAX}",
+                ANNOTATIONS_SIZE_MESSAGE,
+            ),
+        ),
+    )
+
+
+def check_label_keys(labels: Mapping[str, str]) -> Mapping[str, str]:
+    """The pydantic half of `label_map_field`'s rule: `labels`, unless a key is not a
+    qualified name.
+
+    >>> check_label_keys({"app": "web"})
+    {'app': 'web'}
+    >>> check_label_keys({"bad key": "web"})
+    Traceback (most recent call last):
+    ...
+    ValueError: keys must be qualified names: ...; got 'bad key'
+    """
+    for key in labels:
+        if not is_qualified_name(key):
+            raise ValueError(f"{LABEL_KEY_MESSAGE}; got {key!r}")
+    return labels
+
+
+def check_annotations(annotations: Mapping[str, str]) -> Mapping[str, str]:
+    """The pydantic half of `annotation_map_field`'s rules."""
+    for key in annotations:
+        if not is_qualified_name(key.lower()):
+            raise ValueError(f"{LABEL_KEY_MESSAGE}; got {key!r}")
+    total = sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
+    if total > ANNOTATIONS_BYTES_MAX:
+        raise ValueError(f"{ANNOTATIONS_SIZE_MESSAGE}; got {total}")
+    return annotations
+
+
+def _has_zone(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(TIMESTAMP_MESSAGE)
+    return moment
+
+
+Timestamp = Annotated[datetime, AfterValidator(_has_zone)]
+"""A time a user writes: RFC 3339, with its zone (a zone-less time is refused, never
+guessed)."""
+
+
+def timestamp_field(description: str) -> Any:
+    """An optional `Timestamp` field. Its schema's `format: date-time` is enough at
+    admission: the API server refuses a date-time without a zone (tested in
+    tests/integration/test_admission_fuzz.py); the model refuses it too."""
+    return Field(default=None, strict=False, description=description)
 
 
 def object_default(model: type[BaseModel]) -> dict[str, Any]:
@@ -159,10 +300,13 @@ class SecretReference(SpecModel):
     administrator writes them. Namespaced kinds use `LocalSecretReference`.
     """
 
-    name: str = Field(max_length=NAME_MAX, description="Name of the Secret.")
+    name: str = Field(
+        max_length=NAME_MAX, pattern=DNS_SUBDOMAIN_PATTERN, description="Name of the Secret."
+    )
     namespace: str | None = Field(
         default=None,
         max_length=LABEL_NAME_MAX,
+        pattern=DNS_LABEL_PATTERN,
         description="Namespace of the Secret (default: the operator's namespace).",
     )
 
@@ -191,7 +335,9 @@ class LocalSecretReference(SpecModel):
     rule, `local_secret_field`) and by the model's owner (`refuse_secret_namespace`).
     """
 
-    name: str = Field(max_length=NAME_MAX, description="Name of the Secret.")
+    name: str = Field(
+        max_length=NAME_MAX, pattern=DNS_SUBDOMAIN_PATTERN, description="Name of the Secret."
+    )
     namespace: str | None = Field(
         default=None,
         max_length=LABEL_NAME_MAX,

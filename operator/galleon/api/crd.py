@@ -15,9 +15,11 @@ from galleon import GROUP, VERSION
 from galleon.api.gallery import GallerySpec, GalleryStatus
 from galleon.api.imagedefinition import ImageDefinitionSpec, ImageDefinitionStatus
 from galleon.api.imageversion import ImageVersionSpec, ImageVersionStatus
+from galleon.api.region import METADATA_RULES as REGION_METADATA_RULES
 from galleon.api.region import RegionSpec, RegionStatus
+from galleon.api.scaleset import METADATA_RULES as SCALESET_METADATA_RULES
 from galleon.api.scaleset import ScaleSetSpec, ScaleSetStatus
-from galleon.api.schema import structural_schema
+from galleon.api.schema import VALIDATIONS, structural_schema
 
 CATEGORY = "galleon"
 
@@ -59,6 +61,8 @@ class Kind:
     description: str
     columns: tuple[dict[str, Any], ...]
     scale: bool = False
+    metadata_rules: tuple[dict[str, str], ...] = ()
+    """CEL rules of the whole object: the only place a rule may read metadata.name."""
 
     @property
     def singular(self) -> str:
@@ -79,6 +83,7 @@ KINDS: tuple[Kind, ...] = (
         status=RegionStatus,
         description="A region: the nodes labelled with its name and the OCI registries "
         "holding image replicas there.",
+        metadata_rules=REGION_METADATA_RULES,
         columns=(
             column("Nodes", "integer", ".status.nodes", "Nodes in the region."),
             column(
@@ -192,13 +197,14 @@ KINDS: tuple[Kind, ...] = (
             AGE,
         ),
         scale=True,
+        metadata_rules=SCALESET_METADATA_RULES,
     ),
 )
 
 
 def openapi_schema(kind: Kind) -> dict[str, Any]:
     """The CRD's `openAPIV3Schema` for `kind`."""
-    return {
+    schema: dict[str, Any] = {
         "type": "object",
         "description": kind.description,
         "required": ["spec"],
@@ -210,6 +216,9 @@ def openapi_schema(kind: Kind) -> dict[str, Any]:
             "status": structural_schema(kind.status),
         },
     }
+    if kind.metadata_rules:
+        schema[VALIDATIONS] = [dict(rule) for rule in kind.metadata_rules]
+    return schema
 
 
 def render(kind: Kind) -> dict[str, Any]:

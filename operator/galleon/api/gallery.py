@@ -5,17 +5,22 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from galleon.api.common import (
     DNS_LABEL_PATTERN,
     LABEL_NAME_MAX,
+    QUALIFIED_NAME_PATTERN,
+    REPOSITORY_PREFIX_MAX,
     Condition,
+    LabelValue,
     SpecModel,
     StatusModel,
     cel,
+    check_label_keys,
     conditions_field,
     immutable,
+    label_map_field,
     object_default,
     observed_generation_field,
     validations,
@@ -25,6 +30,9 @@ REPOSITORY_PREFIX_PATTERN = r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-
 """OCI repository path components (distribution's grammar, lower case)."""
 
 
+VALUES_MESSAGE = "values must be non-empty for In and NotIn and empty for Exists and DoesNotExist"
+
+
 class LabelSelectorRequirement(SpecModel):
     """One requirement of a label selector (Kubernetes' LabelSelectorRequirement)."""
 
@@ -32,35 +40,45 @@ class LabelSelectorRequirement(SpecModel):
         "json_schema_extra": validations(
             cel(
                 "(self.operator in ['In', 'NotIn']) == (has(self.values) && size(self.values) > 0)",
-                "values must be non-empty for In and NotIn and empty for Exists and DoesNotExist",
+                VALUES_MESSAGE,
                 field_path=".values",
             )
         )
     }
 
-    key: str = Field(max_length=317, description="The label key.")
+    key: str = Field(max_length=317, pattern=QUALIFIED_NAME_PATTERN, description="The label key.")
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
         description="In, NotIn, Exists or DoesNotExist."
     )
-    values: list[Annotated[str, Field(max_length=LABEL_NAME_MAX)]] = Field(
+    values: list[LabelValue] = Field(
         default_factory=list,
         max_length=64,
         description="Values (In, NotIn); empty for Exists and DoesNotExist.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
 
+    @model_validator(mode="after")
+    def _values_match_operator(self) -> LabelSelectorRequirement:
+        if (self.operator in ("In", "NotIn")) != bool(self.values):
+            raise ValueError(VALUES_MESSAGE)
+        return self
+
 
 class NamespaceSelector(SpecModel):
     """Namespaces by label (Kubernetes' LabelSelector: every term must hold)."""
 
-    match_labels: dict[str, Annotated[str, Field(max_length=LABEL_NAME_MAX)]] = Field(
-        default_factory=dict,
-        max_length=32,
-        description="Labels a namespace must carry, with these values.",
+    match_labels: dict[str, LabelValue] = label_map_field(
+        "Labels a namespace must carry, with these values.", max_items=32
     )
     match_expressions: list[LabelSelectorRequirement] = Field(
         default_factory=list, max_length=16, description="Requirements a namespace must meet."
     )
+
+    @field_validator("match_labels")
+    @classmethod
+    def _label_keys(cls, labels: dict[str, str]) -> dict[str, str]:
+        check_label_keys(labels)
+        return labels
 
 
 class SharingProfile(SpecModel):
@@ -93,7 +111,9 @@ class SharingProfile(SpecModel):
         description="Private: only the gallery's own namespace; Namespaces: also those listed "
         "or selected; Cluster: every namespace (a community gallery).",
     )
-    namespaces: list[Annotated[str, Field(max_length=LABEL_NAME_MAX)]] = Field(
+    namespaces: list[
+        Annotated[str, Field(max_length=LABEL_NAME_MAX, pattern=DNS_LABEL_PATTERN)]
+    ] = Field(
         default_factory=list,
         max_length=256,
         description="Namespaces allowed to use the gallery's images (with permissions Namespaces).",
@@ -131,7 +151,7 @@ class GallerySpec(SpecModel):
     )
     repository_prefix: str = Field(
         default="galleon",
-        max_length=128,
+        max_length=REPOSITORY_PREFIX_MAX,
         pattern=REPOSITORY_PREFIX_PATTERN,
         description="Repository path prefix in every region's registries: versions are stored "
         "at <prefix>/<namespace>/<gallery>/<definition>:<version>.",

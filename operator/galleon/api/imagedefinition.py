@@ -3,7 +3,6 @@ scale sets follow. Its status says which version is "latest", overall and per re
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -16,10 +15,12 @@ from galleon.api.common import (
     Condition,
     SpecModel,
     StatusModel,
+    Timestamp,
     conditions_field,
     immutable,
     list_map,
     observed_generation_field,
+    timestamp_field,
 )
 
 IDENTIFIER_PART_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
@@ -67,10 +68,9 @@ class ImageDefinitionSpec(SpecModel):
     )
     description: str | None = Field(default=None, max_length=2048, description="Free text.")
     eula: str | None = Field(default=None, max_length=2048, description="End-user licence terms.")
-    end_of_life_date: datetime | None = Field(
-        default=None,
-        strict=False,
-        description="When the image stops being supported (informational: still usable).",
+    end_of_life_date: Timestamp | None = timestamp_field(
+        "When the image stops being supported (informational: still usable; RFC 3339 with a "
+        "zone, e.g. 2027-01-01T00:00:00Z)."
     )
 
 

@@ -20,12 +20,14 @@ from galleon.api.common import (
     MAX_REGIONS,
     MAX_REPLICAS_PER_REGION,
     NAME_MAX,
+    REPOSITORY_PREFIX_MAX,
     VERSION_MAX,
     VERSION_PATTERN,
     Condition,
     LocalSecretReference,
     SpecModel,
     StatusModel,
+    Timestamp,
     cel,
     conditions_field,
     immutable,
@@ -34,10 +36,16 @@ from galleon.api.common import (
     object_default,
     observed_generation_field,
     refuse_secret_namespace,
+    timestamp_field,
     validations,
 )
 
 VERSION_MESSAGE = 'version must be MAJOR.MINOR.PATCH with non-negative integers, e.g. "1.0.2"'
+REPOSITORY_MAX = REPOSITORY_PREFIX_MAX + 1 + LABEL_NAME_MAX + 1 + NAME_MAX + 1 + NAME_MAX
+"""Longest repository path galleon can build, <prefix>/<namespace>/<gallery>/<definition>
+(700); registries refuse names over 255 characters, and say so in the replica's state."""
+DIGEST_MAX = 128
+"""Longest digest written to status ("sha256:" and 64 hex digits is 71)."""
 
 RegionalReplicationState = Literal[
     "Unknown", "Queued", "Replicating", "Completed", "Failed", "Removing"
@@ -88,10 +96,10 @@ class PublishingProfile(SpecModel):
     exclude_from_latest: bool = Field(
         default=False, description="Never treat this version as latest, in any region."
     )
-    end_of_life_date: datetime | None = Field(
-        default=None,
-        strict=False,
-        description="When this version stops being supported (informational).",
+    end_of_life_date: Timestamp | None = timestamp_field(
+        "When this version stops being supported (RFC 3339 with a zone, e.g. "
+        "2027-01-01T00:00:00Z); safetyProfile.blockDeletionBeforeEndOfLife holds deletion "
+        "until then."
     )
     replication_mode: Literal["Full", "Shallow"] = Field(
         default="Full",
@@ -247,9 +255,16 @@ class ReplicaStatus(StatusModel):
     )
     bytes_total: int = Field(default=0, ge=0, description="Bytes of every blob of the image.")
     digest: str | None = Field(
-        default=None, max_length=128, description="Digest of the replica's manifest, once there."
+        default=None,
+        max_length=DIGEST_MAX,
+        description="Digest of the replica's manifest, once there.",
     )
     message: str = Field(default="", max_length=1024, description="What went wrong, if it did.")
+    retained: bool = Field(
+        default=False,
+        description="No longer wanted, but kept while an instance or another version still "
+        "pulls this copy (the message names them); new instances do not use it.",
+    )
 
 
 class RegionalReplicationStatus(StatusModel):
@@ -306,7 +321,9 @@ class ImageVersionStatus(StatusModel):
     observed_generation: int | None = observed_generation_field()
     conditions: list[Condition] = conditions_field()
     source_digest: str | None = Field(
-        default=None, max_length=128, description="Digest the source resolved to at publication."
+        default=None,
+        max_length=DIGEST_MAX,
+        description="Digest the source resolved to at publication.",
     )
     source_media_type: str | None = Field(
         default=None, max_length=256, description="Media type of the source manifest or index."
@@ -317,7 +334,7 @@ class ImageVersionStatus(StatusModel):
     )
     repository: str | None = Field(
         default=None,
-        max_length=512,
+        max_length=REPOSITORY_MAX,
         description="Repository path of the version's replicas in every region's registries.",
     )
     replication_status: ReplicationStatus | None = Field(

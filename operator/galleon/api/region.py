@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from galleon.api.common import (
     DNS_LABEL_PATTERN,
@@ -23,7 +24,9 @@ from galleon.api.common import (
     SpecModel,
     StatusModel,
     cel,
+    check_label_keys,
     conditions_field,
+    label_map_field,
     list_map,
     observed_generation_field,
     validations,
@@ -32,6 +35,20 @@ from galleon.api.common import Condition as Condition
 
 REGION_LABEL = "topology.kubernetes.io/region"
 """The well-known node label naming a node's region."""
+
+NAME_MESSAGE = (
+    f"a Region's name must be a DNS label of at most {LABEL_NAME_MAX} characters (lower case "
+    "letters, digits and '-'): it is the value of its nodes' region label and what "
+    "targetRegions and a ScaleSet's region name"
+)
+METADATA_RULES = (
+    cel(
+        f"size(self.metadata.name) <= {LABEL_NAME_MAX} "
+        f"&& self.metadata.name.matches(r'{DNS_LABEL_PATTERN}')",
+        NAME_MESSAGE,
+    ),
+)
+"""CEL rules on the whole object (only a root rule may read metadata.name)."""
 
 
 def node_selector(spec: Mapping[str, Any], region: str) -> dict[str, str]:
@@ -59,14 +76,22 @@ class RegistryTLS(SpecModel):
     )
 
 
+URL_MESSAGE = (
+    'url must be a URL starting with "https://" or "http://", with a host name of at most 253 '
+    "characters, e.g. https://reg.example.com"
+)
+
+
 class RegistryEndpoint(SpecModel):
     """One registry replica location of the region."""
 
     model_config = SpecModel.model_config | {
         "json_schema_extra": validations(
             cel(
-                "self.url.startsWith('https://') || self.url.startsWith('http://')",
-                'url must start with "https://" or "http://"',
+                "(self.url.startsWith('https://') || self.url.startsWith('http://')) "
+                "&& isURL(self.url) && url(self.url).getHostname() != '' "
+                f"&& size(url(self.url).getHostname()) <= {NAME_MAX}",
+                URL_MESSAGE,
                 field_path=".url",
             )
         )
@@ -93,18 +118,30 @@ class RegistryEndpoint(SpecModel):
         "(must exist in the ScaleSet's namespace).",
     )
 
+    @field_validator("url")
+    @classmethod
+    def _http_or_https(cls, url: str) -> str:
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:  # e.g. "http://[::1": not a URL at all
+            host = None
+        scheme_ok = url.startswith(("https://", "http://"))
+        if not scheme_ok or not host or len(host) > NAME_MAX or any(c.isspace() for c in url):
+            raise ValueError(URL_MESSAGE)
+        return url
+
 
 class RegionSpec(SpecModel):
-    """Desired state of a Region."""
+    """Desired state of a Region. The Region's own name is a DNS label of at most 63
+    characters: its nodes' region label value."""
 
     display_name: str | None = Field(
         default=None, max_length=256, description='Human-friendly name, e.g. "East US 2".'
     )
-    node_selector: dict[str, LabelValue] = Field(
-        default_factory=dict,
-        max_length=16,
-        description="Labels selecting the region's nodes (default: "
+    node_selector: dict[str, LabelValue] = label_map_field(
+        "Labels selecting the region's nodes (default: "
         "topology.kubernetes.io/region=<region name>).",
+        max_items=16,
     )
     registries: list[RegistryEndpoint] = Field(
         default_factory=list,
@@ -113,6 +150,12 @@ class RegionSpec(SpecModel):
         "most one replica in each.",
         json_schema_extra=list_map("name"),
     )
+
+    @field_validator("node_selector")
+    @classmethod
+    def _label_keys(cls, labels: dict[str, str]) -> dict[str, str]:
+        check_label_keys(labels)
+        return labels
 
 
 class RegistryStatus(StatusModel):

@@ -18,6 +18,10 @@ from pydantic import Field, field_validator, model_validator
 
 from galleon.api.common import (
     DNS_LABEL_PATTERN,
+    DNS_SUBDOMAIN_PATTERN,
+    DURATION_MAX_MESSAGE,
+    DURATION_MAX_SECONDS,
+    DURATION_MESSAGE,
     ISO8601_DURATION_PATTERN,
     LABEL_NAME_MAX,
     NAME_MAX,
@@ -29,9 +33,13 @@ from galleon.api.common import (
     LabelValue,
     SpecModel,
     StatusModel,
+    annotation_map_field,
     cel,
+    check_annotations,
+    check_label_keys,
     conditions_field,
     immutable,
+    label_map_field,
     list_map,
     object_default,
     observed_generation_field,
@@ -39,14 +47,55 @@ from galleon.api.common import (
 )
 
 MAX_CAPACITY = 10000
+INDEX_DIGITS_MAX = 5
+"""Digits of the largest instance index: 9999 under MAX_CAPACITY, and room for surge
+indexes (capacity plus the batch) up to 99999."""
+SCALESET_NAME_MAX = LABEL_NAME_MAX - 1 - INDEX_DIGITS_MAX
+"""Longest ScaleSet name (57): instance `<name>-<index>` is a pod hostname and a label
+value, both at most 63 characters."""
+DATA_DISK_NAME_MAX = LABEL_NAME_MAX - len("disk-")
+"""Longest data disk name (58): the pod volume `disk-<name>` is a DNS label (the claim
+`<disk>-<scaleset>-<index>`, at most 58 + 1 + 57 + 1 + 5 = 122, is well within 253)."""
 MAX_DATA_DISKS = 64
 MAX_UPGRADE_HISTORY = 5
 """The cloud keeps the last 5 OS upgrade attempts; so do we."""
 LATEST = "latest"
 
 IMAGE_VERSION_MESSAGE = 'version must be "latest" or MAJOR.MINOR.PATCH, e.g. "1.0.2"'
-DURATION_MESSAGE = 'must be an ISO 8601 duration such as "PT0S", "PT30S" or "PT5M"'
 BATCH_MESSAGE = "maxBatchInstancePercent must not exceed maxUnhealthyInstancePercent"
+NAME_LENGTH_MESSAGE = (
+    f"a ScaleSet's name must be at most {SCALESET_NAME_MAX} characters: its instances are "
+    f"named <name>-<index> (index up to {INDEX_DIGITS_MAX} digits), a pod hostname and a label "
+    f"value of at most {LABEL_NAME_MAX}"
+)
+NAME_GRAMMAR_MESSAGE = (
+    "a ScaleSet's name must be a DNS label (lower case letters, digits and '-', beginning "
+    "and ending with a letter or digit): it names its instances' hostnames"
+)
+METADATA_RULES = (
+    cel(f"size(self.metadata.name) <= {SCALESET_NAME_MAX}", NAME_LENGTH_MESSAGE),
+    cel(f"self.metadata.name.matches(r'{DNS_LABEL_PATTERN}')", NAME_GRAMMAR_MESSAGE),
+)
+"""CEL rules on the whole object (only a root rule may read metadata.name)."""
+
+
+def check_name(name: str) -> str:
+    """The pydantic-side twin of `METADATA_RULES`: `name`, unless a ScaleSet may not
+    be called that.
+
+    >>> check_name("web")
+    'web'
+    >>> check_name("w" * 58)
+    Traceback (most recent call last):
+    ...
+    ValueError: a ScaleSet's name must be at most 57 characters: ...
+    """
+    if len(name) > SCALESET_NAME_MAX:
+        raise ValueError(NAME_LENGTH_MESSAGE)
+    if not re.fullmatch(DNS_LABEL_PATTERN, name):
+        raise ValueError(NAME_GRAMMAR_MESSAGE)
+    return name
+
 
 UpgradeMode = Literal["Manual", "Automatic", "Rolling"]
 RunningStatusCode = Literal["RollingForward", "Cancelled", "Completed", "Faulted"]
@@ -66,17 +115,57 @@ def is_iso8601_duration(value: str) -> bool:
     )
 
 
+def duration_seconds(value: str) -> int:
+    """Whole seconds of an ISO 8601 duration (`is_iso8601_duration`), the fraction of
+    a second dropped as the CEL rule drops it.
+
+    >>> duration_seconds("PT1M30.5S"), duration_seconds("P1DT1H"), duration_seconds("P9999999999D")
+    (90, 90000, 863999999913600)
+    """
+    match = re.fullmatch(ISO8601_DURATION_PATTERN, value)
+    if match is None:
+        raise ValueError(f"{DURATION_MESSAGE}; got {value!r}")
+    days, _, hours, minutes, seconds, _ = match.groups()
+
+    def number(part: str | None) -> int:
+        return int(part[:-1].split(".")[0]) if part else 0
+
+    return number(days) * 86400 + number(hours) * 3600 + number(minutes) * 60 + number(seconds)
+
+
+def _seconds_cel() -> str:
+    """CEL adding up a duration's parts in seconds (the pattern's 10 digits a part keep
+    it far from int64 overflow)."""
+    terms = []
+    for unit, seconds in (("D", 86400), ("H", 3600), ("M", 60)):
+        found = f"self.find(r'[0-9]+{unit}')"
+        terms.append(
+            f"(self.matches(r'[0-9]+{unit}') ? int({found}.replace('{unit}', '')) * {seconds} : 0)"
+        )
+    found = r"self.find(r'[0-9]+(\.[0-9]+)?S')"
+    terms.append(
+        rf"(self.matches(r'[0-9]+(\.[0-9]+)?S') "
+        rf"? int({found}.split('.')[0].replace('S', '')) : 0)"
+    )
+    return " + ".join(terms)
+
+
 def duration_field(default: str, description: str) -> Any:
     return Field(
         default=default,
         max_length=32,
-        description=description,
+        description=f"{description} At most {DURATION_MAX_SECONDS} seconds.",
         json_schema_extra=validations(
             cel(
                 f"self.matches(r'{ISO8601_DURATION_PATTERN}') && self != 'P' "
                 "&& !self.endsWith('T')",
                 DURATION_MESSAGE,
-            )
+            ),
+            cel(
+                f"!self.matches(r'{ISO8601_DURATION_PATTERN}') "
+                f"|| {_seconds_cel()} <= {DURATION_MAX_SECONDS}",
+                DURATION_MAX_MESSAGE,
+            ),
         ),
     )
 
@@ -121,12 +210,22 @@ class ImageReference(SpecModel):
 class PodTemplateMetadata(SpecModel):
     """Labels and annotations copied onto every instance."""
 
-    labels: dict[str, LabelValue] = Field(
-        default_factory=dict, max_length=64, description="Labels of every instance."
+    labels: dict[str, LabelValue] = label_map_field("Labels of every instance.", max_items=64)
+    annotations: dict[str, AnnotationValue] = annotation_map_field(
+        "Annotations of every instance.", max_items=64
     )
-    annotations: dict[str, AnnotationValue] = Field(
-        default_factory=dict, max_length=64, description="Annotations of every instance."
-    )
+
+    @field_validator("labels")
+    @classmethod
+    def _label_keys(cls, labels: dict[str, str]) -> dict[str, str]:
+        check_label_keys(labels)
+        return labels
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations(cls, annotations: dict[str, str]) -> dict[str, str]:
+        check_annotations(annotations)
+        return annotations
 
 
 class PodTemplate(SpecModel):
@@ -155,12 +254,18 @@ class DataDisk(SpecModel):
     """A data disk attached to every instance: one PVC per instance, kept across upgrades."""
 
     name: str = Field(
-        max_length=LABEL_NAME_MAX, pattern=DNS_LABEL_PATTERN, description="Disk name."
+        max_length=DATA_DISK_NAME_MAX,
+        pattern=DNS_LABEL_PATTERN,
+        description=f"Disk name, a DNS label of at most {DATA_DISK_NAME_MAX} characters (the "
+        "pod volume is disk-<name>).",
     )
     lun: int = Field(ge=0, le=63, description="Logical unit number, unique per instance.")
     disk_size_gb: int = Field(alias="diskSizeGB", ge=1, le=65536, description="Size in GiB.")
     storage_class_name: str | None = Field(
-        default=None, max_length=NAME_MAX, description="StorageClass (default: the cluster's)."
+        default=None,
+        max_length=NAME_MAX,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description="StorageClass (default: the cluster's).",
     )
     mount_path: str | None = Field(
         default=None,
@@ -245,6 +350,8 @@ class RollingUpgradePolicy(SpecModel):
     def _iso_duration(cls, value: str) -> str:
         if not is_iso8601_duration(value):
             raise ValueError(f"{DURATION_MESSAGE}; got {value!r}")
+        if duration_seconds(value) > DURATION_MAX_SECONDS:
+            raise ValueError(f"{DURATION_MAX_MESSAGE}; got {value!r}")
         return value
 
     @model_validator(mode="after")
@@ -279,7 +386,8 @@ class UpgradePolicy(SpecModel):
 
 
 class ScaleSetSpec(SpecModel):
-    """Desired state of a ScaleSet."""
+    """Desired state of a ScaleSet. The ScaleSet's own name is a DNS label of at most
+    57 characters: instance `<name>-<index>` is a pod hostname and a label value."""
 
     model_config = SpecModel.model_config | {
         "json_schema_extra": validations(
@@ -303,6 +411,7 @@ class ScaleSetSpec(SpecModel):
     os_container_name: str | None = Field(
         default=None,
         max_length=LABEL_NAME_MAX,
+        pattern=DNS_LABEL_PATTERN,
         description="Container whose image is the OS image (default: the first container).",
     )
     template: PodTemplate = Field(description="Instance model (pod template).")
@@ -420,6 +529,11 @@ class RollingUpgradeStatus(StatusModel):
         default=None, description="Step of the current batch (the operator resumes from it)."
     )
     phase_since: datetime | None = Field(default=None, description="When that step began.")
+    batch_start_time: datetime | None = Field(
+        default=None,
+        description="When the current batch (or the rollback) began: its instances' health "
+        "timeout counts from it.",
+    )
     batch_instances: list[int] = Field(
         default_factory=list, max_length=MAX_CAPACITY, description="Indexes in the current batch."
     )

@@ -31,8 +31,9 @@ class KindView:
     """One kind as `get` and `status` present it.
 
     Example: `get ss` lists ScaleSets with `columns`; `get scaleset web` prints
-    `detail(obj)`; `status scaleset web` polls `outcome(obj)` until done (exit 0),
-    failed (exit 1) or the timeout (exit 2).
+    `detail(obj)`; `status scaleset web` polls `outcome(obj)` (and Stalled, as every
+    kind: `galleon.cli.outcome.decide`) until done (exit 0), failed (exit 1) or the
+    timeout (exit 2).
     """
 
     kind: Kind
@@ -71,7 +72,7 @@ SCALESET_VIEW = KindView(
     ),
     status_help=(
         "Wait until a ScaleSet is Ready with no upgrade rolling forward: exit 0; "
-        "1 if the upgrade Faulted; 2 on timeout."
+        "1 if the upgrade Faulted or the ScaleSet is Stalled; 2 on timeout."
     ),
 )
 
@@ -85,7 +86,7 @@ IMAGEVERSION_VIEW = KindView(
     get_help=("Show an ImageVersion's replication per region. Without NAME: list ImageVersions."),
     status_help=(
         "Wait until an ImageVersion is replicated to every target region: exit 0; "
-        "1 if replication Failed; 2 on timeout."
+        "1 if replication Failed or the ImageVersion is Stalled; 2 on timeout."
     ),
     status_metavar="IMAGEVERSION",
 )

@@ -11,7 +11,8 @@ Rules of this module:
 - What is printed comes from `galleon.cli.render` (pure), decisions of `status`
   from `galleon.cli.outcome` (pure); the commands only read, patch and loop.
 - A failure prints one `error: ...` line on stderr and exits 1; `status` exits 0
-  (done), 1 (failed) or 2 (timed out), as docs/kubectl-plugin.md documents.
+  (done), 1 (failed, Stalled included) or 2 (timed out), as docs/kubectl-plugin.md
+  documents.
 - Commands wait only through `_sleep` (tests replace it).
 - No `from __future__ import annotations` here: the per-kind commands are made in a
   function, and typer must read their annotations (which name the kind) as objects.
@@ -38,7 +39,7 @@ from galleon.cli.options import (
     TimeoutOption,
     WatchOption,
 )
-from galleon.cli.outcome import parse_duration
+from galleon.cli.outcome import decide, parse_duration
 from galleon.cli.polling import show, wait
 
 app = typer.Typer(
@@ -52,7 +53,10 @@ get_app = typer.Typer(
     help="Show one ScaleSet or ImageVersion in detail, or list them.", no_args_is_help=True
 )
 status_app = typer.Typer(
-    help="Wait until a ScaleSet or ImageVersion is done: exit 0 done, 1 failed, 2 timed out.",
+    help=(
+        "Wait until a ScaleSet or ImageVersion is done: exit 0 done, 1 failed (or Stalled), "
+        "2 timed out."
+    ),
     no_args_is_help=True,
 )
 app.add_typer(get_app, name="get")
@@ -116,7 +120,7 @@ def status(
     cluster = Cluster(kubeconfig, context, namespace)
     wait(
         lambda: cluster.get(view.kind, name),
-        view.outcome,
+        lambda obj: decide(obj, view.outcome),
         f"{view.kind.label} {name}",
         seconds,
         _sleep,

@@ -8,13 +8,16 @@ Rules of this module:
   `metadata.generation` decides nothing: the answer is "waiting" until the
   operator catches up, so a `kubectl apply` followed by `status` never reports
   the previous spec's outcome.
+- An object whose `Stalled` condition is True for its current generation has
+  failed, whatever its kind (kstatus reads Stalled so: it does not resolve by
+  itself); `decide` adds that to each kind's own rules.
 - Exit codes (documented in docs/kubectl-plugin.md): 0 done, 1 failed, 2 timed out.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -194,3 +197,43 @@ def imageversion_outcome(obj: Mapping[str, Any]) -> Outcome:
     return Outcome(
         "waiting", f"{state}: {ratio} regions replicated{' (' + regions + ')' if regions else ''}"
     )
+
+
+def stalled(obj: Mapping[str, Any]) -> Outcome | None:
+    """Failed, with the reason and message, when `Stalled` is True for the object's
+    current generation; None otherwise (also while the status is stale).
+
+    >>> stalled({"metadata": {"generation": 2}, "status": {"observedGeneration": 2,
+    ...     "conditions": [{"type": "Stalled", "status": "True", "observedGeneration": 2,
+    ...                     "reason": "RegionNotFound", "message": "Region mars does not exist"}]}})
+    Outcome(state='failed', message='stalled (RegionNotFound): Region mars does not exist')
+    """
+    if _stale(obj):
+        return None
+    status = _section(obj, "status")
+    found = condition(status, "Stalled")
+    if found is None or found.get("status") != "True":
+        return None
+    generation = _section(obj, "metadata").get("generation")
+    observed = found.get("observedGeneration", status.get("observedGeneration"))
+    if generation is not None and observed is not None and observed < generation:
+        return None  # said of an older spec, which the current one may have fixed
+    reason = found.get("reason") or "Stalled"
+    message = found.get("message") or ""
+    return Outcome("failed", f"stalled ({reason}){': ' + message if message else ''}")
+
+
+def decide(obj: Mapping[str, Any], kind_outcome: Callable[[Mapping[str, Any]], Outcome]) -> Outcome:
+    """The outcome `status` acts on: the kind's own failure (its message is the most
+    precise), else Stalled, else the kind's answer.
+
+    >>> never_done = lambda obj: Outcome("waiting", "still replicating")
+    >>> decide({"metadata": {"generation": 1}, "status": {"observedGeneration": 1,
+    ...     "conditions": [{"type": "Stalled", "status": "True", "reason": "VersionConflict"}]}},
+    ...     never_done)
+    Outcome(state='failed', message='stalled (VersionConflict)')
+    """
+    own = kind_outcome(obj)
+    if own.state == "failed":
+        return own
+    return stalled(obj) or own

@@ -5,8 +5,9 @@ Rules of this module:
 - The loops never sleep by themselves: the command hands them `sleep` (tests replace
   it to step through changes), and they read the time from `galleon.clock`.
 - An API server that stops answering is not the end: the loops say so and retry.
-- `wait` ends the process with the outcome's exit code: 0 done, 1 failed, 2 timed
-  out, 130 interrupted (docs/kubectl-plugin.md).
+- `wait` ends the process with the outcome's exit code: 0 done, 1 failed (at the
+  first poll that says so: a Stalled object fails at once), 2 timed out, 130
+  interrupted (docs/kubectl-plugin.md).
 """
 
 from __future__ import annotations

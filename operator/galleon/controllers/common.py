@@ -2,7 +2,10 @@
 API dicts, the reconcile metrics.
 
 Rules of this module: an Event reports a change, never a pass (`post_once`);
-conditions themselves are computed by `galleon.core.conditions`.
+conditions themselves are computed by `galleon.core.conditions`. A pass that fails
+in a way no rule foresaw is said on its object by `report_failure`: Ready False
+with reason ReconcileError and the error, Reconciling True (it is retried), one
+Event per change.
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ from typing import Any
 
 import kopf
 
-from galleon.core.conditions import reason_of
+from galleon import clock
+from galleon.core import reasons
+from galleon.core.conditions import kstatus, merged, reason_of
 from galleon.core.versions import RegionFacts, VersionFacts
+from galleon.kube import client as kube
 from galleon.metrics import RECONCILE_DURATION, RECONCILE_TOTAL
 
 
@@ -35,6 +41,38 @@ def post_once(
     if reason_of(status, type_) != ("True" if ok else "False", reason):
         post = kopf.warn if (warning if warning is not None else not ok) else kopf.info
         post(body, reason=reason, message=message)
+
+
+MAX_FAILURE_MESSAGE = 1024
+
+
+def failure_message(error: BaseException) -> str:
+    """What a condition says of an unforeseen error: its type and text, bounded.
+
+    >>> failure_message(KeyError("size"))
+    "a pass failed and is retried with backoff: KeyError: 'size'"
+    """
+    text = f"{type(error).__name__}: {error}"[:MAX_FAILURE_MESSAGE]
+    return f"a pass failed and is retried with backoff: {text}"
+
+
+async def report_failure(resource: Any, namespace: str, name: str, error: BaseException) -> None:
+    """Say on the object that its pass failed (see the module rules)."""
+    obj = await kube.get_or_none(resource, name, namespace)
+    if obj is None:
+        return
+    body = as_dict(obj)
+    status = body.get("status") or {}
+    message = failure_message(error)
+    post_once(body, status, reasons.READY, False, reasons.RECONCILE_ERROR, message)
+    generation = body["metadata"].get("generation")
+    updates = kstatus(False, reasons.RECONCILE_ERROR, message, progressing=True)
+    await kube.patch_status(
+        resource,
+        name,
+        {"conditions": merged(status, generation, updates, clock.now())},
+        namespace,
+    )
 
 
 def version_facts(obj: Mapping[str, Any]) -> VersionFacts:

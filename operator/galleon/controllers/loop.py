@@ -2,8 +2,10 @@
 
 Rules of this module: a pass returns the seconds until it wants to run again; a
 pass that raises is logged and retried with capped exponential backoff (with
-jitter, so many objects failing together do not retry in step); the loop sleeps
-until that time, a wake-up, or the daemon's stop, whichever comes first.
+jitter, so many objects failing together do not retry in step) after `on_error`
+has said so on the object (a False condition, one Event); the loop sleeps until
+that time, a wake-up, or the daemon's stop, whichever comes first. Nothing a pass
+raises ends the loop.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ async def run_daemon(
     *,
     wakeup: asyncio.Event | None = None,
     changed: Callable[[], bool] = lambda: False,
+    on_error: Callable[[Exception], Awaitable[None]] | None = None,
 ) -> None:
     """Run `run_once` until `stopped` (kopf's daemon stopper) is set.
 
@@ -53,10 +56,17 @@ async def run_daemon(
             failures = 0
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as error:
             failures += 1
             wait = backoff(failures)
             logger.exception("%s pass failed; retrying in %.0fs", what, wait)
+            if on_error is not None:
+                try:
+                    await on_error(error)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.warning("%s: the failure could not be reported", what, exc_info=True)
         deadline = clock.monotonic() + min(wait, MAX_WAIT_SECONDS)
         while not stopped and clock.monotonic() < deadline and not changed():
             if wakeup is not None and wakeup.is_set():

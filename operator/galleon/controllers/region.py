@@ -23,7 +23,7 @@ from galleon.controllers.registries import Registries
 from galleon.core import reasons, times
 from galleon.core.conditions import kstatus, merged
 from galleon.kube import client as kube
-from galleon.metrics import REGION_REGISTRIES_REACHABLE
+from galleon.metrics import forget_region, region_exists, set_registries_reachable
 
 REGIONS = (GROUP, VERSION, "regions")
 CHECK_INTERVAL_SECONDS = 30.0
@@ -46,6 +46,16 @@ async def _check(registries: Registries, endpoint: RegistryEndpoint) -> dict[str
     }
 
 
+@kopf.on.event(*REGIONS)
+async def region_series(event: Any, name: str, **_: Any) -> None:
+    """Every watch event of a Region, the initial listing included: a Region that
+    exists may label series; a deleted one takes its series with it."""
+    if event.get("type") == "DELETED":
+        forget_region(name)
+    else:
+        region_exists(name)
+
+
 @kopf.on.resume(*REGIONS)
 @kopf.on.create(*REGIONS)
 @kopf.on.update(*REGIONS)
@@ -60,7 +70,7 @@ async def reconcile_region(
         endpoints = [RegistryEndpoint.model_validate(r) for r in spec.get("registries") or []]
         checks = await asyncio.gather(*(_check(memo.runtime.registries, e) for e in endpoints))
         reachable = [c for c in checks if c["reachable"]]
-        REGION_REGISTRIES_REACHABLE.labels(name).set(len(reachable))
+        set_registries_reachable(name, len(reachable))
         down = [f"{c['name']} ({c['message']})" for c in checks if not c["reachable"]]
         if not endpoints:
             ready, reason, message = False, reasons.NO_REGISTRIES, "the region lists no registries"

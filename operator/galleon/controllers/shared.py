@@ -11,16 +11,17 @@ costs a pass, never correctness (the API server holds the state).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Hashable, Iterable
+from collections.abc import AsyncIterator, Coroutine, Hashable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from galleon.controllers.config import Config
 from galleon.controllers.registries import Registries
 
 Key = tuple[str, str]
 """(namespace, name) of one object."""
+T = TypeVar("T")
 
 
 class Wakeups:
@@ -108,6 +109,46 @@ class ReplicationSlots:
                 self._regions[name].release()
 
 
+class Passes:
+    """The replication pass of each ImageVersion (by UID) running now, so that its
+    deletion can stop it first: a copy still in flight must not push after the
+    version's copies were removed, and no pass starts for a version once stopped."""
+
+    def __init__(self) -> None:
+        self._running: dict[str, asyncio.Task[Any]] = {}
+        self._stopped: set[str] = set()
+
+    async def run(self, uid: str, work: Coroutine[Any, Any, T]) -> T | None:
+        """Run `work` as the pass of version `uid`; None when `stop` cancelled it (or
+        had already been called)."""
+        if uid in self._stopped:
+            work.close()
+            return None
+        task = asyncio.ensure_future(work)
+        self._running[uid] = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the caller itself is being cancelled
+            return None
+        finally:
+            if self._running.get(uid) is task:
+                del self._running[uid]
+
+    async def stop(self, uid: str, timeout: float = 30.0) -> bool:
+        """Cancel the pass of version `uid`, if one runs, wait for it to end, and let
+        none start again. False when it did not end within `timeout` seconds."""
+        self._stopped.add(uid)
+        task = self._running.get(uid)
+        if task is None or task.done():
+            return True
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=timeout)
+        return bool(done)
+
+
 @dataclass
 class Runtime:
     """Everything the controllers share in one operator process."""
@@ -122,6 +163,8 @@ class Runtime:
     references: dict[Key, tuple[str, str]] = field(default_factory=dict)
     """ScaleSet → the (namespace, name) of the ImageDefinition it follows (its users are
     recounted when that changes)."""
+    passes: Passes = field(default_factory=Passes)
+    """The replication passes running now (deletion stops them first)."""
 
     def __post_init__(self) -> None:
         self.replication = ReplicationSlots(

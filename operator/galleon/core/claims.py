@@ -13,6 +13,11 @@ Rules of this module (the StatefulSet PVC retention policy, docs/rollout.md):
   only once their pod is gone: a disk is never deleted under a running instance.
   `Retain` keeps them for a later scale-out.
 - A claim without a readable index label is not galleon's to decide about.
+- A claim is mounted only if it is this ScaleSet's: labelled with its name, the
+  disk and the index (`belongs`). Claim names alone can collide (disk `data` of
+  ScaleSet `web-1` and disk `data-web` of ScaleSet `1` are both `data-web-1-0`
+  for instance 0); a name taken by another claim is a conflict, said in the
+  status, and that instance is not created.
 """
 
 from __future__ import annotations
@@ -41,6 +46,74 @@ class ClaimPlan:
     @property
     def empty(self) -> bool:
         return not (self.create or self.delete or self.set_owners)
+
+
+def belongs(claim: Mapping[str, Any], scaleset: str, disk: str, index: int) -> bool:
+    """Whether `claim` (a dict) is the data disk `disk` of instance `index` of
+    ScaleSet `scaleset`, by its labels.
+
+    >>> mine = {"metadata": {"labels": {inst.SCALESET_LABEL: "web-1", inst.DISK_LABEL: "data",
+    ...     inst.INDEX_LABEL: "0"}}}
+    >>> belongs(mine, "web-1", "data", 0), belongs(mine, "1", "data-web", 0)
+    (True, False)
+    """
+    labels = (claim.get("metadata") or {}).get("labels") or {}
+    return (
+        labels.get(inst.SCALESET_LABEL) == scaleset
+        and labels.get(inst.DISK_LABEL) == disk
+        and labels.get(inst.INDEX_LABEL) == str(index)
+    )
+
+
+def conflict_message(claim: Mapping[str, Any], disk: str, index: int) -> str:
+    """Why instance `index` cannot mount `claim`: whose claim it is."""
+    meta = claim.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    owner = labels.get(inst.SCALESET_LABEL)
+    whose = (
+        f"the data disk {labels.get(inst.DISK_LABEL)!r} of ScaleSet {owner!r}"
+        if owner
+        else "a claim that is not galleon's"
+    )
+    return (
+        f"instance {index} is not created: its data disk {disk!r} would be the claim "
+        f"{meta.get('name')!r}, which is {whose}; rename the disk or the ScaleSet"
+    )
+
+
+def when_deleted(spec: Mapping[str, Any]) -> str:
+    """`whenDeleted` of a stored spec (a dict), read leniently: a deleted ScaleSet is
+    let go even when its spec no longer validates, and anything but an explicit
+    `Delete` keeps the disks.
+
+    >>> when_deleted({}), when_deleted({"persistentVolumeClaimRetentionPolicy":
+    ...     {"whenDeleted": "Delete"}}), when_deleted({"persistentVolumeClaimRetentionPolicy": 3})
+    ('Retain', 'Delete', 'Retain')
+    """
+    policy = spec.get("persistentVolumeClaimRetentionPolicy")
+    rule = policy.get("whenDeleted") if isinstance(policy, Mapping) else None
+    return "Delete" if rule == "Delete" else "Retain"
+
+
+def retention_owners(
+    scaleset: Mapping[str, Any], rule: str, claims: Sequence[Mapping[str, Any]]
+) -> tuple[tuple[str, tuple[dict[str, Any], ...]], ...]:
+    """(claim name, new ownerReferences) for every claim whose ownership disagrees with
+    the `whenDeleted` `rule`, whatever its index: what must hold before a deleted
+    ScaleSet is let go (its owned claims go with it, the others stay)."""
+    owned = rule == "Delete"
+    uid = scaleset["metadata"]["uid"]
+    changes = []
+    for claim in sorted(claims, key=lambda c: c["metadata"]["name"]):
+        if _index(claim) is None:
+            continue
+        refs = list(claim["metadata"].get("ownerReferences") or [])
+        if any(r.get("uid") == uid for r in refs) != owned:
+            new_refs = [r for r in refs if r.get("uid") != uid]
+            if owned:
+                new_refs.append(inst.owner_reference(scaleset))
+            changes.append((claim["metadata"]["name"], tuple(new_refs)))
+    return tuple(changes)
 
 
 def _index(claim: Mapping[str, Any]) -> int | None:

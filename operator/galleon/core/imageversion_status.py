@@ -54,10 +54,12 @@ class ReplicationRecord:
         return [rep.Recorded(r.location, r.state, r.digest) for r in self.replicas.values()]
 
     def summaries(self) -> list[rep.RegionSummary]:
-        """One summary per targeted region, plus regions still being cleaned up."""
+        """One summary per targeted region, plus regions that still hold a replica
+        (being cleaned up, or kept because something pulls it): a copy that exists is
+        never left out of the record, or it would be forgotten, never removed."""
         regions = dict(self.layouts)
         for location, replica in self.replicas.items():
-            if location.region not in regions and replica.state in ("Removing", "Failed"):
+            if location.region not in regions and replica.state != "Queued":
                 regions[location.region] = rep.RegionLayout(location.region, 0)
         return [
             rep.summarize_region(
@@ -96,6 +98,7 @@ def load_record(status: Mapping[str, Any]) -> ReplicationRecord:
                 bytes_total=replica.get("bytesTotal", 0),
                 digest=replica.get("digest"),
                 message=replica.get("message", ""),
+                retained=bool(replica.get("retained")),
             )
             record.replicas[location] = progress
             mine.append(progress)
@@ -137,6 +140,7 @@ def replication_status(
                         "bytesTotal": r.bytes_total,
                         **({"digest": r.digest} if r.digest else {}),
                         "message": r.message[:MAX_REPLICA_MESSAGE],
+                        **({"retained": True} if r.retained else {}),
                     }
                     for r in s.replicas
                 ],
@@ -175,6 +179,21 @@ def set_removal_refused(record: ReplicationRecord) -> Update:
     )
 
 
+def set_removal_held(record: ReplicationRecord) -> Update:
+    """ReplicaRemovalHeld: True while replicas no longer wanted are kept because
+    something still pulls their copy (who, named), False otherwise."""
+    held = sorted((r for r in record.replicas.values() if r.retained), key=lambda r: r.location)
+    if not held:
+        return (reasons.REMOVAL_HELD, "False", reasons.RECONCILED, "")
+    kept = "; ".join(f"{r.location.region}/{r.location.registry}: {r.message}" for r in held)
+    return (
+        reasons.REMOVAL_HELD,
+        "True",
+        reasons.IN_USE,
+        f"replicas no longer wanted are kept while something pulls them ({kept})",
+    )
+
+
 def set_parent_found() -> Update:
     """ParentFound, once replication runs: the definition and gallery exist."""
     return (reasons.PARENT_FOUND, "True", reasons.PARENT_PRESENT, "")
@@ -186,7 +205,12 @@ def replication_conditions(
     """Every condition a replicating version sets, in order (`summaries`: the record's,
     when the caller has them already)."""
     found = record.summaries() if summaries is None else summaries
-    return [*set_ready(found), set_removal_refused(record), set_parent_found()]
+    return [
+        *set_ready(found),
+        set_removal_refused(record),
+        set_removal_held(record),
+        set_parent_found(),
+    ]
 
 
 def imageversion_status(

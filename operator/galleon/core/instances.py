@@ -6,10 +6,13 @@ Rules of this module:
   `data-web-i` (StatefulSet's naming, so the claims of a deleted and re-created
   ScaleSet are found again).
 - An instance's *revision* is `<version>-<model hash>`: the image version it runs
-  and a hash of everything else of the instance model that shapes the pod (pod
-  template, OS container name, data disk mounts). The revision is a pod label; a
-  rolling upgrade moves instances from one revision to another, so a new image
-  version and a changed pod template roll out the same way.
+  and a hash of everything else that decides what it runs: the image itself (the
+  definition's namespace and name and the version's digest: switching the
+  definition, or re-publishing a version from another source, is a new revision
+  even when the version string stays) and the instance model that shapes the pod
+  (pod template, OS container name, data disk mounts). The revision is a pod
+  label; a rolling upgrade moves instances from one revision to another, so a new
+  image version, another image and a changed pod template roll out the same way.
 - The OS container's image is the version's copy in one of the region's registry
   replicas, by digest: instances are spread over the replicas by index.
 """
@@ -54,17 +57,29 @@ def selector(scaleset: str) -> str:
     return f"{SCALESET_LABEL}={scaleset}"
 
 
-def model_hash(spec: ScaleSetSpec) -> str:
-    """Hash of the instance model except the image version.
+def image_identity(definition_namespace: str, definition: str, digest: str) -> str:
+    """What an instance's image is, beyond its version string: `ns/definition@digest`."""
+    return f"{definition_namespace}/{definition}@{digest}"
+
+
+def model_hash(spec: ScaleSetSpec, image: str) -> str:
+    """Hash of the instance model and the image's identity (`image_identity`): what
+    the revision adds to the version.
 
     >>> from galleon.api.scaleset import ScaleSetSpec
     >>> spec = ScaleSetSpec.model_validate({"region": "r", "capacity": 1,
     ...     "imageReference": {"imageDefinitionName": "d"},
     ...     "template": {"spec": {"containers": [{"name": "os", "image": "x"}]}}})
-    >>> len(model_hash(spec)), model_hash(spec) == model_hash(spec.model_copy())
-    (10, True)
+    >>> ubuntu = image_identity("ns", "ubuntu", "sha256:aa")
+    >>> len(model_hash(spec, ubuntu))
+    10
+    >>> model_hash(spec, ubuntu) == model_hash(spec.model_copy(), ubuntu)
+    True
+    >>> model_hash(spec, ubuntu) == model_hash(spec, image_identity("ns", "windows", "sha256:aa"))
+    False
     """
     model = {
+        "image": image,
         "template": spec.template.model_dump(mode="json", by_alias=True),
         "osContainer": os_container_name(spec),
         "disks": [

@@ -47,6 +47,8 @@ NOT_ENOUGH_REGISTRIES: Final = "NotEnoughRegistries"
 SOURCE_REGION_NOT_TARGETED: Final = "SourceRegionNotTargeted"
 REMOVAL_REFUSED: Final = "ReplicaRemovalRefused"
 IN_USE: Final = "InUse"
+REMOVAL_HELD: Final = "ReplicaRemovalHeld"
+"""A replica the plan no longer wants is kept: a pod or another version still uses it."""
 BEFORE_END_OF_LIFE: Final = "BeforeEndOfLife"
 AWAITING_SOURCE: Final = "AwaitingSource"
 RESOLVED: Final = "Resolved"
@@ -89,6 +91,13 @@ UPGRADE_FAULTED: Final = "UpgradeFaulted"
 UPGRADE_CANCELLED: Final = "UpgradeCancelled"
 FAULTED: Final = "Faulted"
 MAX_SURGE_NOT_APPLIED: Final = "MaxSurgeNotApplied"
+CREATE_REFUSED: Final = "InstanceCreateRefused"
+"""The apiserver refused an instance's pod (its message says why)."""
+DISK_CONFLICT: Final = "DataDiskConflict"
+"""An instance's data disk name is taken by a claim that is not this ScaleSet's."""
+
+# Any controller: a pass that failed in a way no rule above foresaw.
+RECONCILE_ERROR: Final = "ReconcileError"
 
 # Rollout Events and faults (galleon.core.rollout).
 ROLLING_UPGRADE_STARTED: Final = "RollingUpgradeStarted"

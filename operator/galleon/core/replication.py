@@ -161,6 +161,8 @@ class ReplicaProgress:
     bytes_skipped: int = 0
     digest: str | None = None
     message: str = ""
+    retained: bool = False
+    """No longer wanted, but kept: something still pulls its copy (`holders`)."""
 
     def move(self, state: ReplicaState, message: str | None = None) -> None:
         """Go to `state` (as `galleon.core.replica_states` allows); `message` replaces

@@ -14,6 +14,9 @@ Rules of this module:
   target at all): moving the spec on clears it.
 - Instances of the running batch are being replaced on purpose: they do not make
   the ScaleSet Degraded; missing instances below capacity do.
+- What blocks instances from being created (`blocker`: a refused create, a disk
+  conflict, no usable version in the region) is said with its own reason in Ready
+  and Degraded alike, never as a bare count; what needs the user to act is Stalled.
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ class ScaleSetFacts:
     now: datetime
     missing_images: Sequence[str] = ()
     """Versions the plan wants to create instances of that have no copy in the region."""
+    problems: Sequence[tuple[str, str]] = ()
+    """(reason, message) of what the last apply could not do (a refused create, a data
+    disk conflict)."""
 
     @property
     def live(self) -> list[ro.Instance]:
@@ -187,6 +193,7 @@ def upgrade_status(facts: ScaleSetFacts, rollout: ro.Rollout) -> dict[str, Any]:
         "rollbackInfo": rollback_info(facts, rollout),
         "phase": rollout.phase,
         "phaseSince": times.format(rollout.phase_since or rollout.started),
+        "batchStartTime": times.format(rollout.batch_since) if rollout.batch_since else None,
         "batchInstances": list(rollout.members),
         "upgradedInstances": list(rollout.upgraded),
         "failedInstances": list(rollout.failed),
@@ -282,19 +289,35 @@ def set_upgrading(facts: ScaleSetFacts) -> Update:
     return (reasons.UPGRADING, "False", reasons.UP_TO_DATE, "no upgrade running")
 
 
-def set_ready(facts: ScaleSetFacts, upgrading: Update) -> list[Update]:
-    """Ready / Reconciling / Stalled. Ready when no upgrade runs and every instance is
-    healthy; Stalled on a fault (until the spec moves on) or a version that does not
-    exist; a paused upgrade is neither Ready nor Reconciling."""
-    capacity, spec = facts.spec.capacity, facts.spec
-    _, _, upgrading_reason, upgrading_message = upgrading
+def blocker(facts: ScaleSetFacts) -> tuple[str, str, bool] | None:
+    """(reason, message, stalled) of what keeps instances from being created, if
+    anything: what the apiserver refused, a disk conflict, no usable version."""
+    if facts.problems:
+        reason = facts.problems[0][0]
+        message = "; ".join(m for _, m in facts.problems)
+        return reason, message, True
     if facts.target is None and not facts.active:
         # Nothing usable in the region: say why (instances, if any, stay as they are).
         reason, message = facts.resolution.reason, facts.resolution.message
         if facts.resolution.target is not None:
             reason = reasons.NO_COPY_IN_REGION
-            message = f"version {facts.resolution.target} has no completed copy in {spec.region}"
-        stalled = reason == reasons.VERSION_NOT_FOUND
+            message = (
+                f"version {facts.resolution.target} has no completed copy in {facts.spec.region}"
+            )
+        return reason, message, reason == reasons.VERSION_NOT_FOUND
+    return None
+
+
+def set_ready(facts: ScaleSetFacts, upgrading: Update) -> list[Update]:
+    """Ready / Reconciling / Stalled. Ready when no upgrade runs and every instance is
+    healthy; Stalled on a fault (until the spec moves on), a version that does not
+    exist or what the apiserver refused; a paused upgrade is neither Ready nor
+    Reconciling."""
+    capacity, spec = facts.spec.capacity, facts.spec
+    _, _, upgrading_reason, upgrading_message = upgrading
+    blocked = blocker(facts)
+    if blocked is not None:
+        reason, message, stalled = blocked
         return kstatus(False, reason, message, progressing=not stalled, stalled=stalled)
     if facts.active:
         if spec.paused and upgrading_reason == reasons.ROLLING_FORWARD:
@@ -330,6 +353,18 @@ def set_degraded(facts: ScaleSetFacts) -> Update:
             facts.rollout.error_message,
         )
     unhealthy = facts.unhealthy
+    blocked = blocker(facts)
+    if blocked is not None and (unhealthy or facts.problems):
+        reason, message, _ = blocked
+        missing = facts.spec.capacity - len(facts.live)
+        return (
+            reasons.DEGRADED,
+            "True",
+            reason,
+            f"{missing} of {facts.spec.capacity} instances missing: {message}"
+            if missing
+            else message,
+        )
     if unhealthy:
         return (
             reasons.DEGRADED,

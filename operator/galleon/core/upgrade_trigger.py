@@ -63,17 +63,31 @@ class Controls:
 
     start_at: datetime | None = None
     cancel_at: datetime | None = None
+    refused: tuple[str, ...] = ()
+    """Why each control annotation that is set but is not a time with a zone was
+    ignored (annotations are not validated at admission: this is the user's only
+    word that the value did nothing)."""
 
     @classmethod
     def from_annotations(cls, annotations: Mapping[str, str]) -> Controls:
-        """The controls in `annotations`; a value that is not a time is no control.
+        """The controls in `annotations`; a value that is not an RFC 3339 time with a
+        zone (`times.parse`) is no control, and `refused` says why.
 
-        >>> Controls.from_annotations({inst.START_ANNOTATION: "soon"}).start_at is None
+        >>> controls = Controls.from_annotations({inst.START_ANNOTATION: "2026-03-01T12:00:00"})
+        >>> controls.start_at is None
         True
+        >>> print(controls.refused[0])
+        galleon.dev/start-upgrade ignored: '2026-03-01T12:00:00' has no time zone: add Z or ...
         """
+        refused = []
+        for key in (inst.START_ANNOTATION, inst.CANCEL_ANNOTATION):
+            why = times.refusal(annotations.get(key))
+            if why is not None:
+                refused.append(f"{key} ignored: {why}")
         return cls(
             start_at=times.parse_or_none(annotations.get(inst.START_ANNOTATION)),
             cancel_at=times.parse_or_none(annotations.get(inst.CANCEL_ANNOTATION)),
+            refused=tuple(refused),
         )
 
 
@@ -106,6 +120,8 @@ class UpgradeIntent:
     last_action: LastAction
     last_action_time: str | None
     recorded_started_by: StartedBy | None
+    refused_controls: tuple[str, ...] = ()
+    """Why a control annotation was ignored (`Controls.refused`), for the status to say."""
 
     def observation(
         self, spec: ScaleSetSpec, instances: Sequence[ro.Instance], target: str | None
@@ -295,6 +311,7 @@ def upgrade_intent(
         last_action=last_action,
         last_action_time=last_action_time,
         recorded_started_by=recorded.started_by,
+        refused_controls=controls.refused,
     )
 
 

@@ -3,7 +3,8 @@
 Rules of this module: one client per process, created lazily from $KUBECONFIG or
 the in-cluster service account; status is written with JSON merge patches on the
 status subresource (never the whole object, so a write cannot undo a concurrent
-spec change); a 404 on a status write means the object is gone and is not an
+spec change), optionally preconditioned on a resourceVersion (`Conflict` when the
+object changed since); a 404 on a status write means the object is gone and is not an
 error; Secrets are only ever read one at a time by name (`get`, never list or
 watch), when a registry call needs them.
 """
@@ -40,23 +41,47 @@ async def close() -> None:
         _client = None
 
 
+class Conflict(Exception):
+    """A write's resourceVersion precondition failed (409): the object changed since
+    it was read; re-read it and compute the write again."""
+
+
 async def patch_status(
-    resource: Any, name: str, status: dict[str, Any], namespace: str | None = None
-) -> bool:
-    """Merge-patch `status` of one object; False when the object no longer exists."""
+    resource: Any,
+    name: str,
+    status: dict[str, Any],
+    namespace: str | None = None,
+    *,
+    resource_version: str | None = None,
+) -> str | None:
+    """Merge-patch `status` of one object; its new resourceVersion (empty if the
+    response has none), or None when the object no longer exists.
+
+    With `resource_version` the patch carries it as `metadata.resourceVersion`, so
+    the API server applies it only to that version of the object and answers 409
+    otherwise (optimistic concurrency): `Conflict` is raised.
+    """
+    body: dict[str, Any] = {"status": status}
+    if resource_version is not None:
+        body["metadata"] = {"resourceVersion": resource_version}
     try:
-        await client().patch(
+        written = await client().patch(
             resource.Status,
             name,
-            {"status": status},
+            body,
             namespace=namespace,
             patch_type=PatchType.MERGE,
         )
     except ApiError as error:
         if error.status.code == 404:
-            return False
+            return None
+        if error.status.code == 409 and resource_version is not None:
+            raise Conflict(
+                f"{name} changed since resourceVersion {resource_version}: {error}"
+            ) from error
         raise
-    return True
+    meta = getattr(written, "metadata", None)
+    return str(getattr(meta, "resourceVersion", None) or "")
 
 
 async def delete_if_uid(resource: Any, name: str, namespace: str, uid: str) -> bool:

@@ -1,7 +1,7 @@
 """galleon's OCI registry client: resolve, copy (streamed, digest-checked, skipping
 blobs already there, mounting within one registry, fanning out), delete."""
 
-from galleon.oci.client import Manifest, RegistryClient
+from galleon.oci.client import Manifest, RegistryClient, Resolution
 from galleon.oci.copy import CopyResult, Target, copy_image, copy_image_to_many, delete_image
 from galleon.oci.errors import RegistryError
 from galleon.oci.reference import Reference, parse
@@ -12,6 +12,7 @@ __all__ = [
     "Reference",
     "RegistryClient",
     "RegistryError",
+    "Resolution",
     "Target",
     "copy_image",
     "copy_image_to_many",

@@ -16,6 +16,10 @@ Rules of this module:
   for anonymously.
 - Blobs are streamed in `CHUNK` pieces, never held whole in memory.
 - Every failure becomes a `galleon.oci.errors.RegistryError` with a reason.
+- A manifest is read to at most 4 MiB and checked before it is returned
+  (`galleon.oci.manifest`): what the registry serves is never trusted, and a
+  manifest galleon cannot use is a permanent ProtocolError saying why. Its digest
+  is that of the bytes served; a registry naming another is lying (DigestMismatch).
 
 Why a little over 400 lines: one protocol client whose auth, origin checks and
 requests are read together; the copy logic is in `galleon.oci.copy`.
@@ -35,15 +39,12 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import aiohttp
 
 from galleon.oci import errors
+from galleon.oci import manifest as checked
+from galleon.oci.manifest import INDEX_TYPES, MANIFEST_TYPES
+
+__all__ = ["CHUNK", "INDEX_TYPES", "MANIFEST_TYPES", "Manifest", "RegistryClient", "Resolution"]
 
 CHUNK = 1024 * 1024
-MANIFEST_TYPES = (
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-)
-INDEX_TYPES = MANIFEST_TYPES[1], MANIFEST_TYPES[3]
 TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=60)
 
 
@@ -54,6 +55,17 @@ class Manifest:
     data: bytes
     media_type: str
     digest: str
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What an image reference resolves to, every part checked: what an ImageVersion's
+    status records (sourceDigest, sourceMediaType, sizeBytes)."""
+
+    digest: str
+    media_type: str
+    size: int
+    """Bytes of every blob (of every child, for an index), 0 to 2**63 - 1."""
 
 
 DOCKER_HUB_REALMS = {"registry-1.docker.io": "auth.docker.io", "index.docker.io": "auth.docker.io"}
@@ -67,13 +79,15 @@ def origin(url: str) -> tuple[str, str, int]:
 
     >>> origin("https://Reg.example.com/v2/"), origin("http://127.0.0.1:5000/x")
     (('https', 'reg.example.com', 443), ('http', '127.0.0.1', 5000))
+    >>> origin("http://[::1/v2/")
+    ('http', '', -1)
     """
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
     try:
+        parts = urlsplit(url)
         port = parts.port
-    except ValueError:  # not a port: an origin nothing matches
-        return scheme, "", -1
+    except ValueError:  # not a URL ("http://[::1") or not a port: an origin nothing matches
+        return url.partition(":")[0].lower(), "", -1
+    scheme = parts.scheme.lower()
     return scheme, (parts.hostname or ""), port or (443 if scheme == "https" else 80)
 
 
@@ -173,7 +187,12 @@ class RegistryClient:
     # -- plumbing ------------------------------------------------------------------
 
     def _url(self, path: str) -> str:
-        return path if path.startswith(("http://", "https://")) else urljoin(self.base_url, path)
+        if path.startswith(("http://", "https://")):
+            return path
+        try:
+            return urljoin(self.base_url, path)
+        except ValueError as error:  # the registry's URL is no URL: no request can succeed
+            raise errors.ProtocolError(f"{self.base_url!r} is not a URL: {error}") from error
 
     def _own(self, url: str) -> bool:
         """Whether `url` is on the registry's own origin (where its credentials may go)."""
@@ -245,6 +264,9 @@ class RegistryClient:
                 response = await self.session.request(
                     method, url, headers=headers, data=data, allow_redirects=True
                 )
+            except (aiohttp.InvalidURL, ValueError) as error:
+                # Why permanent: the same text is no more a URL on the next try.
+                raise errors.ProtocolError(f"{self.host}: {method} {path}: {error!r}") from error
             except (TimeoutError, aiohttp.ClientError, OSError) as error:
                 raise errors.Unavailable(f"{self.host}: {method} {path}: {error}") from error
             if (
@@ -296,16 +318,46 @@ class RegistryClient:
         await self.request("GET", "/v2/")
 
     async def get_manifest(self, repository: str, reference: str) -> Manifest:
+        """The manifest, checked (`galleon.oci.manifest`); ProtocolError when it is not
+        one galleon can copy, DigestMismatch when it is not what its digest says."""
+        where = f"{self.host}/{repository}:{reference}"
         response = await self.request(
             "GET",
             f"/v2/{repository}/manifests/{reference}",
             scope=f"repository:{repository}:pull",
             headers={"Accept": ", ".join(MANIFEST_TYPES)},
+            stream=True,
         )
-        data = await response.read()
-        digest = response.headers.get("Docker-Content-Digest") or sha256_digest(data)
-        media_type = response.headers.get("Content-Type", "").split(";")[0]
+        try:
+            data = await _read_at_most(response, checked.MAX_MANIFEST_BYTES, where)
+        finally:
+            response.release()
+        media_type = checked.parse(
+            data, response.headers.get("Content-Type", "").split(";")[0].strip(), where
+        ).media_type
+        digest = sha256_digest(data)
+        named = response.headers.get("Docker-Content-Digest")
+        for claimed in (named, reference if reference.startswith("sha256:") else None):
+            if claimed is not None and claimed != digest:
+                checked.check_digest(claimed, where)  # a claim that is no digest says so
+                raise errors.DigestMismatch(
+                    f"{where}: the manifest served is {digest}, not {claimed}"
+                )
         return Manifest(data, media_type, digest)
+
+    async def resolve(self, repository: str, reference: str) -> Resolution:
+        """The digest, media type and total blob size of an image (an index's children
+        read too), each checked so that status can hold them."""
+        where = f"{self.host}/{repository}:{reference}"
+        top = await self.get_manifest(repository, reference)
+        document = checked.parse(top.data, top.media_type, where)
+        children = []
+        for child in document.manifests:
+            fetched = await self.get_manifest(repository, child.digest)
+            children.append(checked.parse(fetched.data, fetched.media_type, where))
+        return Resolution(
+            top.digest, top.media_type, checked.total_bytes(document, children, where)
+        )
 
     async def has_manifest(self, repository: str, reference: str) -> bool:
         try:
@@ -403,6 +455,23 @@ class RegistryClient:
             "GET", f"/v2/{repository}/tags/list", scope=f"repository:{repository}:pull"
         )
         return list((await response.json(content_type=None)).get("tags") or [])
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int, where: str) -> bytes:
+    """The body of `response`, or a ProtocolError once it passes `limit` bytes (an
+    endless or oversized answer is never held whole)."""
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        raise errors.ProtocolError(f"{where}: the manifest is {declared} bytes, more than {limit}")
+    data = bytearray()
+    try:
+        async for chunk in response.content.iter_chunked(CHUNK):
+            data += chunk
+            if len(data) > limit:
+                raise errors.ProtocolError(f"{where}: the manifest is more than {limit} bytes")
+    except (TimeoutError, aiohttp.ClientError) as error:
+        raise errors.Unavailable(f"{where}: reading the manifest: {error!r}") from error
+    return bytes(data)
 
 
 def sha256_digest(data: bytes) -> str:

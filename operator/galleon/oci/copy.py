@@ -20,12 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from galleon.oci import errors
-from galleon.oci.client import CHUNK, INDEX_TYPES, Manifest, RegistryClient
+from galleon.oci import manifest as checked
+from galleon.oci.client import CHUNK, Manifest, RegistryClient
 
 QUEUE_CHUNKS = 8
 _END = object()
@@ -68,21 +68,21 @@ class Blob:
 async def read_image(
     source: RegistryClient, repository: str, reference: str
 ) -> tuple[Manifest, list[Manifest], list[Blob]]:
-    """The top manifest, the child manifests of an index, and every distinct blob."""
+    """The top manifest, the child manifests of an index, and every distinct blob
+    (each manifest checked by `galleon.oci.manifest` as it is read)."""
+    where = f"{source.host}/{repository}:{reference}"
     top = await source.get_manifest(repository, reference)
     children: list[Manifest] = []
-    images = [top]
-    if top.media_type in INDEX_TYPES or b'"manifests"' in top.data:
-        for entry in json.loads(top.data).get("manifests") or []:
-            child = await source.get_manifest(repository, entry["digest"])
-            children.append(child)
-            images.append(child)
+    documents = [checked.parse(top.data, top.media_type, where)]
+    for entry in documents[0].manifests:
+        child = await source.get_manifest(repository, entry.digest)
+        children.append(child)
+        documents.append(checked.parse(child.data, child.media_type, where))
+    checked.total_bytes(documents[0], documents[1:], where)
     blobs: dict[str, Blob] = {}
-    for image in images:
-        document = json.loads(image.data)
-        for descriptor in [document.get("config"), *(document.get("layers") or [])]:
-            if descriptor:
-                blobs[descriptor["digest"]] = Blob(descriptor["digest"], int(descriptor["size"]))
+    for document in documents:
+        for descriptor in document.blobs:
+            blobs[descriptor.digest] = Blob(descriptor.digest, descriptor.size)
     return top, children, sorted(blobs.values(), key=lambda b: -b.size)
 
 

@@ -28,13 +28,18 @@ from galleon import clock
 from galleon.api.imageversion import ImageVersionSpec
 from galleon.api.region import RegistryEndpoint
 from galleon.controllers import registries
-from galleon.controllers.imageversion.status_writer import StatusWriter
+from galleon.controllers.imageversion.status_writer import StatusWriter, VersionDeleting
 from galleon.controllers.loop import backoff
 from galleon.controllers.shared import Runtime
 from galleon.core import reasons
 from galleon.core.imageversion_status import ReplicationRecord
 from galleon.core.replication import Location
-from galleon.metrics import REPLICATED_BYTES, REPLICATION_DURATION, REPLICATION_ERRORS
+from galleon.metrics import (
+    REPLICATED_BYTES,
+    REPLICATION_DURATION,
+    REPLICATION_ERRORS,
+    region_label,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +104,7 @@ class Replicator:
                     )
             except registries.RegistryError as error:
                 replica.move("Failed", f"removal failed: {error}")
-                REPLICATION_ERRORS.labels(location.region, error.reason).inc()
+                REPLICATION_ERRORS.labels(region_label(location.region), error.reason).inc()
                 continue
             del self.record.replicas[location]
         await self.writer.flush(self.record, force=True)
@@ -190,7 +195,7 @@ class Replicator:
     def _record_outcome(self, location: Location, outcome: Any) -> None:
         replica = self.record.replica(location)
         if isinstance(outcome, registries.RegistryError):
-            REPLICATION_ERRORS.labels(location.region, outcome.reason).inc()
+            REPLICATION_ERRORS.labels(region_label(location.region), outcome.reason).inc()
             if outcome.permanent:
                 replica.move("Failed", f"{outcome.reason}: {outcome}")
                 kopf.warn(
@@ -206,15 +211,17 @@ class Replicator:
         replica.bytes_done = replica.bytes_total = outcome.bytes_total
         replica.bytes_copied += outcome.bytes_copied
         replica.bytes_skipped += outcome.bytes_skipped + outcome.bytes_mounted
-        REPLICATED_BYTES.labels(location.region, "copied").inc(outcome.bytes_copied)
-        REPLICATED_BYTES.labels(location.region, "skipped").inc(outcome.bytes_skipped)
-        REPLICATED_BYTES.labels(location.region, "mounted").inc(outcome.bytes_mounted)
+        REPLICATED_BYTES.labels(region_label(location.region), "copied").inc(outcome.bytes_copied)
+        REPLICATED_BYTES.labels(region_label(location.region), "skipped").inc(outcome.bytes_skipped)
+        REPLICATED_BYTES.labels(region_label(location.region), "mounted").inc(outcome.bytes_mounted)
 
     async def _flush_periodically(self) -> None:
         while True:
             await asyncio.sleep(self.runtime.config.status_interval)
             try:
                 await self.writer.flush(self.record)
+            except VersionDeleting:
+                return  # the deletion stops the pass; no more progress to write
             except Exception:
                 logger.warning("progress write failed", exc_info=True)
 
@@ -222,4 +229,4 @@ class Replicator:
         if self.record.region_complete(region):
             began = self._started.pop(region, None)
             if began is not None:
-                REPLICATION_DURATION.labels(region).observe(clock.monotonic() - began)
+                REPLICATION_DURATION.labels(region_label(region)).observe(clock.monotonic() - began)

@@ -53,6 +53,7 @@ async def publication(
         one_pass,
         logger,
         changed=lambda: meta.get("generation") != seen["generation"],
+        on_error=worker.fail,
     )
 
 

@@ -13,7 +13,12 @@ Rules of this module:
   be read) fail that region or the version with a condition and one Event; the
   other regions go on. Waiting for a parent is Reconciling, not Stalled: it
   resolves by itself (apply order).
-- Replicas no longer wanted are removed only when the safety profile allows it.
+- Copies are made before anything is removed. A replica no longer wanted is
+  removed only when the safety profile allows it and nothing still holds its copy
+  (an instance pulls it, or another version shares it: `holders`); a held one
+  stays Completed, said in ReplicaRemovalHeld, and goes on a later pass once free.
+- A pass runs under `Runtime.passes`, so the version's deletion stops it before it
+  deletes anything: no copy is pushed after the removal.
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ from pydantic import ValidationError
 from galleon import clock
 from galleon.api.imageversion import ImageVersionSpec
 from galleon.controllers import registries
-from galleon.controllers.common import as_dict, post_once
+from galleon.controllers.common import as_dict, post_once, report_failure
 from galleon.controllers.gallery import refresh_definition
 from galleon.controllers.imageversion.apply import RegionInfo, Replicator
-from galleon.controllers.imageversion.status_writer import StatusWriter
+from galleon.controllers.imageversion.holders import read_references
+from galleon.controllers.imageversion.status_writer import StatusWriter, VersionDeleting
 from galleon.controllers.indexes import first
 from galleon.controllers.shared import Runtime
-from galleon.core import reasons, times
+from galleon.core import reasons, references, times
 from galleon.core import replication as rep
 from galleon.core.conditions import kstatus
 from galleon.core.imageversion_status import (
@@ -43,10 +49,11 @@ from galleon.core.imageversion_status import (
 )
 from galleon.kube import client as kube
 from galleon.kube.resources import Gallery, ImageDefinition, ImageVersion
-from galleon.metrics import REPLICATION_ERRORS, REPLICATIONS_IN_FLIGHT
+from galleon.metrics import REPLICATION_ERRORS, REPLICATIONS_IN_FLIGHT, region_label
 
 PARENT_RETRY_SECONDS = 10.0
 PERMANENT_RETRY_SECONDS = 60.0
+HELD_RETRY_SECONDS = 30.0
 GONE_SECONDS = 3600.0
 
 SOURCE_ERROR_REASONS = {
@@ -85,8 +92,18 @@ class Publication:
         self.versions_index, self.regions_index = versions, regions
         self.scalesets_index = scalesets or {}
 
+    async def fail(self, error: Exception) -> None:
+        """A pass failed in a way no rule foresaw: say so on the ImageVersion."""
+        await report_failure(ImageVersion, self.namespace, self.name, error)
+
     async def run_once(self) -> float:
         """Do what can be done now; return the seconds until the next pass."""
+        try:
+            return await self.run_pass()
+        except VersionDeleting:
+            return GONE_SECONDS  # its deletion takes over
+
+    async def run_pass(self) -> float:
         obj = await kube.get_or_none(ImageVersion, self.name, self.namespace)
         if obj is None:
             return GONE_SECONDS
@@ -119,7 +136,11 @@ class Publication:
         digest = await self.source(body, writer, spec, repository)
         if digest is None:
             return PERMANENT_RETRY_SECONDS
-        return await self.replicate(body, writer, spec, repository, digest)
+        # Run as a pass the version's deletion can stop: nothing is pushed after it.
+        wait = await self.runtime.passes.run(
+            body["metadata"]["uid"], self.replicate(body, writer, spec, repository, digest)
+        )
+        return GONE_SECONDS if wait is None else wait
 
     async def parents(
         self, body: Any, writer: StatusWriter, spec: ImageVersionSpec
@@ -246,7 +267,6 @@ class Publication:
         replicator = Replicator(
             body, spec, self.runtime, record, writer, regions, repository, digest
         )
-        await replicator.remove(plan.remove)
         missing = await replicator.verify(plan.keep)
         pending = [*plan.copy, *missing]
         if pending:
@@ -255,11 +275,55 @@ class Publication:
                 await replicator.copy(pending)
             finally:
                 REPLICATIONS_IN_FLIGHT.dec()
+        # Removal last, once the wanted copies exist, and never of a copy still pulled.
+        await self.remove(body, record, replicator, plan, regions, repository, digest)
         await self.write(body, writer, record, plan)
         await refresh_definition(self.namespace, spec.image_definition_name, self.scalesets_index)
+        if any(r.retained for r in record.replicas.values()):
+            return HELD_RETRY_SECONDS  # look again soon: a held copy goes once it is free
         if writer.status["replicationStatus"]["aggregatedState"] == "Completed":
             return self.runtime.config.resync_interval
         return PERMANENT_RETRY_SECONDS
+
+    async def remove(
+        self,
+        body: Any,
+        record: ReplicationRecord,
+        replicator: Replicator,
+        plan: rep.Plan,
+        regions: Mapping[str, RegionInfo],
+        repository: str,
+        digest: str,
+    ) -> None:
+        """Remove the unwanted copies nothing holds; keep (retained) the held ones;
+        forget those that are a wanted location's copy under another name. In a
+        targeted region nothing goes until its wanted copies are all Completed, and
+        nothing at all while its layout is in error (a Region with fewer registries
+        than asked must not lose the copies it has)."""
+        unwanted = [
+            loc
+            for loc in plan.remove
+            if (layout := record.layouts.get(loc.region)) is None
+            or (not layout.error_reason and record.region_complete(loc.region))
+        ]
+        if not unwanted:
+            return
+        found = await read_references(self.namespace, body["metadata"].get("uid"), regions)
+        decided = references.removal(
+            unwanted,
+            [*plan.keep, *plan.copy],
+            found.hosts,
+            repository,
+            digest,
+            found.pods,
+            found.versions,
+        )
+        for location, why in (decided.held or {}).items():
+            replica = record.replica(location)
+            replica.retained, replica.message = True, f"removal held: pulled by {why}"[:1024]
+        for location in decided.forget:
+            del record.replicas[location]
+        await replicator.remove(decided.delete)
 
     @staticmethod
     def report_region_errors(body: Any, writer: StatusWriter, record: ReplicationRecord) -> None:
@@ -275,7 +339,7 @@ class Publication:
                 before.get("details", "")
             )
             if layout.error_reason and not already:
-                REPLICATION_ERRORS.labels(layout.region, layout.error_reason).inc()
+                REPLICATION_ERRORS.labels(region_label(layout.region), layout.error_reason).inc()
                 post_once(
                     body,
                     writer.status,
@@ -315,8 +379,12 @@ def apply_plan_states(record: ReplicationRecord, plan: rep.Plan, digest: str) ->
     for location in plan.refused:
         record.refused.setdefault(location.region, []).append(location)
     for location in plan.keep:
-        record.replica(location).move("Completed")
+        replica = record.replica(location)
+        if replica.retained:  # wanted again
+            replica.retained, replica.message = False, ""
+        replica.move("Completed")
     for location in plan.copy:
         replica = record.replica(location)
+        replica.retained = False
         if replica.state != "Failed" or replica.digest != digest:
             replica.move("Queued", "")

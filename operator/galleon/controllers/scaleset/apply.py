@@ -10,6 +10,13 @@ Rules of this module:
   pod is created, so a new pod always finds its claims; the check runs when pods
   are created or scaled in, when the generation changed, and while a disk waits
   for its pod to go (`galleon.core.claims`).
+- A claim is mounted only if it is this ScaleSet's (`galleon.core.claims.belongs`):
+  a create that finds another claim under the name is a conflict, and the pod that
+  would mount it is not created.
+- What the apiserver refuses for good (a create answered 400, 403 or 422) is kept
+  as a problem (reason, message) that the next pass's status says; other errors
+  raise, and the daemon loop retries with backoff.
+- At most `WRITE_CONCURRENCY` writes are in flight at once per ScaleSet.
 - Every request is counted in the controller's request metric.
 """
 
@@ -17,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any
 
 from lightkube import codecs
@@ -28,13 +35,34 @@ from lightkube.types import PatchType
 from galleon import clock
 from galleon.controllers.common import as_dict
 from galleon.controllers.scaleset.snapshot import ScaleSetSnapshot, VersionImage
-from galleon.core import claims
+from galleon.core import claims, reasons
 from galleon.core import instances as inst
 from galleon.core import rollout as ro
 from galleon.kube import client as kube
 from galleon.metrics import KUBE_REQUESTS
 
 EXPECTATION_SECONDS = 5.0
+WRITE_CONCURRENCY = 16
+REFUSED_CODES = frozenset({400, 403, 422})
+"""Answers to a create that retrying the same request cannot change."""
+
+Problem = tuple[str, str]
+"""(reason, message) of something the last apply could not do."""
+
+
+async def bounded(coroutines: Iterable[Awaitable[Any]], limit: int = WRITE_CONCURRENCY) -> None:
+    """Await every coroutine, at most `limit` at once; the first error raises once all
+    have ended."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(coroutine: Awaitable[Any]) -> None:
+        async with gate:
+            await coroutine
+
+    results = await asyncio.gather(*map(one, coroutines), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 class Applier:
@@ -47,6 +75,8 @@ class Applier:
         self._claims_pending = False
         self._created: dict[int, tuple[str, float]] = {}
         """Index → (revision, when) of pods this process created."""
+        self.problems: tuple[Problem, ...] = ()
+        """What the last apply could not do, for the next pass's status."""
 
     def count(self, requests: int = 1) -> None:
         self.requests += requests
@@ -58,28 +88,37 @@ class Applier:
         actions: Sequence[ro.Create | ro.Delete],
         images: Mapping[str, VersionImage | None],
     ) -> None:
-        """Claims first (when due), then every delete and create at once."""
+        """Claims first (when due), then the deletes and creates, bounded."""
         creates = [a for a in actions if isinstance(a, ro.Create)]
         deletes = [a for a in actions if isinstance(a, ro.Delete)]
         scale_in = any(a.reason == "ScaleIn" for a in deletes)
+        problems: list[Problem] = []
         if snapshot.spec.data_disks and (
             creates
             or scale_in
             or self._claims_pending
             or self._claims_checked_generation != snapshot.generation
         ):
-            self._claims_pending = await self.reconcile_claims(snapshot)
+            self._claims_pending, conflicts = await self.reconcile_claims(snapshot)
             self._claims_checked_generation = snapshot.generation
-        await asyncio.gather(
-            *(self._delete_pod(snapshot, a) for a in deletes),
-            *(self._create_pod(snapshot, a, images) for a in creates),
+            problems += [(reasons.DISK_CONFLICT, m) for _, m in sorted(conflicts.items())]
+            creates = [a for a in creates if a.index not in conflicts]
+        refused: list[str] = []
+        await bounded(
+            [
+                *(self._delete_pod(snapshot, a) for a in deletes),
+                *(self._create_pod(snapshot, a, images, refused) for a in creates),
+            ]
         )
+        problems += [(reasons.CREATE_REFUSED, m) for m in sorted(refused)]
+        self.problems = tuple(problems)
 
     async def _create_pod(
         self,
         snapshot: ScaleSetSnapshot,
         action: ro.Create,
         images: Mapping[str, VersionImage | None],
+        refused: list[str],
     ) -> None:
         recent = self._created.get(action.index)
         if (
@@ -104,9 +143,15 @@ class Applier:
             await kube.client().create(codecs.from_dict(manifest))
             self._created[action.index] = (action.revision, clock.monotonic())
         except ApiError as error:
-            if error.status.code != 409:
+            if error.status.code in REFUSED_CODES:
+                refused.append(
+                    f"pod {manifest['metadata']['name']}: the apiserver refused it "
+                    f"({error.status.code}): {error.status.message}"
+                )
+            elif error.status.code != 409:
                 raise
-        self.count()
+        finally:
+            self.count()
 
     async def _delete_pod(self, snapshot: ScaleSetSnapshot, action: ro.Delete) -> None:
         uid = (snapshot.pod_uids or {}).get(action.index)
@@ -115,9 +160,9 @@ class Applier:
         await kube.delete_if_uid(Pod, inst.pod_name(self.name, action.index), self.namespace, uid)
         self.count()
 
-    async def reconcile_claims(self, snapshot: ScaleSetSnapshot) -> bool:
-        """List the claims, plan them, send the plan. True while a disk waits for its
-        pod to go."""
+    async def reconcile_claims(self, snapshot: ScaleSetSnapshot) -> tuple[bool, dict[int, str]]:
+        """List the claims, plan them, send the plan. (True while a disk waits for its
+        pod to go, index → why its claim is not this ScaleSet's)."""
         existing = [
             as_dict(c)
             async for c in kube.client().list(
@@ -129,20 +174,52 @@ class Applier:
         self.count()
         pods = {p["metadata"]["name"] for p in snapshot.pods}
         plan = claims.plan_claims(snapshot.body, snapshot.spec, existing, pods)
-        await asyncio.gather(
-            *map(self._create_claim, plan.create),
-            *map(self._delete_claim, plan.delete),
-            *(self._set_claim_owners(name, refs) for name, refs in plan.set_owners),
+        conflicts: dict[int, str] = {}
+        await bounded(
+            [
+                *(self._create_claim(m, conflicts) for m in plan.create),
+                *map(self._delete_claim, plan.delete),
+                *(self._set_claim_owners(name, refs) for name, refs in plan.set_owners),
+            ]
         )
-        return plan.waiting
+        return plan.waiting, conflicts
 
-    async def _create_claim(self, manifest: dict[str, Any]) -> None:
+    async def _create_claim(self, manifest: dict[str, Any], conflicts: dict[int, str]) -> None:
+        """Create a missing claim; a name already taken must be this ScaleSet's claim of
+        the same disk and index, or it is a conflict."""
+        labels = manifest["metadata"]["labels"]
+        disk, index = labels[inst.DISK_LABEL], int(labels[inst.INDEX_LABEL])
         try:
             await kube.client().create(codecs.from_dict(manifest))
         except ApiError as error:
             if error.status.code != 409:
                 raise
+            found = await kube.get_or_none(
+                PersistentVolumeClaim, manifest["metadata"]["name"], self.namespace
+            )
+            self.count()
+            if found is not None and not claims.belongs(as_dict(found), self.name, disk, index):
+                conflicts[index] = claims.conflict_message(as_dict(found), disk, index)
+        finally:
+            self.count()
+
+    async def retain_on_deletion(self, body: Mapping[str, Any]) -> int:
+        """Before a deleted ScaleSet is let go: every claim of its owned or not as
+        `whenDeleted` says (the garbage collector takes the owned ones after it).
+        The number of claims changed."""
+        existing = [
+            as_dict(c)
+            async for c in kube.client().list(
+                PersistentVolumeClaim,
+                namespace=self.namespace,
+                labels={inst.SCALESET_LABEL: self.name},
+            )
+        ]
         self.count()
+        rule = claims.when_deleted(body.get("spec") or {})
+        changes = claims.retention_owners(body, rule, existing)
+        await bounded(self._set_claim_owners(name, refs) for name, refs in changes)
+        return len(changes)
 
     async def _delete_claim(self, name: str) -> None:
         with contextlib.suppress(ApiError):

@@ -4,7 +4,9 @@ Rules of this module: one daemon per ScaleSet runs `ScaleSetReconciler.run_once`
 in the shared daemon loop; it sleeps until an instance changes (pod watch), a
 version of the namespace changes, the ScaleSet's spec or control annotations
 change, or the pass's requeue time passes. A ScaleSet's own status writes do not
-wake it.
+wake it. A deleted ScaleSet is let go (its finalizer removed) only after its data
+disks' ownership follows `whenDeleted`, so the garbage collector takes exactly the
+disks the policy gives it, even when the policy changed while no pass ran.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import kopf
 from galleon import GROUP, VERSION
 from galleon.controllers.gallery import refresh_definition
 from galleon.controllers.loop import run_daemon
+from galleon.controllers.scaleset.apply import Applier
 from galleon.controllers.scaleset.reconcile import ScaleSetReconciler
 from galleon.controllers.scaleset.snapshot import Sources
 from galleon.controllers.shared import Runtime
@@ -52,10 +55,23 @@ async def scaleset_daemon(
     reconciler = ScaleSetReconciler(namespace, name, sources)
     try:
         await run_daemon(
-            "scale set", stopped, reconciler.run_once, logger, wakeup=wakeups.register(key)
+            "scale set",
+            stopped,
+            reconciler.run_once,
+            logger,
+            wakeup=wakeups.register(key),
+            on_error=reconciler.fail,
         )
     finally:
         wakeups.forget(key)
+
+
+@kopf.on.delete(*SCALESETS)
+async def scaleset_deleted(body: Any, name: str, namespace: Any, logger: Any, **_: Any) -> None:
+    """Apply the disk retention policy before the ScaleSet goes."""
+    changed = await Applier(namespace, name).retain_on_deletion(dict(body))
+    if changed:
+        logger.info("%d data disk(s) re-owned for whenDeleted before deletion", changed)
 
 
 @kopf.on.event(*SCALESETS)

@@ -11,7 +11,12 @@ Rules of this module (the rules of upgrades themselves are in
   upgrades an instance recorded as upgraded. The write is skipped when nothing in
   it changed.
 - A create the region has no copy for is dropped (and said in Ready); everything
-  else the planner asked is applied.
+  else the planner asked is applied. What the apply could not do (a create the
+  apiserver refused, a data disk conflict) is said in the next pass's status,
+  which comes at once.
+- A ScaleSet whose image definition does not exist (in its own namespace) is
+  Stalled with that reason; one of another namespace is the sharing check's to
+  answer, which says the same whether it is missing or not shared.
 - Events are posted after the write succeeded.
 """
 
@@ -26,13 +31,14 @@ import kopf
 
 from galleon import clock
 from galleon.api.scaleset import ScaleSetSpec
-from galleon.controllers.common import measured, post_once
+from galleon.controllers.common import measured, post_once, report_failure
 from galleon.controllers.scaleset import metrics
 from galleon.controllers.scaleset.apply import Applier
 from galleon.controllers.scaleset.snapshot import (
     ScaleSetSnapshot,
     Sources,
     VersionImage,
+    definition_namespace,
     read_scaleset,
     read_snapshot,
 )
@@ -85,6 +91,17 @@ class ScaleSetReconciler:
         except inst.InvalidModel as error:
             await self.refuse(body, reasons.INVALID_SPEC, str(error), now)
             return RESYNC_SECONDS
+        source, definition = definition_namespace(self.namespace, spec), (
+            spec.image_reference.image_definition_name
+        )
+        if source == self.namespace and self.sources.definition(source, definition) is None:
+            await self.refuse(
+                body,
+                reasons.DEFINITION_NOT_FOUND,
+                f'image definition "{definition}" does not exist in namespace {source}',
+                now,
+            )
+            return RESYNC_SECONDS
         snapshot = await read_snapshot(body, spec, self.sources, now)
         if snapshot.region is None:
             await self.refuse(
@@ -122,14 +139,25 @@ class ScaleSetReconciler:
                 start=start,
                 now=now,
                 missing_images=missing,
+                problems=self.applier.problems,
             )
         )
+        reported = self.applier.problems
         await self.write_status(snapshot, status)
+        for reason, message in reported:
+            post_once(snapshot.body, snapshot.status, reasons.READY, False, reason, message)
         await self.applier.apply(snapshot, actions, images)
         self.post_events(snapshot, plan, start.starting)
         metrics.record(snapshot, recorded.rollout, plan.rollout, intent.policy)
         self.log(plan)
+        if self.applier.problems != reported:
+            return 0.0  # say what the apply found now, not at the next requeue
         return min(plan.requeue_after, WAIT_CAP_SECONDS)
+
+    async def fail(self, error: Exception) -> None:
+        """A pass failed in a way no rule foresaw: say so on the ScaleSet."""
+        await report_failure(ScaleSet, self.namespace, self.name, error)
+        self.applier.count(2)
 
     async def write_status(self, snapshot: ScaleSetSnapshot, status: Mapping[str, Any]) -> None:
         """One status PATCH, skipped when nothing in it changed."""

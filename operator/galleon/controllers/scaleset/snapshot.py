@@ -109,7 +109,12 @@ class ScaleSetSnapshot:
         version = self.resolution.target
         if not version or version not in self.images:
             return None
-        return inst.revision(version, inst.model_hash(self.spec))
+        image = inst.image_identity(
+            definition_namespace(self.namespace, self.spec),
+            self.spec.image_reference.image_definition_name,
+            self.images[version].digest,
+        )
+        return inst.revision(version, inst.model_hash(self.spec, image))
 
 
 def observe(pod: Mapping[str, Any]) -> ro.Instance | None:
@@ -138,7 +143,9 @@ def observe(pod: Mapping[str, Any]) -> ro.Instance | None:
 
 
 def load_rollout(status: Mapping[str, Any], now: datetime) -> ro.Rollout | None:
-    """The rollout persisted in status.rollingUpgrade (None before the first one)."""
+    """The rollout persisted in status.rollingUpgrade (None before the first one). A
+    record without batchStartTime (an older galleon's) leaves `batch_since` None: the
+    planner then counts the batch from phaseSince (`Rollout.batch_start`)."""
     upgrade = status.get("rollingUpgrade") or {}
     running = upgrade.get("runningStatus") or {}
     if not upgrade.get("toRevision") or not upgrade.get("phase"):
@@ -159,6 +166,7 @@ def load_rollout(status: Mapping[str, Any], now: datetime) -> ro.Rollout | None:
         error_code=error.get("code", ""),
         error_message=error.get("message", ""),
         cancel_requested=bool(upgrade.get("cancelRequested")),
+        batch_since=times.parse(upgrade.get("batchStartTime")),
     )
 
 
@@ -188,10 +196,13 @@ def version_images(
             continue
         summary = (status.get("replicationStatus") or {}).get("summary") or []
         line = next((s for s in summary if s.get("region") == region), None)
-        done = {
-            r.get("registry")
-            for r in (line or {}).get("replicas") or []
-            if r.get("state") == "Completed"
+        completed = [
+            r for r in (line or {}).get("replicas") or [] if r.get("state") == "Completed"
+        ]
+        # A retained copy (no longer wanted, kept while pulled) takes no new instance,
+        # unless it is the only one left.
+        done = {r.get("registry") for r in completed if not r.get("retained")} or {
+            r.get("registry") for r in completed
         }
         chosen = tuple(e for e in endpoints if e.name in done and e.name in by_name)
         if chosen:

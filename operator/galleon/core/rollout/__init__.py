@@ -15,17 +15,32 @@ Rules of this module (cloud semantics, docs/rollout.md):
   first under a surge index and the old one deleted once the new one is healthy
   — not modelled yet: surge is refused as unsupported by the planner's caller).
 - After a batch: wait until each member is Healthy, or Unhealthy because
-  `upgradedInstanceHealthTimeout` passed. A member that disappears meanwhile
-  (deleted by someone else) is re-created, not counted as unhealthy. If more than
+  `upgradedInstanceHealthTimeout` passed since the batch began (recorded as
+  `batch_since`; a record without it counts from `phase_since`). A member that is
+  still missing then (its pod refused by the apiserver, or no copy of its image in
+  the region), still being deleted, or never Ready, is Unhealthy: a batch never
+  waits longer than the timeout. A member that disappears meanwhile (deleted by
+  someone else) is re-created while the timeout runs; a member whose pod failed
+  (evicted, phase Failed) is Unhealthy, not replaced. If more than
   `maxUnhealthyUpgradedInstancePercent` of all instances upgraded so far are
   unhealthy, the upgrade is Faulted
   (MaxUnhealthyUpgradedInstancePercentExceededInRollingUpgrade) and, when
   rollback is on, the unhealthy upgraded instances go back to the previous
-  version. Otherwise wait `pauseTimeBetweenBatches`, then the next batch.
+  version, under the same timeout counted from the rollback's start. Otherwise
+  wait `pauseTimeBetweenBatches`, then the next batch.
+- Outside a running batch or rollback, the fleet is kept as a StatefulSet keeps
+  its pods: a missing instance is created, a failed one (evicted, phase Failed or
+  Succeeded) is deleted and so re-created at the next pass, both at the revision
+  that index should run: during an upgrade the target if upgraded, else (or rolled
+  back) the source; after a completed one its target; otherwise what most
+  instances run. An upgrade starts only on a whole fleet: nothing missing or
+  failed below capacity.
 - Every decision depends only on the observation and the persisted state, so a
   restarted operator continues exactly where the last one stood: members of the
   running batch are finished, never a second batch started early, and an
   instance recorded as upgraded is never upgraded again in the same rollout.
+- One decision costs O(n log n) in capacity n: lookups go through sets and maps
+  built once per observation or rollout state, never through tuples.
 - Every plan says why, in `Plan.notes`: one human-readable line for each check
   that decided (with its numbers: "before batch 3: 3 of 10 unhealthy, at most 2
   allowed (20%): Faulted"), for each wait (with the time left) and for each group
@@ -36,6 +51,7 @@ Rules of this module (cloud semantics, docs/rollout.md):
 
 from galleon.core.rollout.model import (
     BEFORE,
+    FAILED,
     UPGRADED,
     Code,
     Create,
@@ -50,6 +66,7 @@ from galleon.core.rollout.model import (
     Rollout,
     batch_size,
     health,
+    member_health,
     planned_batches,
     total_batches,
 )
@@ -57,6 +74,7 @@ from galleon.core.rollout.planner import plan, steady
 
 __all__ = [
     "BEFORE",
+    "FAILED",
     "UPGRADED",
     "Code",
     "Create",
@@ -71,6 +89,7 @@ __all__ = [
     "Rollout",
     "batch_size",
     "health",
+    "member_health",
     "plan",
     "planned_batches",
     "steady",

@@ -2,14 +2,17 @@
 persisted in the ScaleSet's status, and the plan (actions, Events, notes).
 
 Rules of this module: everything is frozen; the few functions here derive facts
-from the data (batch sizes, an instance's health) and decide nothing.
+from the data (batch sizes, an instance's health) and decide nothing. Lookups a
+decision needs more than once (the instances by index, a rollout's index sets) are
+computed once per object, on first use, so that no rule is quadratic in capacity.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Literal
 
 from galleon.core import reasons
@@ -22,11 +25,14 @@ BEFORE = reasons.UNHEALTHY_BEFORE_UPGRADE
 UPGRADED = reasons.UNHEALTHY_UPGRADED
 UPGRADE_TO = "Upgrade to "
 """How the reason of a Delete for an upgrade or a rollback begins."""
+FAILED = "Failed"
+"""The reason of a Delete of a failed (or evicted) instance: the next pass re-creates it."""
 
 
 @dataclass(frozen=True)
 class Instance:
-    """One instance (pod `<scaleset>-<index>`) as observed."""
+    """One instance (pod `<scaleset>-<index>`) as observed. `failed`: the pod's phase is
+    Failed or Succeeded (evicted, or its node shut down): it never runs again by itself."""
 
     index: int
     revision: str | None = None
@@ -68,10 +74,35 @@ class Rollout:
     error_code: str = ""
     error_message: str = ""
     cancel_requested: bool = False
+    batch_since: datetime | None = None
+    """When the running (or last) batch, or the rollback, began: its members' health
+    timeout counts from it (`status.rollingUpgrade.batchStartTime`). None in a record
+    written by an older galleon: see `batch_start`."""
 
     @property
     def active(self) -> bool:
         return self.code == "RollingForward" or self.phase == "RollingBack"
+
+    @property
+    def batch_start(self) -> datetime:
+        """When the members' health timeout started: `batch_since`, or for a record
+        without it (an older galleon) the phase's start, or the upgrade's."""
+        return self.batch_since or self.phase_since or self.started
+
+    @cached_property
+    def member_set(self) -> frozenset[int]:
+        """`members` as a set (for membership tests)."""
+        return frozenset(self.members)
+
+    @cached_property
+    def upgraded_set(self) -> frozenset[int]:
+        """`upgraded` as a set (for membership tests)."""
+        return frozenset(self.upgraded)
+
+    @cached_property
+    def rolled_back_set(self) -> frozenset[int]:
+        """`rolled_back` as a set (for membership tests)."""
+        return frozenset(self.rolled_back)
 
 
 @dataclass(frozen=True)
@@ -111,6 +142,7 @@ class Observation:
 
     capacity: int
     instances: Sequence[Instance] = field(default_factory=tuple)
+    """The ScaleSet's pods as observed, in any order (not changed once observed)."""
     current_revision: str | None = None
     target_revision: str | None = None
     may_start: bool = True
@@ -119,6 +151,11 @@ class Observation:
     start_requested: bool = False
     """A user asked for this upgrade: start it even if an earlier attempt at the
     same target faulted or was cancelled."""
+
+    @cached_property
+    def by_index(self) -> Mapping[int, Instance]:
+        """The instances by index, built once per observation."""
+        return {i.index: i for i in self.instances}
 
 
 def batch_size(capacity: int, percent: int) -> int:
@@ -137,13 +174,22 @@ def total_batches(instances: int, size: int) -> int:
 def planned_batches(rollout: Rollout, capacity: int, policy: Policy) -> int:
     """Batches of the upgrade in all: those started, and those its instances not yet
     upgraded (nor in the running batch) still need. It stays put when the upgrade ends
-    early, so "batch 2 of 5" still reads so after a fault."""
-    left = [i for i in range(capacity) if i not in rollout.upgraded and i not in rollout.members]
-    return rollout.batch + total_batches(len(left), batch_size(capacity, policy.max_batch_percent))
+    early, so "batch 2 of 5" still reads so after a fault.
+
+    >>> r = Rollout("1.0.0", "1.0.2", datetime(2026, 1, 1), batch=2, members=(2, 3),
+    ...             upgraded=(0, 1))
+    >>> planned_batches(r, 10, Policy())
+    5
+    """
+    taken = sum(1 for i in rollout.upgraded_set | rollout.member_set if 0 <= i < capacity)
+    size = batch_size(capacity, policy.max_batch_percent)
+    return rollout.batch + total_batches(capacity - taken, size)
 
 
 def health(instance: Instance, policy: Policy, now: datetime) -> Health:
-    """Healthy when Ready for minReady; Unhealthy when failed, missing or past the timeout.
+    """Healthy when Ready for minReady; Unhealthy when failed, missing or past the
+    timeout since its creation. (A batch member's timeout counts from the batch's
+    start instead: `member_health`.)
 
     >>> from datetime import datetime, timezone
     >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -154,17 +200,45 @@ def health(instance: Instance, policy: Policy, now: datetime) -> Health:
     """
     if not instance.exists or instance.failed or instance.deleting:
         return "Unhealthy"
-    if instance.ready and (
-        instance.ready_since is None or now - instance.ready_since >= policy.min_ready
-    ):
+    if _ready_for_min_ready(instance, policy, now):
         return "Healthy"
     if instance.created is not None and now - instance.created >= policy.health_timeout:
         return "Unhealthy"
     return "Initializing"
 
 
-def by_index(instances: Sequence[Instance]) -> dict[int, Instance]:
-    return {i.index: i for i in instances}
+def member_health(
+    instance: Instance | None, version: str, policy: Policy, since: datetime, now: datetime
+) -> Health:
+    """A batch (or rollback) member's health, its timeout counted from `since`, when
+    the batch began: Healthy once on `version` and Ready for minReady; Unhealthy when
+    failed there, or when the timeout has passed and it is not Healthy, whether it
+    never became Ready, is missing (its pod never created), being deleted or still on
+    another revision; Initializing until then.
+
+    >>> from datetime import datetime, timezone
+    >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> member_health(None, "1.0.2", Policy(), t, t + timedelta(minutes=4))
+    'Initializing'
+    >>> member_health(None, "1.0.2", Policy(), t, t + timedelta(minutes=5))
+    'Unhealthy'
+    >>> member_health(Instance(0, "1.0.2", failed=True), "1.0.2", Policy(), t, t)
+    'Unhealthy'
+    """
+    if instance is not None and settled_on(instance, version):
+        if instance.failed:
+            return "Unhealthy"
+        if _ready_for_min_ready(instance, policy, now):
+            return "Healthy"
+    if now - since >= policy.health_timeout:
+        return "Unhealthy"
+    return "Initializing"
+
+
+def _ready_for_min_ready(instance: Instance, policy: Policy, now: datetime) -> bool:
+    return instance.ready and (
+        instance.ready_since is None or now - instance.ready_since >= policy.min_ready
+    )
 
 
 def runs_on(instance: Instance | None, version: str) -> bool:
@@ -178,10 +252,17 @@ def runs_on(instance: Instance | None, version: str) -> bool:
     )
 
 
-def all_settled(observed: Observation, indexes: Sequence[int], version: str) -> bool:
-    """Every instance in `indexes` exists on `version` and is not being deleted."""
-    seen = by_index(observed.instances)
-    return all(
-        (i := seen.get(index)) is not None and i.exists and not i.deleting and i.revision == version
-        for index in indexes
+def settled_on(instance: Instance | None, version: str) -> bool:
+    """Exists on `version` and is not being deleted (it may have failed there)."""
+    return (
+        instance is not None
+        and instance.exists
+        and not instance.deleting
+        and instance.revision == version
     )
+
+
+def all_settled(observed: Observation, indexes: Iterable[int], version: str) -> bool:
+    """Every instance in `indexes` exists on `version` and is not being deleted."""
+    seen = observed.by_index
+    return all(settled_on(seen.get(index), version) for index in indexes)

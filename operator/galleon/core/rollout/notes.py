@@ -8,10 +8,11 @@ planner already has into a phrase with its numbers ("batch 2 of 5: 1 of 2 on
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from galleon.core.rollout.model import (
+    FAILED,
     UPGRADE_TO,
     Create,
     Delete,
@@ -21,10 +22,9 @@ from galleon.core.rollout.model import (
     Plan,
     Policy,
     Rollout,
-    all_settled,
     batch_size,
-    by_index,
     runs_on,
+    settled_on,
     total_batches,
 )
 
@@ -78,12 +78,21 @@ def health_count(states: dict[int, Health]) -> str:
 
 
 def presence(observed: Observation) -> str:
-    """How much of the fleet exists: "9 of 10 present" (", 2 above capacity")."""
-    existing = [i for i in observed.instances if i.exists]
-    present = sum(i.index < observed.capacity for i in existing)
-    above = len(existing) - present
-    return f"{present} of {observed.capacity} present" + (
-        f", {above} above capacity" if above else ""
+    """How much of the fleet exists: "9 of 10 present" (", 1 failed", ", 2 above
+    capacity")."""
+    present = failed = above = 0
+    for instance in observed.instances:
+        if not instance.exists:
+            continue
+        if instance.index >= observed.capacity:
+            above += 1
+        else:
+            present += 1
+            failed += instance.failed
+    return (
+        f"{present} of {observed.capacity} present"
+        + (f", {failed} failed" if failed else "")
+        + (f", {above} above capacity" if above else "")
     )
 
 
@@ -99,32 +108,35 @@ def batch_rule(capacity: int, policy: Policy) -> str:
 def batches(observed: Observation, rollout: Rollout, policy: Policy) -> int:
     """Batches as the running one sees them: those started, and those the instances not
     yet upgraded, not in the running batch and not already on the target still need."""
-    seen = by_index(observed.instances)
-    left = [
-        i
+    seen, upgraded, members = observed.by_index, rollout.upgraded_set, rollout.member_set
+    left = sum(
+        1
         for i in range(observed.capacity)
-        if i not in rollout.upgraded
-        and i not in rollout.members
-        and not runs_on(seen.get(i), rollout.to_revision)
-    ]
+        if i not in upgraded and i not in members and not runs_on(seen.get(i), rollout.to_revision)
+    )
     size = batch_size(observed.capacity, policy.max_batch_percent)
-    return rollout.batch + total_batches(len(left), size)
+    return rollout.batch + total_batches(left, size)
 
 
-def progress(observed: Observation, indexes: Sequence[int], version: str, label: str) -> str:
-    """How far the replacement of `indexes` by `version` is: "batch 2 of 5: 1 of 2 on
-    1.0.2, instance 3 still deleting"."""
-    seen = by_index(observed.instances)
-    there = [i for i in indexes if all_settled(observed, (i,), version)]
+def progress(
+    observed: Observation, indexes: Sequence[int], version: str, label: str, left: timedelta
+) -> str:
+    """How far the replacement of `indexes` by `version` is, and the time left until
+    their health timeout: "batch 2 of 5: 1 of 2 on 1.0.2, instance 3 still deleting,
+    health timeout in 4m10s"."""
+    seen = observed.by_index
+    there = sum(1 for i in indexes if settled_on(seen.get(i), version))
     deleting = [i for i in indexes if (x := seen.get(i)) is not None and x.exists and x.deleting]
-    return f"{label}: {len(there)} of {len(indexes)} on {version}" + (
-        f", {instances(deleting)} still deleting" if deleting else ""
+    return (
+        f"{label}: {there} of {len(indexes)} on {version}"
+        + (f", {instances(deleting)} still deleting" if deleting else "")
+        + f", health timeout in {duration(left)}"
     )
 
 
 def unsettled(observed: Observation, indexes: Sequence[int], version: str) -> str:
     """What keeps members from being settled on `version`: "instance 3 gone"."""
-    seen = by_index(observed.instances)
+    seen = observed.by_index
     gone, deleting, other = [], [], []
     for index in indexes:
         instance = seen.get(index)
@@ -147,21 +159,24 @@ def unsettled(observed: Observation, indexes: Sequence[int], version: str) -> st
 
 
 def pending_notes(
-    seen: dict[int, Instance], pending: Sequence[int], policy: Policy, now: datetime
+    seen: Mapping[int, Instance],
+    pending: Sequence[int],
+    policy: Policy,
+    now: datetime,
+    since: datetime,
 ) -> list[str]:
     """What each Initializing member waits for, members with the same wait together:
-    "waiting: instance 3 Initializing, health timeout in 4m10s"."""
+    "waiting: instance 3 Initializing, health timeout in 4m10s" (the batch's timeout,
+    counted from `since`, when the batch began)."""
     waits: dict[str, list[int]] = {}
     for index in pending:
-        instance = seen[index]
-        if instance.ready and instance.ready_since is not None:
+        instance = seen.get(index)
+        if instance is not None and instance.ready and instance.ready_since is not None:
             left = instance.ready_since + policy.min_ready - now
             wait = f"Ready, Healthy after minReady in {duration(left)}"
-        elif instance.created is not None:
-            left = instance.created + policy.health_timeout - now
-            wait = f"Initializing, health timeout in {duration(left)}"
         else:
-            wait = "Initializing, creation time unknown"
+            left = since + policy.health_timeout - now
+            wait = f"Initializing, health timeout in {duration(left)}"
         waits.setdefault(wait, []).append(index)
     return [f"waiting: {instances(indexes)} {wait}" for wait, indexes in waits.items()]
 
@@ -179,18 +194,24 @@ def action_list(actions: Sequence[Create | Delete]) -> str:
     )
 
 
-def action_notes(observed: Observation, decided: Plan) -> list[str]:
+def action_notes(
+    observed: Observation, decided: Plan, comes_back: Callable[[int], str | None]
+) -> list[str]:
     """One note per group of the plan's actions, in the order they come.
 
     Deletions for an upgrade or a rollback ("deleting instance 4: it comes back on
-    1.0.2 with the same data disks"), scale-in, re-creations of members ("creating
-    instances 0, 1 on 1.0.2, keeping their indexes and data disks") and creations of
-    missing instances ("creating missing instance 7 on 1.0.0 (9 of 10 present)")."""
+    1.0.2 with the same data disks"), of failed instances ("deleting failed instance
+    6: it comes back on 1.0.0 ...", the version `comes_back` says), scale-in,
+    re-creations of members ("creating instances 0, 1 on 1.0.2, keeping their indexes
+    and data disks") and creations of missing instances ("creating missing instance 7
+    on 1.0.0 (9 of 10 present)")."""
     rollout = decided.rollout
-    members = set(rollout.members) if rollout is not None and rollout.active else set()
+    members = rollout.member_set if rollout is not None and rollout.active else frozenset()
     groups: dict[tuple[str, str], list[int]] = {}
     for action in decided.actions:
-        if isinstance(action, Delete):
+        if isinstance(action, Delete) and action.reason == FAILED:
+            key = ("failed", comes_back(action.index) or "the revision it should run")
+        elif isinstance(action, Delete):
             key = ("delete", action.reason)
         else:
             key = ("create" if action.index in members else "missing", action.revision)
@@ -205,6 +226,12 @@ def action_notes(observed: Observation, decided: Plan) -> list[str]:
         elif kind == "delete" and detail == "ScaleIn":
             notes.append(
                 f"scaling in to {observed.capacity}: deleting {which} (highest indexes first)"
+            )
+        elif kind == "failed":
+            back = "it comes" if one else "they come"
+            notes.append(
+                f"deleting failed {which} (evicted or stopped for good): {back} back on "
+                f"{detail} with the same data disks"
             )
         elif kind == "delete":
             notes.append(f"deleting {which} ({detail})")

@@ -6,13 +6,18 @@ handle one phase of a running rollout and hand over to the next in the same
 decision where the rules allow. The rules are in the package docstring
 (`galleon.core.rollout`).
 
-Why this module is a little over 400 lines: it is one state machine whose phases
+Why this module is a little under 600 lines: it is one state machine whose phases
 call each other; split, a reader would follow one decision across files.
+
+Cost: one decision is O(n log n) in capacity n. Every rule is a pass over the
+indexes with set or dict lookups (`Observation.by_index`, `Rollout.upgraded_set`,
+each built once per object); only sorting is n log n. `hack/bench_planner.py`
+measures it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -20,11 +25,13 @@ from galleon.core import reasons
 from galleon.core.rollout import notes as say
 from galleon.core.rollout.model import (
     BEFORE,
+    FAILED,
     UPGRADE_TO,
     UPGRADED,
     Create,
     Delete,
     Event,
+    Health,
     Instance,
     Observation,
     Plan,
@@ -32,28 +39,46 @@ from galleon.core.rollout.model import (
     Rollout,
     all_settled,
     batch_size,
-    by_index,
     health,
+    member_health,
     runs_on,
+    settled_on,
     total_batches,
 )
 
 
 def steady(observed: Observation, rollout: Rollout | None) -> list[Create | Delete]:
-    """Keep `capacity` instances: create the missing (at the version they should run),
-    delete those beyond capacity (highest indexes)."""
-    actions: list[Create | Delete] = []
-    seen = by_index(observed.instances)
+    """Keep `capacity` instances, as a StatefulSet would: create the missing (at the
+    version they should run), delete the failed ones (evicted: they never run again
+    by themselves) so that the next pass re-creates them the same way, and delete
+    those beyond capacity (highest indexes first). Callers leave out the members of a
+    running batch or rollback: those are judged, not repaired.
+
+    >>> fleet = [Instance(0, "1.0.0"), Instance(1, "1.0.0", failed=True)]
+    >>> steady(Observation(3, fleet, "1.0.0", "1.0.0"), None)
+    [Create(index=2, revision='1.0.0'), Delete(index=1, reason='Failed')]
+    """
+    creates: list[Create | Delete] = []
+    repairs: list[Create | Delete] = []
+    seen = observed.by_index
     for index in range(observed.capacity):
         instance = seen.get(index)
+        if instance is not None and instance.exists and (not instance.failed or instance.deleting):
+            continue  # running, or already going
+        version = _version_for(index, observed, rollout)
+        if version is None:
+            continue  # Why: nothing to re-create it at; a failed pod is kept, as evidence.
         if instance is None or not instance.exists:
-            version = _version_for(index, observed, rollout)
-            if version is not None:
-                actions.append(Create(index, version))
-    for instance in sorted(observed.instances, key=lambda i: -i.index):
-        if instance.index >= observed.capacity and instance.exists and not instance.deleting:
-            actions.append(Delete(instance.index, "ScaleIn"))
-    return actions
+            creates.append(Create(index, version))
+        else:
+            repairs.append(Delete(index, FAILED))
+    beyond = [
+        i
+        for i in observed.instances
+        if i.index >= observed.capacity and i.exists and not i.deleting
+    ]
+    scale_in = [Delete(i.index, "ScaleIn") for i in sorted(beyond, key=lambda i: -i.index)]
+    return creates + repairs + scale_in
 
 
 def _version_for(index: int, observed: Observation, rollout: Rollout | None) -> str | None:
@@ -62,9 +87,9 @@ def _version_for(index: int, observed: Observation, rollout: Rollout | None) -> 
         if rollout is not None and rollout.code == "Completed":
             return rollout.to_revision
         return observed.current_revision or observed.target_revision
-    if index in rollout.rolled_back:
+    if index in rollout.rolled_back_set:
         return rollout.from_revision
-    if index in rollout.upgraded or index in rollout.members:
+    if index in rollout.upgraded_set or index in rollout.member_set:
         return rollout.to_revision
     return rollout.from_revision or rollout.to_revision
 
@@ -85,7 +110,7 @@ def plan(observed: Observation, rollout: Rollout | None, policy: Policy, now: da
     upgrade 1.0.0 -> 1.0.2: starting (a new target revision)
     before batch 1: 0 of 10 unhealthy, at most 2 allowed (20%)
     batch 1 of 5: replacing instances 0, 1 (2 per batch: 20% of 10)
-    batch 1 of 5: 0 of 2 on 1.0.2
+    batch 1 of 5: 0 of 2 on 1.0.2, health timeout in 5m
     deleting instances 0, 1: they come back on 1.0.2 with the same data disks
 
     Nothing to do says so too:
@@ -94,7 +119,13 @@ def plan(observed: Observation, rollout: Rollout | None, policy: Policy, now: da
     ('no upgrade: fleet at target 1.0.0, 10 of 10 present',)
     """
     decided = _decide(observed, rollout, policy, now)
-    return replace(decided, notes=(*decided.notes, *say.action_notes(observed, decided)))
+
+    def comes_back(index: int) -> str | None:  # where a failed instance deleted now returns
+        return _version_for(index, observed, decided.rollout)
+
+    return replace(
+        decided, notes=(*decided.notes, *say.action_notes(observed, decided, comes_back))
+    )
 
 
 def _decide(observed: Observation, rollout: Rollout | None, policy: Policy, now: datetime) -> Plan:
@@ -109,7 +140,7 @@ def _decide(observed: Observation, rollout: Rollout | None, policy: Policy, now:
         and (observed.may_start or observed.start_requested)
         and not observed.paused
         and (observed.start_requested or not _stopped_on(rollout, target))
-        and not actions
+        and _whole(observed, actions)
     ):
         started = Rollout(current, target, now, phase="Pausing", phase_since=now)
         event = Event(
@@ -120,6 +151,14 @@ def _decide(observed: Observation, rollout: Rollout | None, policy: Policy, now:
         note = f"upgrade {current} -> {target}: starting ({why})"
         return replace(first, events=(event, *first.events), notes=(note, *first.notes))
     return Plan(tuple(actions), rollout, (), 30.0, (_idle_note(observed, rollout),))
+
+
+def _whole(observed: Observation, actions: Sequence[Create | Delete]) -> bool:
+    """The fleet is whole (an upgrade may start): nothing to create or scale in, and
+    no failed instance below capacity (one is being replaced: deleted, not yet gone)."""
+    return not actions and not any(
+        i.failed and i.exists and i.index < observed.capacity for i in observed.instances
+    )
 
 
 def _idle_note(observed: Observation, rollout: Rollout | None) -> str:
@@ -149,6 +188,10 @@ def _stopped_on(rollout: Rollout | None, target: str) -> bool:
 
 
 def _advance(observed: Observation, rollout: Rollout, policy: Policy, now: datetime) -> Plan:
+    if rollout.batch_since is None and rollout.phase in ("Replacing", "Waiting", "RollingBack"):
+        # Why: a record of an older galleon has no batch start; its phase's start stands
+        # in, pinned now so that the phase changes below do not move it.
+        rollout = replace(rollout, batch_since=rollout.batch_start)
     beyond = [m for m in rollout.members if m >= observed.capacity]
     if beyond:
         # Scaled in under the running batch: those members are not replaced but removed
@@ -178,12 +221,10 @@ def _advance(observed: Observation, rollout: Rollout, policy: Policy, now: datet
     return _between_batches(observed, rollout, policy, now)
 
 
-def _replace(
-    observed: Observation, rollout: Rollout, indexes: Sequence[int], version: str
-) -> list[Create | Delete]:
+def _replace(observed: Observation, indexes: Sequence[int], version: str) -> list[Create | Delete]:
     """Delete members still on another version; create the missing at `version`."""
     actions: list[Create | Delete] = []
-    seen = by_index(observed.instances)
+    seen = observed.by_index
     for index in indexes:
         instance = seen.get(index)
         if instance is None or not instance.exists:
@@ -194,45 +235,64 @@ def _replace(
 
 
 def _replacing(observed: Observation, rollout: Rollout, policy: Policy, now: datetime) -> Plan:
-    others = [a for a in steady(observed, rollout) if a.index not in rollout.members]
-    actions = _replace(observed, rollout, rollout.members, rollout.to_revision)
+    members, version = rollout.member_set, rollout.to_revision
+    others = [a for a in steady(observed, rollout) if a.index not in members]
+    actions = _replace(observed, rollout.members, version)
     label = f"batch {rollout.batch} of {say.batches(observed, rollout, policy)}"
-    if actions or not all_settled(observed, rollout.members, rollout.to_revision):
-        note = say.progress(observed, rollout.members, rollout.to_revision, label)
+    settled = not actions and all_settled(observed, rollout.members, version)
+    left = _timeout_left(rollout, policy, now)
+    if not settled and left > timedelta(0):
+        note = say.progress(observed, rollout.members, version, label, left)
         return Plan(tuple(others + actions), rollout, (), 1.0, (note,))
     waiting = replace(rollout, phase="Waiting", phase_since=now)
-    settled = f"{say.instances(rollout.members)} on {rollout.to_revision}: checking health"
+    if settled:
+        first = f"{say.instances(rollout.members)} on {version}: checking health"
+    else:
+        # Why: a pod the apiserver refuses, or with no copy of its image in the region,
+        # never comes; the batch is judged at its health timeout like any other.
+        first = (
+            f"{label}: health timeout ({say.duration(policy.health_timeout)}) passed since "
+            f"the batch began, {say.unsettled(observed, rollout.members, version)}: "
+            "judging the batch"
+        )
     following = _waiting(observed, waiting, policy, now)
     # The rest of this decision (the next batch, a rollback) is planned from the state
     # it returns, which is recorded before any of its actions is applied.
-    return replace(following, notes=(settled, *following.notes))
+    return replace(following, notes=(first, *following.notes))
+
+
+def _timeout_left(rollout: Rollout, policy: Policy, now: datetime) -> timedelta:
+    """Time left until the health timeout of the running batch (or rollback), which
+    counts from when it began."""
+    return rollout.batch_start + policy.health_timeout - now
 
 
 def _waiting(observed: Observation, rollout: Rollout, policy: Policy, now: datetime) -> Plan:
-    seen = by_index(observed.instances)
-    if not all_settled(observed, rollout.members, rollout.to_revision):
-        # A member vanished or is going away (deleted by someone else, evicted): that
-        # says nothing about the version. Put it back, then wait again.
-        gone = say.unsettled(observed, rollout.members, rollout.to_revision)
-        note = (
-            f"batch {rollout.batch}: {gone} during the health check; not counted as "
-            f"unhealthy, put back on {rollout.to_revision}"
-        )
+    seen, version, since = observed.by_index, rollout.to_revision, rollout.batch_start
+    left = _timeout_left(rollout, policy, now)
+    if left > timedelta(0) and not all_settled(observed, rollout.members, version):
+        # A member vanished or is going away (deleted by someone else, evicted through
+        # the API): that says nothing about the version. Put it back, then wait again;
+        # the batch's health timeout still runs.
+        gone = say.unsettled(observed, rollout.members, version)
+        note = f"batch {rollout.batch}: {gone} during the health check; put back on {version}"
         restored = _replacing(observed, replace(rollout, phase="Replacing"), policy, now)
         return replace(restored, notes=(note, *restored.notes))
-    states = {
-        index: health(seen.get(index, Instance(index, exists=False)), policy, now)
+    states: dict[int, Health] = {
+        index: member_health(seen.get(index), version, policy, since, now)
         for index in rollout.members
     }
     pending = [i for i, h in states.items() if h == "Initializing"]
-    others = tuple(a for a in steady(observed, rollout) if a.index not in rollout.members)
+    members = rollout.member_set
+    others = tuple(a for a in steady(observed, rollout) if a.index not in members)
     label = f"batch {rollout.batch} of {say.batches(observed, rollout, policy)}"
     if pending:
         notes = (
             f"{label}: {say.health_count(states)}",
-            *say.pending_notes(seen, pending, policy, now),
+            *say.pending_notes(seen, pending, policy, now, since),
         )
-        return Plan(others, rollout, (), _next_health_change(seen, pending, policy, now), notes)
+        wake = _next_health_change(seen, pending, policy, now, since)
+        return Plan(others, rollout, (), wake, notes)
     healthy = tuple(sorted(i for i, h in states.items() if h == "Healthy"))
     unhealthy = tuple(sorted(i for i, h in states.items() if h == "Unhealthy"))
     upgraded = tuple(sorted({*rollout.upgraded, *healthy, *unhealthy}))
@@ -266,7 +326,7 @@ def _waiting(observed: Observation, rollout: Rollout, policy: Policy, now: datet
         events = (batch_event, Event("Warning", reasons.ROLLING_UPGRADE_FAULTED, message))
         stopped = (*checked[:-1], f"{budget}: Faulted")
         if policy.rollback and failed:
-            back = replace(faulted, phase="RollingBack", members=failed)
+            back = replace(faulted, phase="RollingBack", members=failed, batch_since=now)
             plan_ = _rolling_back(observed, back, policy, now)
             source = rollout.from_revision or "no recorded revision"
             going = f"rollback on: {say.instances(failed)} go back to {source}"
@@ -275,11 +335,11 @@ def _waiting(observed: Observation, rollout: Rollout, policy: Policy, now: datet
             )
         kept = f"rollback off: {say.instances(failed)} stay on {rollout.to_revision}"
         return Plan(others, replace(faulted, phase="Done"), events, 30.0, (*stopped, kept))
-    remaining = [
-        i
+    upgraded_set = frozenset(upgraded)
+    remaining = any(
+        i not in upgraded_set and not runs_on(seen.get(i), done.to_revision)
         for i in range(observed.capacity)
-        if i not in upgraded and not runs_on(seen.get(i), done.to_revision)
-    ]
+    )
     if not remaining:
         completed = replace(done, code="Completed", phase="Done", phase_since=now)
         message = f"all {observed.capacity} instances run {rollout.to_revision}"
@@ -346,12 +406,13 @@ def _between_batches(
     if observed.paused:
         note = f"paused: batch {following} waits for the ScaleSet to be resumed ({upgraded})"
         return Plan(others, rollout, (), 30.0, (note,))
-    seen = by_index(observed.instances)
+    seen, upgraded_set = observed.by_index, rollout.upgraded_set
     unhealthy = [
         i
         for i in range(observed.capacity)
-        if health(seen.get(i, Instance(i, exists=False)), policy, now) == "Unhealthy"
+        if (instance := seen.get(i)) is None or health(instance, policy, now) == "Unhealthy"
     ]
+    unhealthy_set = frozenset(unhealthy)
     limit = policy.max_unhealthy_percent
     check = (
         f"before batch {following}: {len(unhealthy)} of {observed.capacity} unhealthy"
@@ -381,7 +442,7 @@ def _between_batches(
     candidates = [
         i
         for i in range(observed.capacity)
-        if i not in rollout.upgraded and not runs_on(seen.get(i), rollout.to_revision)
+        if i not in upgraded_set and not runs_on(seen.get(i), rollout.to_revision)
     ]
     if not candidates:
         completed = replace(rollout, code="Completed", phase="Done", phase_since=now)
@@ -394,11 +455,16 @@ def _between_batches(
             (check, f"completed: {message}"),
         )
     if policy.prioritize_unhealthy:
-        candidates.sort(key=lambda i: (i not in unhealthy, i))
+        candidates.sort(key=lambda i: (i not in unhealthy_set, i))
     size = batch_size(observed.capacity, policy.max_batch_percent)
     members = tuple(sorted(candidates[:size]))
     started = replace(
-        rollout, phase="Replacing", batch=rollout.batch + 1, members=members, phase_since=now
+        rollout,
+        phase="Replacing",
+        batch=rollout.batch + 1,
+        members=members,
+        phase_since=now,
+        batch_since=now,
     )
     event = Event(
         "Normal",
@@ -411,11 +477,11 @@ def _between_batches(
     skipped = [
         i
         for i in range(observed.capacity)
-        if i not in rollout.upgraded and runs_on(seen.get(i), rollout.to_revision)
+        if i not in upgraded_set and runs_on(seen.get(i), rollout.to_revision)
     ]
     if skipped:
         notes.append(f"{say.instances(skipped)} already on {rollout.to_revision}: not replaced")
-    first = [i for i in members if i in unhealthy]
+    first = [i for i in members if i in unhealthy_set]
     if policy.prioritize_unhealthy and first:
         notes.append(f"unhealthy first: {say.instances(first)}")
     notes.append(
@@ -427,54 +493,74 @@ def _between_batches(
 
 
 def _next_health_change(
-    seen: dict[int, Instance], pending: Sequence[int], policy: Policy, now: datetime
+    seen: Mapping[int, Instance],
+    pending: Sequence[int],
+    policy: Policy,
+    now: datetime,
+    since: datetime,
 ) -> float:
     """Seconds until a pending member's health can change without any event: its
-    minimum ready time passes, or its health timeout (1 to 30 s; pod events wake
-    the controller earlier when readiness flips)."""
-    moments = []
+    minimum ready time passes, or the batch's health timeout (counted from `since`,
+    when the batch began) does (1 to 30 s; pod events wake the controller earlier
+    when readiness flips)."""
+    moments = [since + policy.health_timeout]
     for index in pending:
-        instance = seen[index]
-        if instance.ready and instance.ready_since is not None:
+        instance = seen.get(index)
+        if instance is not None and instance.ready and instance.ready_since is not None:
             moments.append(instance.ready_since + policy.min_ready)
-        elif instance.created is not None:
-            moments.append(instance.created + policy.health_timeout)
-    if not moments:
-        return 2.0
     return min(30.0, max(1.0, (min(moments) - now).total_seconds()))
 
 
 def _rolling_back(observed: Observation, rollout: Rollout, policy: Policy, now: datetime) -> Plan:
     version = rollout.from_revision
-    others = tuple(a for a in steady(observed, rollout) if a.index not in rollout.members)
+    members = rollout.member_set
+    others = tuple(a for a in steady(observed, rollout) if a.index not in members)
     if version is None:
         # Nothing to go back to (the upgrade had no source revision): end the rollback.
         note = "rollback: no previous revision recorded, nothing to go back to"
         return Plan(others, replace(rollout, phase="Done"), (), 30.0, (note,))
-    actions = _replace(observed, rollout, rollout.members, version)
-    rolled = replace(rollout, rolled_back=tuple(sorted({*rollout.rolled_back, *rollout.members})))
+    actions = _replace(observed, rollout.members, version)
+    rolled = replace(rollout, rolled_back=tuple(sorted(rollout.rolled_back_set | members)))
     label = f"rollback of {say.instances(rollout.members)}"
-    if actions or not all_settled(observed, rollout.members, version):
-        note = say.progress(observed, rollout.members, version, label)
+    settled = not actions and all_settled(observed, rollout.members, version)
+    left = _timeout_left(rollout, policy, now)
+    if not settled and left > timedelta(0):
+        note = say.progress(observed, rollout.members, version, label, left)
         return Plan(others + tuple(actions), rolled, (), 1.0, (note,))
-    seen = by_index(observed.instances)
-    states = {index: health(seen[index], policy, now) for index in rollout.members}
+    # The rollback ends when its instances are healthy again, or have used up the
+    # health timeout, which counts from when the rollback began.
+    seen, since = observed.by_index, rollout.batch_start
+    states: dict[int, Health] = {
+        index: member_health(seen.get(index), version, policy, since, now)
+        for index in rollout.members
+    }
     pending = [i for i, h in states.items() if h == "Initializing"]
-    if pending:  # the rollback ends when its instances are healthy again (or not)
+    if pending:
         notes = (
             f"{label}: {say.health_count(states)} on {version}",
-            *say.pending_notes(seen, pending, policy, now),
+            *say.pending_notes(seen, pending, policy, now, since),
         )
-        return Plan(others, rolled, (), _next_health_change(seen, pending, policy, now), notes)
-    bad = [i for i, h in states.items() if h == "Unhealthy"]
-    message = f"instances {', '.join(map(str, rollout.members))} are back on {version}" + (
-        f"; {', '.join(map(str, bad))} unhealthy there too" if bad else ", healthy"
+        wake = _next_health_change(seen, pending, policy, now, since)
+        return Plan(others, rolled, (), wake, notes)
+    absent = [i for i in rollout.members if not settled_on(seen.get(i), version)]
+    bad = [i for i, h in states.items() if h == "Unhealthy" and i not in absent]
+    listed = ", ".join(map(str, rollout.members))
+    message = (
+        f"instances {listed} are back on {version}"
+        if not absent
+        else f"instances {listed} rolled back to {version}"
     )
+    if bad:
+        message += f"; {', '.join(map(str, bad))} unhealthy there too"
+    if absent:
+        message += f"; {', '.join(map(str, absent))} not there at the health timeout"
+    if not bad and not absent:
+        message += ", healthy"
     done = replace(rolled, phase="Done", members=())
     return Plan(
         others,
         done,
-        (Event("Warning" if bad else "Normal", reasons.ROLLED_BACK, message),),
+        (Event("Warning" if bad or absent else "Normal", reasons.ROLLED_BACK, message),),
         30.0,
         (f"rollback done: {message}",),
     )
