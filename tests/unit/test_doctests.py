@@ -34,6 +34,8 @@ MODULES = [
     "galleon.controllers.indexes",
     "galleon.controllers.common",
     "galleon.metrics",
+    "galleon.api.scaleset",
+    "galleon.oci.manifest",
     "galleon.cli.outcome",
 ]
 

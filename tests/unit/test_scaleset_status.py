@@ -212,3 +212,39 @@ def test_refused_status_stalls_without_touching_counters() -> None:
     by_type = {c["type"]: c for c in status["conditions"]}
     assert by_type[reasons.STALLED]["status"] == "True"
     assert by_type[reasons.UPGRADING]["reason"] == reasons.REGION_NOT_FOUND
+
+
+def conditions_of(f: ScaleSetFacts) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in scaleset_status(f)["conditions"]}
+
+
+def test_what_the_apply_could_not_do_is_said_with_its_reason_and_stalls() -> None:
+    refused = (reasons.CREATE_REFUSED, "pod web-3: the apiserver refused it (422): port 70000")
+    f = facts([healthy(0), healthy(1), healthy(2)])
+    f = replace(f, problems=(refused,))
+    found = conditions_of(f)
+    assert found[reasons.READY]["reason"] == reasons.CREATE_REFUSED
+    assert found[reasons.STALLED]["status"] == "True"
+    assert "70000" in found[reasons.READY]["message"]
+    degraded = found[reasons.DEGRADED]
+    assert degraded["reason"] == reasons.CREATE_REFUSED
+    assert degraded["message"].startswith("1 of 4 instances missing: pod web-3")
+
+
+def test_a_fleet_that_was_never_created_says_why_not_a_bare_count() -> None:
+    waiting = Resolution(None, None, reasons.VERSION_NOT_REPLICATED, "1.0.2 is not in east yet")
+    found = conditions_of(facts([], target=None, resolution=waiting))
+    assert found[reasons.READY]["reason"] == reasons.VERSION_NOT_REPLICATED
+    degraded = found[reasons.DEGRADED]
+    assert degraded["reason"] == reasons.VERSION_NOT_REPLICATED
+    assert degraded["message"] == "4 of 4 instances missing: 1.0.2 is not in east yet"
+
+
+def test_an_ignored_control_annotation_is_said_in_upgrading() -> None:
+    s = spec()
+    instances = [healthy(i) for i in range(4)]
+    controls = Controls.from_annotations({"galleon.dev/start-upgrade": "2026-01-01T00:00:00"})
+    intent = upgrade_intent(s, instances, OLD, RecordedUpgrade(), controls, T0)
+    f = replace(facts(), intent=intent)
+    message = conditions_of(f)[reasons.UPGRADING]["message"]
+    assert "galleon.dev/start-upgrade ignored" in message and "zone" in message, message

@@ -11,6 +11,7 @@ registries named, and posts an Event when that changes.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import kopf
@@ -18,12 +19,14 @@ from lightkube.resources.core_v1 import Node
 
 from galleon import GROUP, VERSION, clock
 from galleon.api.region import RegistryEndpoint, node_selector
-from galleon.controllers.common import measured, post_once
+from galleon.controllers.common import failure_message, measured, post_once
 from galleon.controllers.registries import Registries
 from galleon.core import reasons, times
 from galleon.core.conditions import kstatus, merged
 from galleon.kube import client as kube
 from galleon.metrics import forget_region, region_exists, set_registries_reachable
+
+logger = logging.getLogger(__name__)
 
 REGIONS = (GROUP, VERSION, "regions")
 CHECK_INTERVAL_SECONDS = 30.0
@@ -63,6 +66,24 @@ async def region_series(event: Any, name: str, **_: Any) -> None:
 async def reconcile_region(
     body: Any, spec: Any, status: Any, meta: Any, name: str, patch: Any, memo: Any, **_: Any
 ) -> None:
+    try:
+        await check_region(body, spec, status, meta, name, patch, memo)
+    except Exception as error:  # said on the Region, checked again by the timer
+        logger.exception("region %s: the check failed", name)
+        message = failure_message(error)
+        post_once(body, status, reasons.READY, False, reasons.RECONCILE_ERROR, message)
+        patch.status["conditions"] = merged(
+            status,
+            meta.get("generation"),
+            kstatus(False, reasons.RECONCILE_ERROR, message, progressing=True),
+            clock.now(),
+        )
+
+
+async def check_region(
+    body: Any, spec: Any, status: Any, meta: Any, name: str, patch: Any, memo: Any
+) -> None:
+    """Count the Region's Ready nodes, ping its registries, write what was found."""
     with measured("region"):
         selector: dict[str, Any] = node_selector(spec, name)
         nodes = [n async for n in kube.client().list(Node, labels=selector)]

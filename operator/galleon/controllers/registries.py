@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -208,18 +207,8 @@ class Registries:
         """The digest, media type and total blob size of the source image."""
         _, repository, reference = _source_url(source)
         async with self.source_client(source, namespace) as client:
-            manifest = await client.get_manifest(repository, reference)
-            document = json.loads(manifest.data)
-            size = sum(int(layer["size"]) for layer in document.get("layers") or [])
-            if document.get("config"):
-                size += int(document["config"]["size"])
-            for child in document.get("manifests") or []:
-                child_manifest = json.loads(
-                    (await client.get_manifest(repository, child["digest"])).data
-                )
-                size += sum(int(x["size"]) for x in child_manifest.get("layers") or [])
-                size += int((child_manifest.get("config") or {}).get("size", 0))
-        return Resolved(manifest.digest, manifest.media_type, size)
+            resolution = await client.resolve(repository, reference)
+        return Resolved(resolution.digest, resolution.media_type, resolution.size)
 
     async def fan_out(
         self,

@@ -6,13 +6,18 @@ Rules of this module:
   `data-web-i` (StatefulSet's naming, so the claims of a deleted and re-created
   ScaleSet are found again).
 - An instance's *revision* is `<version>-<model hash>`: the image version it runs
-  and a hash of everything else that decides what it runs: the image itself (the
-  definition's namespace and name and the version's digest: switching the
-  definition, or re-publishing a version from another source, is a new revision
-  even when the version string stays) and the instance model that shapes the pod
-  (pod template, OS container name, data disk mounts). The revision is a pod
-  label; a rolling upgrade moves instances from one revision to another, so a new
-  image version, another image and a changed pod template roll out the same way.
+  and a hash of everything else that decides what it runs: which image it is (the
+  definition's namespace and name: switching from `ubuntu@1.0.0` to
+  `windows@1.0.0` is a new revision though the version string stays) and the
+  instance model that shapes the pod (pod template, OS container name, data disk
+  mounts). The revision is a pod label; a rolling upgrade moves instances from one
+  revision to another, so a new image version, another image and a changed pod
+  template roll out the same way. The hash part changes only with what the user
+  changed (another definition, another template), never with the version, so an
+  upgrade can tell a new version (the platform's) from a changed model (the
+  user's). A version's digest needs no place in it: a version is published once per
+  definition (a second ImageVersion of it is a Conflict), and it cannot be deleted
+  and re-published while any instance runs it (deletion is held).
 - The OS container's image is the version's copy in one of the region's registry
   replicas, by digest: instances are spread over the replicas by index.
 """
@@ -57,9 +62,9 @@ def selector(scaleset: str) -> str:
     return f"{SCALESET_LABEL}={scaleset}"
 
 
-def image_identity(definition_namespace: str, definition: str, digest: str) -> str:
-    """What an instance's image is, beyond its version string: `ns/definition@digest`."""
-    return f"{definition_namespace}/{definition}@{digest}"
+def image_identity(definition_namespace: str, definition: str) -> str:
+    """Which image an instance runs, beyond its version string: `ns/definition`."""
+    return f"{definition_namespace}/{definition}"
 
 
 def model_hash(spec: ScaleSetSpec, image: str) -> str:
@@ -70,12 +75,12 @@ def model_hash(spec: ScaleSetSpec, image: str) -> str:
     >>> spec = ScaleSetSpec.model_validate({"region": "r", "capacity": 1,
     ...     "imageReference": {"imageDefinitionName": "d"},
     ...     "template": {"spec": {"containers": [{"name": "os", "image": "x"}]}}})
-    >>> ubuntu = image_identity("ns", "ubuntu", "sha256:aa")
+    >>> ubuntu = image_identity("ns", "ubuntu")
     >>> len(model_hash(spec, ubuntu))
     10
     >>> model_hash(spec, ubuntu) == model_hash(spec.model_copy(), ubuntu)
     True
-    >>> model_hash(spec, ubuntu) == model_hash(spec, image_identity("ns", "windows", "sha256:aa"))
+    >>> model_hash(spec, ubuntu) == model_hash(spec, image_identity("ns", "windows"))
     False
     """
     model = {

@@ -106,7 +106,7 @@ def scaleset_status(facts: ScaleSetFacts) -> dict[str, Any]:
         upgrade = upgrade_status(facts, facts.rollout)
         status["rollingUpgrade"] = upgrade
         status["upgradeHistory"] = history(facts.recorded, upgrade, facts.rollout, facts.now)
-    upgrading = set_upgrading(facts)
+    upgrading = said_refused_controls(facts, set_upgrading(facts))
     status["conditions"] = merged(
         facts.recorded,
         facts.generation,
@@ -306,6 +306,16 @@ def blocker(facts: ScaleSetFacts) -> tuple[str, str, bool] | None:
             )
         return reason, message, reason == reasons.VERSION_NOT_FOUND
     return None
+
+
+def said_refused_controls(facts: ScaleSetFacts, upgrading: Update) -> Update:
+    """The Upgrading condition, with why a start or cancel annotation was ignored
+    (a time without a zone, say) appended: an ignored control is never silent."""
+    refused = facts.intent.refused_controls
+    if not refused:
+        return upgrading
+    type_, state, reason, message = upgrading
+    return (type_, state, reason, "; ".join([m for m in (message, *refused) if m]))
 
 
 def set_ready(facts: ScaleSetFacts, upgrading: Update) -> list[Update]:

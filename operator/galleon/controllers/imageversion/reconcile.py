@@ -54,6 +54,8 @@ from galleon.metrics import REPLICATION_ERRORS, REPLICATIONS_IN_FLIGHT, region_l
 PARENT_RETRY_SECONDS = 10.0
 PERMANENT_RETRY_SECONDS = 60.0
 HELD_RETRY_SECONDS = 30.0
+MAX_REPOSITORY_CHARS = 255
+"""The longest repository name the distribution registry accepts."""
 GONE_SECONDS = 3600.0
 
 SOURCE_ERROR_REASONS = {
@@ -133,6 +135,15 @@ class Publication:
             gallery["metadata"]["name"],
             definition["metadata"]["name"],
         )
+        if len(repository) > MAX_REPOSITORY_CHARS:
+            message = (
+                f"the repository path {repository[:64]}... is {len(repository)} characters; "
+                f"registries accept at most {MAX_REPOSITORY_CHARS}: shorten the gallery's "
+                "repositoryPrefix, or the namespace, gallery or definition names"
+            )
+            post_once(body, writer.status, reasons.READY, False, reasons.INVALID_SPEC, message)
+            await writer.set_conditions(kstatus(False, reasons.INVALID_SPEC, message, stalled=True))
+            return PERMANENT_RETRY_SECONDS
         digest = await self.source(body, writer, spec, repository)
         if digest is None:
             return PERMANENT_RETRY_SECONDS

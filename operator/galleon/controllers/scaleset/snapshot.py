@@ -112,7 +112,6 @@ class ScaleSetSnapshot:
         image = inst.image_identity(
             definition_namespace(self.namespace, self.spec),
             self.spec.image_reference.image_definition_name,
-            self.images[version].digest,
         )
         return inst.revision(version, inst.model_hash(self.spec, image))
 
