@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from lightkube import Client, codecs
 from lightkube.core.exceptions import ApiError
-from lightkube.resources.core_v1 import PersistentVolumeClaim
+from lightkube.resources.core_v1 import PersistentVolumeClaim, Pod
 from lightkube.types import PatchType
 
 from galleon.kube.resources import ImageVersion, ScaleSet
@@ -326,3 +326,33 @@ def test_a_scaleset_whose_definition_does_not_exist_is_stalled(fleet: FleetHarne
     assert found["Stalled"]["reason"] == "ImageDefinitionNotFound"
     assert '"nope"' in found["Ready"]["message"]
     assert found["Reconciling"]["status"] == "False"
+
+
+def test_a_failed_instance_is_replaced_with_its_disks(fleet: FleetHarness) -> None:
+    fleet.scaleset("web", 2)
+    fleet.wait_fleet("web", "1.0.0", 2)
+    before = {p.metadata.name: p.metadata.uid for p in fleet.pods("web")}
+    disks = fleet.claims("web")
+    # The pod stopped for good (an eviction, a node that gave up on it).
+    fleet.kube.patch(
+        Pod.Status,
+        "web-0",
+        {"status": {"phase": "Failed", "reason": "Evicted", "message": "test eviction"}},
+        namespace=fleet.namespace,
+        patch_type=PatchType.MERGE,
+    )
+
+    def replaced() -> bool:
+        pods = {p.metadata.name: p for p in fleet.pods("web")}
+        again = pods.get("web-0")
+        return (
+            again is not None
+            and again.metadata.uid != before["web-0"]
+            and again.metadata.deletionTimestamp is None
+            and (again.status.phase or "") != "Failed"
+        )
+
+    wait_for(replaced, timeout=60, description="the failed instance re-created")
+    fleet.wait_fleet("web", "1.0.0", 2)
+    assert {p.metadata.name: p.metadata.uid for p in fleet.pods("web")}["web-1"] == before["web-1"]
+    assert fleet.claims("web") == disks  # the same data disks
