@@ -17,6 +17,7 @@ from typing import Any
 
 from lightkube.resources.core_v1 import Namespace, Pod
 
+from galleon import clock
 from galleon.api.gallery import SharingProfile
 from galleon.api.region import RegistryEndpoint, node_selector
 from galleon.api.scaleset import ScaleSetSpec
@@ -76,6 +77,9 @@ class ScaleSetSnapshot:
     """Index → UID of the instance's pod (deletes are preconditioned on it)."""
     sharing: Sharing | None = None
     """Whether the ScaleSet's namespace may use the image (None: no Region)."""
+    listed_at: float = 0.0
+    """`clock.monotonic()` just before the pod LIST was sent: a pod created after it may
+    be missing from `pods` without having gone."""
 
     @property
     def name(self) -> str:
@@ -263,6 +267,7 @@ async def read_snapshot(
         if found.allowed
         else []
     )
+    listed_at = clock.monotonic()
     pods = tuple(
         [
             as_dict(p)
@@ -292,6 +297,7 @@ async def read_snapshot(
         instances=tuple(instances),
         pod_uids=uids,
         sharing=found,
+        listed_at=listed_at,
     )
 
 
