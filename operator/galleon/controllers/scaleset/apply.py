@@ -4,10 +4,10 @@ Rules of this module:
 - A pod is deleted only with a UID precondition: a pod of the same name created
   since the snapshot is never deleted by mistake.
 - A create that finds the pod already there (409) is not an error. A pod this
-  process created after the pass's pod LIST was sent is not created again (the
-  kube controllers' "expectations"); one created before it and missing from that
-  consistent LIST has gone (deleted by someone else, evicted) and is created
-  again at once. Memory only: losing it costs a 409.
+  process created after the pass's pod LIST was sent, or less than
+  `EXPECTATION_SECONDS` ago, is not created again (the kube controllers'
+  "expectations"): never a loop of creates against something that keeps deleting
+  the pod. Memory only: losing it costs a 409.
 - Data disks are reconciled (created, re-owned, deleted after scale-in) before any
   pod is created, so a new pod always finds its claims; the check runs when pods
   are created or scaled in, when the generation changed, and while a disk waits
@@ -43,6 +43,7 @@ from galleon.core import rollout as ro
 from galleon.kube import client as kube
 from galleon.metrics import KUBE_REQUESTS
 
+EXPECTATION_SECONDS = 5.0
 WRITE_CONCURRENCY = 16
 REFUSED_CODES = frozenset({400, 403, 422})
 """Answers to a create that retrying the same request cannot change."""
@@ -122,8 +123,15 @@ class Applier:
         refused: list[str],
     ) -> None:
         recent = self._created.get(action.index)
-        if recent is not None and recent[0] == action.revision and recent[1] > snapshot.listed_at:
-            return  # created after this pass's LIST was sent: not gone, just not in it
+        if (
+            recent is not None
+            and recent[0] == action.revision
+            and (
+                recent[1] > snapshot.listed_at
+                or clock.monotonic() - recent[1] < EXPECTATION_SECONDS
+            )
+        ):
+            return  # created after this pass's LIST, or a moment ago: not again yet
         image = images[action.revision]
         assert image is not None  # the reconciler drops creates without a copy
         reference, pull_secret = image.image(action.index)
