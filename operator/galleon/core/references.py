@@ -117,20 +117,6 @@ def holders(
     return held
 
 
-def merge(*maps: Mapping[Copy, Sequence[str]]) -> dict[Copy, list[str]]:
-    """The references of several sources together.
-
-    >>> c = Copy("h", "r", "sha256:1")
-    >>> merge({c: ["a"]}, {c: ["b"]})
-    {Copy(host='h', repository='r', digest='sha256:1'): ['a', 'b']}
-    """
-    out: dict[Copy, list[str]] = {}
-    for one in maps:
-        for copy, who in one.items():
-            out.setdefault(copy, []).extend(w for w in who if w not in out[copy])
-    return out
-
-
 @dataclass(frozen=True)
 class Removal:
     """What to do with the locations a replication plan no longer wants."""
