@@ -3,22 +3,32 @@
 
 Starts the local control plane (etcd, kube-apiserver, KCM, scheduler, kwok with
 fake nodes in three regions), one registry per replica location of the example
-Regions (on the ports examples/01-regions.yaml names), pushes generated source
-images, runs the operator, applies examples/ and shows replication progress per
-region, then the example ScaleSet's instances and its batched rolling upgrade
-to the newer version. Ctrl-C stops everything.
+Regions (on the ports examples/01-regions.yaml names), pushes source images, runs
+the operator, applies examples/ and shows replication progress per region, then the
+example ScaleSet's instances and its batched rolling upgrade to the newer version.
+Ctrl-C stops everything.
+
+Where this machine can run one (root, containerd, runc, the CNI plugins: see
+docs/control-plane.md), the ScaleSet's region is a *real* node (containerd +
+kubelet): the source images are runnable (busybox and a health endpoint), each
+instance pulls its image from the replica galleon assigned it, and the demo shows
+the instances answering with their version over HTTP during the rollout. Elsewhere
+it says why and runs the region on kwok's fake nodes.
 
     python hack/demo.py            # stays up until Ctrl-C (prints a KUBECONFIG to use)
     python hack/demo.py --once     # exits when the demo has run (used by the tests)
+    python hack/demo.py --kwok     # fake nodes only, even where a real node could run
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import signal
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +38,14 @@ from lightkube import codecs
 from galleon.kube.resources import ImageDefinition, ImageVersion, ScaleSet
 from galleon.oci import RegistryClient
 from galleon.oci.reference import parse
-from galleon_testkit.controlplane import ControlPlane
-from galleon_testkit.images import build_image, push_image
+from galleon_testkit import nodes
+from galleon_testkit.binaries import MissingBinaries
+from galleon_testkit.controlplane import REAL_STORAGE_CLASS, ControlPlane
+from galleon_testkit.images import TestImage, build_image, push_image
 from galleon_testkit.operator import OperatorProcess
+from galleon_testkit.osimages import MissingBusybox, build_os_image
+from galleon_testkit.processes import ProcessFailed
+from galleon_testkit.realnode import RealNode, RealNodeUnavailable
 from galleon_testkit.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,19 +134,50 @@ def scaleset_line(status: dict[str, Any]) -> str:
     return line
 
 
+def answers(plane: ControlPlane, name: str) -> str:
+    """What each instance of a ScaleSet on a real node answers on /cgi-bin/version."""
+    from lightkube.resources.core_v1 import Pod
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    said = []
+    pods = plane.client().list(Pod, namespace=NAMESPACE, labels={"galleon.dev/scaleset": name})
+    for pod in sorted(pods, key=lambda p: int(p.metadata.labels["galleon.dev/index"])):
+        ip = pod.status.podIP if pod.status else None
+        answer = "-"
+        if ip:
+            try:
+                with opener.open(f"http://{ip}:8080/cgi-bin/version", timeout=2) as response:
+                    answer = response.read().decode().strip()
+            except OSError:
+                answer = "down"
+        said.append(f"{pod.metadata.name}={answer}")
+    return " ".join(said)
+
+
 def watch_scaleset(
-    plane: ControlPlane, name: str, done: Any, what: str, timeout: float = 300
+    plane: ControlPlane,
+    name: str,
+    done: Any,
+    what: str,
+    timeout: float = 300,
+    real: bool = False,
 ) -> dict[str, Any]:
-    """Print a ScaleSet's instances and rollout whenever they change, until `done(status)`."""
+    """Print a ScaleSet's instances and rollout whenever they change, until `done(status)`;
+    on a real node, also what the instances answer over HTTP."""
     client = plane.client()
     deadline = time.monotonic() + timeout
-    last = ""
+    last = heard = ""
     while time.monotonic() < deadline:
         status = dict(client.get(ScaleSet, name, namespace=NAMESPACE).get("status") or {})
         line = scaleset_line(status)
         if line != last:
             print(f"  scaleset {name}: {line}", flush=True)
             last = line
+        if real:
+            said = answers(plane, name)
+            if said != heard:
+                print(f"    instances answer over HTTP: {said}", flush=True)
+                heard = said
         if done(status):
             return status
         time.sleep(0.5)
@@ -146,21 +192,21 @@ def all_on(version: str, capacity: int) -> Any:
     return check
 
 
-async def push_sources(workdir: Path, size: int) -> None:
+async def push_sources(workdir: Path, size: int, runnable: bool) -> None:
+    """Push the examples' source images: runnable OS images (for a real node) or
+    generated layers of `size` bytes."""
     versions = [
         parse(d["spec"]["source"]["image"])
         for path in sorted(EXAMPLES.glob("*imageversion*.yaml"))
         for d in documents(path)
     ]
-    previous = None
+    previous: TestImage | None = None
     for index, reference in enumerate(sorted(versions, key=lambda r: r.tag or "")):
-        image = build_image(
-            workdir / "images" / (reference.tag or "x"),
-            size=size,
-            layers=4,
-            seed=index + 1,
-            base=previous,
-        )
+        folder = workdir / "images" / (reference.tag or "x")
+        if runnable:
+            image = build_os_image(folder, reference.tag or "0.0.0")
+        else:
+            image = build_image(folder, size=size, layers=4, seed=index + 1, base=previous)
         async with RegistryClient(f"http://{reference.host}") as client:
             await push_image(client, reference.repository, image, [reference.tag or "latest"])
         print(
@@ -170,20 +216,53 @@ async def push_sources(workdir: Path, size: int) -> None:
         previous = image
 
 
+def real_node(plane: ControlPlane, region: str) -> RealNode | None:
+    """A real node for `region`, or None (and fake nodes there) where it cannot run."""
+    try:
+        node = plane.add_real_node(region, taint=False)
+    except (RealNodeUnavailable, MissingBinaries, MissingBusybox, ProcessFailed) as error:
+        print(f"no real node here ({error}); {region} runs on kwok's fake nodes instead")
+        names = nodes.create_nodes(plane.client(), {region: 2})
+        nodes.wait_nodes_usable(plane.client(), names, timeout=90)
+        return None
+    print(
+        f"real node {node.name} up in {node.startup_seconds['node']:.1f}s "
+        f"(containerd + kubelet, node IP {node.address}): {region}'s instances really run"
+    )
+    return node
+
+
+def apply_on_real_node(plane: ControlPlane, path: Path) -> None:
+    """Apply the example ScaleSet with its data disks on the real node's local volumes."""
+    for document in documents(path):
+        changed = copy.deepcopy(document)
+        for disk in changed["spec"].get("dataDisks") or []:
+            disk["storageClassName"] = REAL_STORAGE_CLASS
+        plane.client().apply(
+            codecs.from_dict(changed), namespace=changed["metadata"]["namespace"], force=True
+        )
+    print(f"applied {path.relative_to(ROOT)} (data disks: local volumes of the real node)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--once", action="store_true", help="exit when the demo has run")
     parser.add_argument("--workdir", type=Path, default=None, help="state folder (default: temp)")
-    parser.add_argument("--image-mib", type=int, default=64, help="size of the source images")
+    parser.add_argument("--image-mib", type=int, default=64, help="size of generated images")
+    parser.add_argument("--kwok", action="store_true", help="fake nodes only, no real node")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="galleon-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
     regions = example_regions()
-    plane = ControlPlane(workdir / "cluster", regions={r: 2 for r in regions})
+    scaleset = documents(next(EXAMPLES.glob("*scaleset*.yaml")))[0]
+    name, capacity = scaleset["metadata"]["name"], scaleset["spec"]["capacity"]
+    instance_region = scaleset["spec"]["region"]
+    kwok_nodes = {r: (0 if r == instance_region and not args.kwok else 2) for r in regions}
+    plane = ControlPlane(workdir / "cluster", regions=kwok_nodes)
     registries: list[Registry] = []
     operator: OperatorProcess | None = None
     try:
@@ -191,14 +270,17 @@ def main() -> None:
         plane.start()
         plane.apply_crds(ROOT / "crds")
         print(f"control plane up in {plane.startup_seconds['total']:.1f}s: {plane.summary()}")
+        node = None if args.kwok else real_node(plane, instance_region)
         for region, urls in regions.items():
             for url in urls:
                 port = int(url.rsplit(":", 1)[1])
                 registries.append(
                     Registry(workdir / "registries" / f"{region}-{port}", port).start()
                 )
+                if node is not None:
+                    node.trust(registries[-1].host)
         print(f"{len(registries)} registries up: " + ", ".join(r.host for r in registries))
-        asyncio.run(push_sources(workdir, args.image_mib << 20))
+        asyncio.run(push_sources(workdir, args.image_mib << 20, runnable=node is not None))
 
         operator = OperatorProcess(plane.kubeconfig, workdir / "operator.log").start()
         print(f"operator running (log: {operator.log})")
@@ -206,14 +288,16 @@ def main() -> None:
         for path in sorted(EXAMPLES.glob("*.yaml")):
             if "1.0.2" in path.name:
                 continue
+            if node is not None and path.name.endswith("scaleset.yaml"):
+                apply_on_real_node(plane, path)
+                continue
             apply(plane, path)
         first = next(
             d["metadata"]["name"] for d in documents(EXAMPLES / "04-imageversion-1.0.0.yaml")
         )
         watch_version(plane, first)
-        scaleset = documents(next(EXAMPLES.glob("*scaleset*.yaml")))[0]
-        name, capacity = scaleset["metadata"]["name"], scaleset["spec"]["capacity"]
-        watch_scaleset(plane, name, all_on("1.0.0", capacity), "running 1.0.0")
+        real = node is not None
+        watch_scaleset(plane, name, all_on("1.0.0", capacity), "running 1.0.0", real=real)
         newer_path = next(EXAMPLES.glob("*imageversion-1.0.2.yaml"))
         apply(plane, newer_path)
         watch_version(plane, documents(newer_path)[0]["metadata"]["name"])
@@ -229,6 +313,7 @@ def main() -> None:
                 == "Completed"
             ),
             "upgraded to 1.0.2",
+            real=real,
         )
         history = status.get("upgradeHistory") or []
         if history:

@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PACKAGES=(docker-registry skopeo lua5.4)
+# containerd, runc, the CNI plugins, busybox-static and iproute2 run the real nodes.
+PACKAGES=(docker-registry skopeo lua5.4 containerd runc containernetworking-plugins busybox-static iproute2 iptables)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

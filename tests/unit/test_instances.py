@@ -63,6 +63,23 @@ def test_the_pod_runs_the_version_image_with_its_disks_on_region_nodes() -> None
     assert s.template.spec["containers"][1]["image"] == "x"
 
 
+def test_extensions_run_the_os_image_and_other_init_containers_keep_theirs() -> None:
+    template = {
+        "spec": {
+            "initContainers": [
+                {"name": "extension", "image": "set-by-galleon", "args": ["extension"]},
+                {"name": "tools", "image": "busybox"},
+            ],
+            "containers": [{"name": "os", "image": "set-by-galleon"}],
+        }
+    }
+    s = spec(template=template)
+    pod = inst.pod_manifest(OWNER, s, 0, "1.0.2-h", "r:5000/g@sha256:ab", {})
+    images = {c["name"]: c["image"] for c in pod["spec"]["initContainers"]}
+    assert images == {"extension": "r:5000/g@sha256:ab", "tools": "busybox"}
+    assert s.template.spec["initContainers"][0]["image"] == "set-by-galleon"
+
+
 def test_the_revision_moves_with_the_model_but_not_with_capacity() -> None:
     base = inst.model_hash(spec(), IMAGE)
     assert inst.model_hash(spec(capacity=9), IMAGE) == base

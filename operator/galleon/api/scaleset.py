@@ -412,7 +412,10 @@ class ScaleSetSpec(SpecModel):
         default=None,
         max_length=LABEL_NAME_MAX,
         pattern=DNS_LABEL_PATTERN,
-        description="Container whose image is the OS image (default: the first container).",
+        description="Container whose image is the OS image (default: the first container). "
+        "Init containers whose image is the same as this container's in the template (e.g. "
+        "`set-by-galleon`) run the OS image too: extensions that run again on every new OS "
+        "image.",
     )
     template: PodTemplate = Field(description="Instance model (pod template).")
     data_disks: list[DataDisk] = Field(

@@ -20,6 +20,9 @@ Rules of this module:
   and re-published while any instance runs it (deletion is held).
 - The OS container's image is the version's copy in one of the region's registry
   replicas, by digest: instances are spread over the replicas by index.
+- *Extensions*: an init container whose template image is the OS container's
+  template image (the placeholder, e.g. `set-by-galleon`) runs the OS image too, so
+  a provisioning step runs again on every new OS image, before the OS container.
 """
 
 from __future__ import annotations
@@ -183,7 +186,11 @@ def pod_manifest(
     name = scaleset["metadata"]["name"]
     pod_spec = copy.deepcopy(spec.template.spec)
     container = _os_container(pod_spec, os_container_name(spec))
+    placeholder = container.get("image")
     container["image"] = image
+    for extension in pod_spec.get("initContainers") or []:
+        if isinstance(extension, dict) and placeholder and extension.get("image") == placeholder:
+            extension["image"] = image
     pod_spec["hostname"] = pod_name(name, index)
     pod_spec["nodeSelector"] = {**(pod_spec.get("nodeSelector") or {}), **node_selector}
     if pull_secret:

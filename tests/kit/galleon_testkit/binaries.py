@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: The binaries the control plane starts, by file name inside the bin folder.
-REQUIRED = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+REQUIRED = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "kubelet",
+)
 
 #: tests/kit/galleon_testkit/binaries.py -> parents[3] is the repository root (the kit
 #: is installed editable from the checkout by hack/setup.sh, so this file stays there).
@@ -43,6 +50,7 @@ class Binaries:
     kube_scheduler: Path
     kwok: Path
     kwok_kustomize: Path
+    kubelet: Path
 
 
 def find_bin_dir() -> Path:
@@ -87,4 +95,5 @@ def find_binaries() -> Binaries:
         kube_scheduler=folder / "kube-scheduler",
         kwok=folder / "kwok",
         kwok_kustomize=folder / "kwok-kustomize",
+        kubelet=folder / "kubelet",
     )

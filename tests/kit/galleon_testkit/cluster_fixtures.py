@@ -40,11 +40,15 @@ from galleon_testkit.binaries import REPO_ROOT, MissingBinaries
 from galleon_testkit.chart import NAMESPACE, of_kind, render
 from galleon_testkit.controlplane import ControlPlane, ControlPlaneError
 from galleon_testkit.operator import OperatorProcess
-from galleon_testkit.processes import log_tail
+from galleon_testkit.osimages import MissingBusybox
+from galleon_testkit.processes import ProcessFailed, log_tail
+from galleon_testkit.realnode import RealNode, RealNodeUnavailable
 from galleon_testkit.waiting import wait_for
 
 #: Regions (and fake nodes per region) of the session's control plane: the examples'.
 SESSION_REGIONS = {"westcentralus": 1, "southcentralus": 1, "eastus2": 2}
+#: The region of the session's real node (beside its kwok nodes, which it taints away).
+REAL_NODE_REGION = "eastus2"
 OPERATOR_LOGS = pytest.StashKey[list[Path]]()
 KopfPeering = create_namespaced_resource("kopf.dev", "v1", "KopfPeering", "kopfpeerings")
 
@@ -81,6 +85,33 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
         yield plane
     finally:
         plane.stop()
+
+
+@pytest.fixture(scope="session")
+def real_node(control_plane: ControlPlane) -> Iterator[RealNode]:
+    """A real node (containerd + kubelet, `galleon_testkit.realnode`) in region
+    `REAL_NODE_REGION` of the session's plane, started on first use; at the end of the
+    session it is stopped and nothing it ran or mounted may be left."""
+    try:
+        node = control_plane.add_real_node(REAL_NODE_REGION)
+    except (RealNodeUnavailable, MissingBinaries, MissingBusybox) as error:
+        unavailable(str(error))
+    except (ProcessFailed, TimeoutError) as error:
+        pytest.fail(
+            f"the real node did not start: {error}\n{control_plane.log_tails()}", pytrace=False
+        )
+    print(f"\nreal node {node.name} up: {node.startup_seconds}", file=sys.stderr)
+    yield node
+    node.stop(control_plane.client())
+    left = node.leftovers()
+    assert not left, f"the real node {node.name} left behind: {left}"
+
+
+@pytest.fixture
+def real_volumes(control_plane: ControlPlane, real_node: RealNode) -> RealNode:
+    """The real node, with every released local volume emptied and back in the pool."""
+    control_plane.recycle_real_volumes()
+    return real_node
 
 
 @pytest.fixture(scope="session")

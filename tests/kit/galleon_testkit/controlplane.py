@@ -21,9 +21,11 @@ Rules of this module:
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import base64
 import os
+import shutil
 import ssl
 import time
 from collections.abc import Mapping, Sequence
@@ -35,14 +37,18 @@ from typing import Any
 import yaml
 from lightkube import Client, codecs
 from lightkube.config.kubeconfig import KubeConfig
+from lightkube.core.exceptions import ApiError
 from lightkube.models.authentication_v1 import TokenRequestSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.core_v1 import ServiceAccount, ServiceAccountToken
 
+from galleon.oci import RegistryClient
 from galleon_testkit import nodes, pki
 from galleon_testkit.binaries import Binaries, find_binaries
+from galleon_testkit.images import TestImage, push_image
 from galleon_testkit.kubeconfig import write_kubeconfig
+from galleon_testkit.osimages import build_pause_image
 from galleon_testkit.processes import (
     LOOPBACK,
     ManagedProcess,
@@ -53,6 +59,13 @@ from galleon_testkit.processes import (
     log_tail,
     stop_all,
 )
+from galleon_testkit.realnode import (
+    REAL_NODE_LABEL,
+    RealNode,
+    RealNodeUnavailable,
+    missing_requirements,
+)
+from galleon_testkit.registry import Registry
 from galleon_testkit.waiting import wait_for
 
 DEFAULT_REGIONS: Mapping[str, int] = {"westcentralus": 1, "eastus": 1}
@@ -60,17 +73,78 @@ STAGES_DIR = Path(__file__).parent / "stages"
 #: Admission plugins on top of the apiserver's defaults (--enable-admission-plugins
 #: adds to them). OwnerReferencesPermissionEnforcement is what hardened clusters run:
 #: setting blockOwnerDeletion needs `update` on the owner's finalizers subresource.
-EXTRA_ADMISSION_PLUGINS = ("OwnerReferencesPermissionEnforcement",)
+EXTRA_ADMISSION_PLUGINS = ("OwnerReferencesPermissionEnforcement", "NodeRestriction")
+#: Node first: kubelets of real nodes are authorized by the Node authorizer (their
+#: own node, the pods bound to it and what those pods reference), everyone else by RBAC.
+AUTHORIZATION_MODES = ("Node", "RBAC")
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"  # disjoint from the service range; never loopback
 STORAGE_CLASS = "galleon-test-volume"
 PROVISIONER = "galleon.test/fake-provisioner"
+#: Local PersistentVolumes on the real nodes' disks (a static pool, see `RealNode`).
+REAL_STORAGE_CLASS = "galleon-real-local"
+REAL_VOLUMES_PER_NODE = 24
+REAL_VOLUME_SIZE = "10Gi"
 FIELD_MANAGER = "galleon-testing"
 
 ETCD_TIMEOUT = 30.0
 APISERVER_TIMEOUT = 120.0
 COMPONENT_TIMEOUT = 90.0
 NODES_TIMEOUT = 90.0
+
+
+def real_storage_class() -> dict[str, Any]:
+    """Local volumes of the real nodes: bound when a pod is scheduled, on its node."""
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": REAL_STORAGE_CLASS},
+        "provisioner": "kubernetes.io/no-provisioner",
+        "reclaimPolicy": "Retain",
+        "volumeBindingMode": "WaitForFirstConsumer",
+    }
+
+
+def local_volume(node: RealNode, index: int) -> dict[str, Any]:
+    """Local PersistentVolume `index` of a real node: a folder on its disk, only there."""
+    path = node.volumes_dir / f"v{index}"
+    path.mkdir(parents=True, exist_ok=True, mode=0o777)
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": f"{node.name}-v{index}", "labels": {REAL_NODE_LABEL: node.name}},
+        "spec": {
+            "capacity": {"storage": REAL_VOLUME_SIZE},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": REAL_STORAGE_CLASS,
+            "volumeMode": "Filesystem",
+            "local": {"path": str(path)},
+            "nodeAffinity": {
+                "required": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {
+                                    "key": nodes.HOSTNAME_LABEL,
+                                    "operator": "In",
+                                    "values": [node.name],
+                                }
+                            ]
+                        }
+                    ]
+                }
+            },
+        },
+    }
+
+
+def _gone(client: Client, kind: Any, name: str) -> bool:
+    try:
+        client.get(kind, name)
+    except ApiError as error:
+        return error.status.code == 404
+    return False
 
 
 class ControlPlaneError(RuntimeError):
@@ -110,9 +184,16 @@ class ControlPlane:
         regions: Mapping[str, int] | None = None,
         *,
         binaries: Binaries | None = None,
+        real_nodes: Mapping[str, int] | None = None,
+        real_node_taint: bool = True,
     ) -> None:
         self.workdir = Path(workdir)
         self.regions = dict(DEFAULT_REGIONS if regions is None else regions)
+        self.wanted_real_nodes = dict(real_nodes or {})
+        self.real_node_taint = real_node_taint
+        self.real_nodes: dict[str, RealNode] = {}
+        self._node_images: Registry | None = None
+        self._pause_image = ""
         self._binaries = binaries
         self.kubeconfig = self.workdir / "admin.kubeconfig"
         self.server = ""
@@ -152,6 +233,10 @@ class ControlPlane:
 
     def stop(self) -> None:
         """Stop the components in reverse order (idempotent)."""
+        for node in reversed(list(self.real_nodes.values())):
+            node.stop(self._client)
+        if self._node_images is not None:
+            self._node_images.stop()
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -186,6 +271,9 @@ class ControlPlane:
         client = self.client()
         created = time.monotonic()
         client.apply(codecs.from_dict(storage_class()), field_manager=FIELD_MANAGER, force=True)
+        client.apply(
+            codecs.from_dict(real_storage_class()), field_manager=FIELD_MANAGER, force=True
+        )
         self.node_names = nodes.create_nodes(client, self.regions)
         nodes.wait_nodes_usable(client, self.node_names, timeout=NODES_TIMEOUT)
         # Why: pods in a new namespace need its "default" ServiceAccount (KCM makes it).
@@ -195,6 +283,122 @@ class ControlPlane:
             description="the default ServiceAccount (kube-controller-manager is working)",
         )
         self.startup_seconds["nodes"] = round(time.monotonic() - created, 2)
+        for region, count in self.wanted_real_nodes.items():
+            for _ in range(count):
+                self.add_real_node(region, taint=self.real_node_taint)
+
+    # -- real nodes ----------------------------------------------------------------------
+
+    def add_real_node(
+        self, region: str, *, taint: bool = True, timeout: float = NODES_TIMEOUT
+    ) -> RealNode:
+        """Start a real node (containerd + kubelet, `RealNode`) labelled for `region` and
+        wait until it is Ready and untainted but for its own real-node taint.
+
+        Its name is `real-<region>-<i>`; it comes with `REAL_VOLUMES_PER_NODE` local
+        PersistentVolumes of the StorageClass `REAL_STORAGE_CLASS` on its disk.
+        Raises `RealNodeUnavailable` when this machine cannot run one.
+        """
+        assert self._pki is not None
+        missing = missing_requirements()
+        if missing:
+            raise RealNodeUnavailable("cannot run a real node: missing " + ", ".join(missing))
+        binaries = self._binaries or find_binaries()
+        index = sum(1 for n in self.real_nodes.values() if n.region == region)
+        name = f"real-{region}-{index}"[:63]
+        folder = self.workdir / "nodes" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        cert, key = pki.user_certificate(
+            self._pki, f"system:node:{name}", ("system:nodes",), folder=folder
+        )
+        kubeconfig = write_kubeconfig(
+            folder / "kubelet.kubeconfig",
+            server=self.server,
+            ca_cert=self._pki.ca_cert,
+            client_cert=cert,
+            client_key=key,
+            user=f"system:node:{name}",
+        )
+        node = RealNode(
+            folder,
+            name=name,
+            region=region,
+            kubelet=binaries.kubelet,
+            kubeconfig=kubeconfig,
+            ca_cert=self._pki.ca_cert,
+            pause_image=self._pause(),
+            labels={nodes.ZONE_LABEL: f"{region}-1"},
+            taint=taint,
+        )
+        assert self._node_images is not None
+        node.trust(self._node_images.host)
+        self.real_nodes[name] = node
+        began = time.monotonic()
+        node.start()
+        self.logs.update({f"{name}/{k}": v for k, v in node.logs.items()})
+        client = self.client()
+        nodes.wait_nodes_usable(client, [name], timeout=timeout)
+        for volume in range(REAL_VOLUMES_PER_NODE):
+            client.apply(
+                codecs.from_dict(local_volume(node, volume)),
+                field_manager=FIELD_MANAGER,
+                force=True,
+            )
+        self.startup_seconds[name] = round(time.monotonic() - began, 2)
+        return node
+
+    def _pause(self) -> str:
+        """The sandbox image on the plane's own registry (started with the first node)."""
+        if not self._pause_image:
+            self._node_images = Registry(self.workdir / "node-images", name="node-images").start()
+            image = build_pause_image(self.workdir / "node-images" / "pause")
+            digest = asyncio.run(self._push(self._node_images, "galleon-test/pause", image))
+            self._pause_image = f"{self._node_images.host}/galleon-test/pause@{digest}"
+        return self._pause_image
+
+    @staticmethod
+    async def _push(registry: Registry, repository: str, image: TestImage) -> str:
+        async with RegistryClient(registry.url) as client:
+            return await push_image(client, repository, image, ["1"])
+
+    def recycle_real_volumes(self) -> int:
+        """Give released local volumes back to the pool, emptied (what a static
+        provisioner does); return how many."""
+        from lightkube.resources.core_v1 import PersistentVolume
+
+        client = self.client()
+        recycled = 0
+        for node in self.real_nodes.values():
+            for volume in range(REAL_VOLUMES_PER_NODE):
+                manifest = local_volume(node, volume)
+                name = manifest["metadata"]["name"]
+                try:
+                    found = client.get(PersistentVolume, name)
+                except ApiError as error:
+                    if error.status.code != 404:
+                        raise
+                    found = None
+                if found is not None:
+                    if not (found.status and found.status.phase in ("Released", "Failed")):
+                        continue
+                    client.delete(PersistentVolume, name)
+                    wait_for(
+                        partial(_gone, client, PersistentVolume, name),
+                        timeout=60,
+                        description=f"volume {name} to be deleted",
+                    )
+                path = Path(manifest["spec"]["local"]["path"])
+                shutil.rmtree(path, ignore_errors=True)
+                path.mkdir(parents=True, mode=0o777)
+                client.apply(codecs.from_dict(manifest), field_manager=FIELD_MANAGER, force=True)
+                recycled += 1
+        return recycled
+
+    def leftovers(self) -> list[str]:
+        """What the real nodes left behind after `stop()` (processes, mounts, links)."""
+        return [
+            f"{name}: {item}" for name, node in self.real_nodes.items() for item in node.leftovers()
+        ]
 
     # -- components ------------------------------------------------------------------
 
@@ -252,9 +456,14 @@ class ControlPlane:
                 f"--service-account-key-file={keys.service_account_public_key}",
                 f"--service-account-signing-key-file={keys.service_account_key}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--authorization-mode=RBAC",
+                f"--authorization-mode={','.join(AUTHORIZATION_MODES)}",
                 f"--enable-admission-plugins={','.join(EXTRA_ADMISSION_PLUGINS)}",
                 "--allow-privileged=true",
+                # Logs and exec go to a real node's kubelet: it knows the admin by the
+                # plane's CA, and is reached on the address it reports (127.0.0.1).
+                f"--kubelet-client-certificate={keys.admin_cert}",
+                f"--kubelet-client-key={keys.admin_key}",
+                "--kubelet-preferred-address-types=InternalIP",
                 "--profiling=false",
                 f"--cert-dir={self.workdir / 'apiserver-certs'}",
             ],
@@ -306,7 +515,8 @@ class ControlPlane:
                 binaries.kwok,
                 f"--kubeconfig={self.kubeconfig}",
                 *(f"--config={path}" for path in sorted(STAGES_DIR.glob("*.yaml"))),
-                "--manage-all-nodes=true",
+                # Only the fake nodes: a real node's kubelet runs its own.
+                f"--manage-nodes-with-label-selector={nodes.FAKE_NODE_LABEL}=true",
                 "--node-lease-duration-seconds=40",
                 f"--cidr={POD_CIDR}",
                 f"--server-address={LOOPBACK}:{kwok_port}",

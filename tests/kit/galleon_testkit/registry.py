@@ -15,10 +15,12 @@ failure under CI=true.
 
 from __future__ import annotations
 
+import re
 import shutil
 import ssl
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -29,6 +31,23 @@ from galleon_testkit.processes import LOOPBACK, ManagedProcess, free_port
 
 REGISTRY_BINARY = "docker-registry"
 START_TIMEOUT = 30.0
+
+
+#: A line of the registry's access log (Apache combined format, written to stdout).
+ACCESS_LINE = re.compile(
+    r'^\S+ \S+ \S+ \[[^\]]*\] "(?P<method>[A-Z]+) (?P<path>\S+) [^"]*" '
+    r'(?P<status>\d{3}) \S+ "[^"]*" "(?P<agent>[^"]*)"'
+)
+
+
+@dataclass(frozen=True)
+class AccessLogEntry:
+    """One request the registry answered, e.g. GET /v2/a/manifests/sha256:… 200 containerd/…"""
+
+    method: str
+    path: str
+    status: int
+    agent: str
 
 
 class MissingRegistry(RuntimeError):
@@ -58,6 +77,7 @@ class Registry:
         *,
         credentials: tuple[str, str] | None = None,
         tls: bool = False,
+        access_log: bool = False,
     ) -> None:
         self.workdir = Path(workdir)
         self.port = port or free_port()
@@ -67,6 +87,7 @@ class Registry:
         self.log = self.workdir / "registry.log"
         self.credentials = credentials
         self.tls = tls
+        self.access_log = access_log
         self.ca_cert: Path | None = None
         self._pki: pki.Pki | None = None
         self._process: ManagedProcess | None = None
@@ -99,7 +120,7 @@ class Registry:
         http: dict[str, object] = {"addr": self.host, "secret": "galleon-test"}
         config: dict[str, object] = {
             "version": 0.1,
-            "log": {"level": "warn", "accesslog": {"disabled": True}},
+            "log": {"level": "warn", "accesslog": {"disabled": not self.access_log}},
             "storage": {
                 "filesystem": {"rootdirectory": str(self.storage)},
                 "delete": {"enabled": True},
@@ -124,6 +145,25 @@ class Registry:
                 "key": str(self._pki.apiserver_key),
             }
         self.config.write_text(yaml.safe_dump(config))
+
+    def requests(self) -> list[AccessLogEntry]:
+        """What the registry served, from its access log (`access_log=True`)."""
+        if not self.access_log:
+            raise RuntimeError(f"registry {self.host} was started without its access log")
+        entries = []
+        try:
+            text = self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        for line in text.splitlines():
+            match = ACCESS_LINE.match(line)
+            if match:
+                entries.append(
+                    AccessLogEntry(
+                        match["method"], match["path"], int(match["status"]), match["agent"]
+                    )
+                )
+        return entries
 
     def start(self) -> Registry:
         binary = registry_binary()

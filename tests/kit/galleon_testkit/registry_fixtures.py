@@ -20,10 +20,10 @@ from galleon_testkit.registry import MissingRegistry, Registry
 def registry_factory(tmp_path: Path) -> Iterator[Callable[[int], list[Registry]]]:
     started: list[Registry] = []
 
-    def start(count: int = 1) -> list[Registry]:
+    def start(count: int = 1, *, access_log: bool = False) -> list[Registry]:
         batch = []
         for _ in range(count):
-            registry = Registry(tmp_path / f"registry-{len(started)}")
+            registry = Registry(tmp_path / f"registry-{len(started)}", access_log=access_log)
             try:
                 registry.start()
             except MissingRegistry as error:

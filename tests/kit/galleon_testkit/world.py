@@ -36,11 +36,19 @@ class World:
         self.regions: dict[str, list[Registry]] = {}
         self.rest = registries[1:]
 
-    def region(self, short: str, registries: list[Registry], node_region: str | None = None) -> str:
+    def region(
+        self,
+        short: str,
+        registries: list[Registry],
+        node_region: str | None = None,
+        node_labels: dict[str, str] | None = None,
+    ) -> str:
         """A Region named after the test; `node_region` selects the session's kwok
-        nodes of that region (topology.kubernetes.io/region) for its instances."""
+        nodes of that region (topology.kubernetes.io/region) for its instances, and
+        `node_labels` narrows that further (e.g. to the real node)."""
         name = f"{self.namespace}-{short}"[:63]
         selector = {"topology.kubernetes.io/region": node_region} if node_region else {}
+        selector.update(node_labels or {})
         self.regions[name] = registries
         self.kube.apply(
             _object(
