@@ -29,7 +29,7 @@ from lightkube.types import PatchType
 
 from galleon.kube.resources import ImageVersion, ScaleSet
 from galleon_testkit.binaries import REPO_ROOT
-from galleon_testkit.controlplane import ControlPlane
+from galleon_testkit.controlplane import KWOK_DELETES_MESSAGE, KWOK_USER, ControlPlane
 from galleon_testkit.nodes import REGION_LABEL
 from galleon_testkit.waiting import stays_true, wait_for
 
@@ -180,6 +180,34 @@ def test_pod_lands_in_its_region_and_becomes_ready(kube: Client, namespace: str)
     node = kube.get(Node, ready.spec.nodeName)
     assert node.metadata.labels[REGION_LABEL] == "eastus2"
     assert ready.status.podIP
+
+
+def test_kwok_deletes_a_pod_only_once_it_is_terminating(
+    control_plane: ControlPlane, kube: Client, namespace: str, tmp_path: Path
+) -> None:
+    # A real kubelet deletes the pod (UID) it saw terminating; kwok's delete stage
+    # deletes by name, so the harness's policy stops it from deleting a live pod.
+    kube.create(pod("live", "eastus2"), namespace=namespace)
+    wait_for(
+        lambda: is_ready(kube.get(Pod, "live", namespace=namespace)),
+        timeout=30,
+        description="pod to be Ready",
+    )
+    as_kwok = control_plane.client_for_user(KWOK_USER, tmp_path / "kwok.kubeconfig")
+    try:
+        with pytest.raises(ApiError) as refused:
+            as_kwok.delete(Pod, "live", namespace=namespace)
+        assert KWOK_DELETES_MESSAGE in refused.value.status.message
+        assert kube.get(Pod, "live", namespace=namespace).metadata.deletionTimestamp is None
+    finally:
+        as_kwok.close()
+    # Once terminating, kwok's own delete stage removes it, as a kubelet would.
+    kube.delete(Pod, "live", namespace=namespace)
+    wait_for(
+        lambda: not list(kube.list(Pod, namespace=namespace, fields={"metadata.name": "live"})),
+        timeout=30,
+        description="the terminating pod to be deleted by kwok",
+    )
 
 
 def test_never_ready_pods_stay_unready(kube: Client, namespace: str) -> None:

@@ -12,6 +12,7 @@ MODULES = [
     "galleon.api.region",
     "galleon.core.claims",
     "galleon.core.conditions",
+    "galleon.core.expectations",
     "galleon.core.imageversion_status",
     "galleon.core.instances",
     "galleon.core.reasons",

@@ -147,6 +147,74 @@ def _gone(client: Client, kind: Any, name: str) -> bool:
     return False
 
 
+KWOK_USER = "galleon-test:kwok"
+KWOK_DELETES_POLICY = "galleon-test-kwok-deletes-like-a-kubelet"
+KWOK_DELETES_MESSAGE = (
+    "kwok deletes only pods that are terminating, as a kubelet deletes only the pod (UID) "
+    "it saw terminating"
+)
+
+
+def kwok_identity() -> list[dict[str, Any]]:
+    """kwok's own user (cluster-admin through RBAC), and a policy that lets it delete a
+    pod only once the pod is terminating.
+
+    Why: kwok's delete stage deletes by name, without the UID precondition a real
+    kubelet sends, so a stale delete of a terminated pod could remove the new pod a
+    controller has just created under the same name (a StatefulSet's or a ScaleSet's,
+    never a ReplicaSet's, whose names are random). With the policy the fake nodes
+    behave as real ones do.
+    """
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "galleon-test-kwok"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "cluster-admin",
+            },
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": KWOK_USER}
+            ],
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": KWOK_DELETES_POLICY},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "operations": ["DELETE"],
+                            "resources": ["pods"],
+                        }
+                    ]
+                },
+                "matchConditions": [
+                    {"name": "kwok", "expression": f"request.userInfo.username == '{KWOK_USER}'"}
+                ],
+                "validations": [
+                    {
+                        "expression": "has(oldObject.metadata.deletionTimestamp)",
+                        "message": KWOK_DELETES_MESSAGE,
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": KWOK_DELETES_POLICY},
+            "spec": {"policyName": KWOK_DELETES_POLICY, "validationActions": ["Deny"]},
+        },
+    ]
+
+
 class ControlPlaneError(RuntimeError):
     """The control plane could not be started (the message carries the failing log)."""
 
@@ -513,7 +581,7 @@ class ControlPlane:
             "kwok",
             [
                 binaries.kwok,
-                f"--kubeconfig={self.kubeconfig}",
+                f"--kubeconfig={self._kwok_kubeconfig()}",
                 *(f"--config={path}" for path in sorted(STAGES_DIR.glob("*.yaml"))),
                 # Only the fake nodes: a real node's kubelet runs its own.
                 f"--manage-nodes-with-label-selector={nodes.FAKE_NODE_LABEL}=true",
@@ -539,6 +607,14 @@ class ControlPlane:
                 ),
                 2,
             )
+
+    def _kwok_kubeconfig(self) -> Path:
+        """kwok's identity (`kwok_identity`), applied before kwok starts."""
+        assert self._pki is not None
+        client = self.client()
+        for document in kwok_identity():
+            client.apply(codecs.from_dict(document), field_manager=FIELD_MANAGER, force=True)
+        return self.kubeconfig_for_user(KWOK_USER, self.workdir / "kwok" / "kwok.kubeconfig")
 
     # -- helpers for tests -------------------------------------------------------------
 

@@ -4,10 +4,11 @@ Rules of this module:
 - A pod is deleted only with a UID precondition: a pod of the same name created
   since the snapshot is never deleted by mistake.
 - A create that finds the pod already there (409) is not an error. A pod this
-  process created after the pass's pod LIST was sent, or less than
-  `EXPECTATION_SECONDS` ago, is not created again (the kube controllers'
-  "expectations"): never a loop of creates against something that keeps deleting
-  the pod. Memory only: losing it costs a 409.
+  process created after the pass's pod LIST was sent is not created again: that LIST
+  could not show it (`galleon.core.expectations`). A LIST sent after the create
+  decides by what it shows: the pod is there, or it was deleted meanwhile and is
+  created again at once. No timer holds a re-create back. Memory only: losing it
+  costs a 409.
 - Data disks are reconciled (created, re-owned, deleted after scale-in) before any
   pod is created, so a new pod always finds its claims; the check runs when pods
   are created or scaled in, when the generation changed, and while a disk waits
@@ -40,10 +41,10 @@ from galleon.controllers.scaleset.snapshot import ScaleSetSnapshot, VersionImage
 from galleon.core import claims, reasons
 from galleon.core import instances as inst
 from galleon.core import rollout as ro
+from galleon.core.expectations import Expectations
 from galleon.kube import client as kube
 from galleon.metrics import KUBE_REQUESTS
 
-EXPECTATION_SECONDS = 5.0
 WRITE_CONCURRENCY = 16
 REFUSED_CODES = frozenset({400, 403, 422})
 """Answers to a create that retrying the same request cannot change."""
@@ -75,8 +76,8 @@ class Applier:
         self.requests = 0
         self._claims_checked_generation: int | None = None
         self._claims_pending = False
-        self._created: dict[int, tuple[str, float]] = {}
-        """Index → (revision, when) of pods this process created."""
+        self.expectations = Expectations()
+        """Pods this process created that no LIST observed yet."""
         self.problems: tuple[Problem, ...] = ()
         """What the last apply could not do, for the next pass's status."""
 
@@ -91,6 +92,7 @@ class Applier:
         images: Mapping[str, VersionImage | None],
     ) -> None:
         """Claims first (when due), then the deletes and creates, bounded."""
+        self.expectations.observe(listed_at=snapshot.listed_at)
         creates = [a for a in actions if isinstance(a, ro.Create)]
         deletes = [a for a in actions if isinstance(a, ro.Delete)]
         scale_in = any(a.reason == "ScaleIn" for a in deletes)
@@ -122,16 +124,8 @@ class Applier:
         images: Mapping[str, VersionImage | None],
         refused: list[str],
     ) -> None:
-        recent = self._created.get(action.index)
-        if (
-            recent is not None
-            and recent[0] == action.revision
-            and (
-                recent[1] > snapshot.listed_at
-                or clock.monotonic() - recent[1] < EXPECTATION_SECONDS
-            )
-        ):
-            return  # created after this pass's LIST, or a moment ago: not again yet
+        if self.expectations.pending(action.index, action.revision):
+            return  # created after this pass's LIST was sent: it could not show it yet
         image = images[action.revision]
         assert image is not None  # the reconciler drops creates without a copy
         reference, pull_secret = image.image(action.index)
@@ -146,7 +140,7 @@ class Applier:
         )
         try:
             await kube.client().create(codecs.from_dict(manifest))
-            self._created[action.index] = (action.revision, clock.monotonic())
+            self.expectations.created(action.index, action.revision, at=clock.monotonic())
         except ApiError as error:
             if error.status.code in REFUSED_CODES:
                 refused.append(
