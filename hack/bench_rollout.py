@@ -197,17 +197,20 @@ def deployment_done(client: Client, name: str, image: str, replicas: int) -> boo
     )
 
 
-def world(plane: ControlPlane, registry: Registry, workdir: Path) -> None:
+def world(plane: ControlPlane, registry: Registry, workdir: Path, push: bool = True) -> None:
+    """The Region, gallery, definition and versions 1.0.0 and 1.0.2 (whose source
+    images are pushed here, unless `push` is False: the caller pushed its own)."""
     client = plane.client()
 
-    async def push() -> None:
+    async def push_images() -> None:
         base = build_image(workdir / "img-1.0.0", size=1 << 20, layers=2, seed=1)
         newer = build_image(workdir / "img-1.0.2", size=0, layers=0, seed=2, base=base)
         async with RegistryClient(registry.url) as rc:
             await push_image(rc, "sources/os", base, ["1.0.0"])
             await push_image(rc, "sources/os", newer, ["1.0.2"])
 
-    asyncio.run(push())
+    if push:
+        asyncio.run(push_images())
     documents: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
         {

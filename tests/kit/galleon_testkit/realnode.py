@@ -148,6 +148,19 @@ def processes_naming(text: str) -> list[int]:
     return found
 
 
+def children_of(pid: int) -> list[int]:
+    """PIDs whose parent is `pid` (from /proc/<child>/stat)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (entry / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 class RealNode:
     """One real Kubernetes node on this machine (see the module docstring)."""
 
@@ -310,7 +323,7 @@ state = "{root / "state"}"
             ),
             "podLogsDir": str(self.workdir / "pod-logs"),
             "volumePluginDir": str(self.workdir / "volume-plugins"),
-            "maxPods": 32,
+            "maxPods": 110,
             "resolvConf": "",
             "shutdownGracePeriod": "0s",
         }
@@ -439,9 +452,16 @@ state = "{root / "state"}"
                         self._netns.add(path)
 
     def drain(self, client: Any, timeout: float = DRAIN_TIMEOUT) -> None:
-        """Delete every pod bound to this node and wait until its containers are gone."""
-        from lightkube.resources.core_v1 import Pod
+        """Cordon the node, delete every pod bound to it and wait (bounded) until its
+        containers are gone; a controller that re-creates its pods cannot put them here
+        again. Never raises: `stop` goes on with what is left."""
+        from lightkube.resources.core_v1 import Node, Pod
+        from lightkube.types import PatchType
 
+        with contextlib.suppress(Exception):
+            client.patch(
+                Node, self.name, {"spec": {"unschedulable": True}}, patch_type=PatchType.MERGE
+            )
         with contextlib.suppress(Exception):
             for pod in client.list(Pod, namespace="*", fields={"spec.nodeName": self.name}):
                 with contextlib.suppress(Exception):
@@ -451,7 +471,7 @@ state = "{root / "state"}"
         if self._containerd is None or not self._containerd.running():
             return
         self._record_netns()
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(Exception):
             wait_for(
                 lambda: not self.tasks(),
                 timeout=timeout,
@@ -459,7 +479,8 @@ state = "{root / "state"}"
             )
 
     def stop(self, client: Any | None = None) -> None:
-        """Tear everything down in the order the module docstring gives (idempotent)."""
+        """Tear everything down in the order the module docstring gives (idempotent;
+        each step runs even when an earlier one failed)."""
         if client is not None and self._kubelet is not None and self._kubelet.running():
             self.drain(client)
         if self._kubelet is not None:
@@ -473,16 +494,10 @@ state = "{root / "state"}"
                     self.ctr("tasks", "delete", "--force", container, check=False)
                 for container in self.containers():
                     self.ctr("containers", "delete", container, check=False)
-        for pid in processes_naming(str(self.socket)):
-            if self._containerd is not None and pid == self._containerd.pid:
-                continue
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        self._kill_shims()
         if self._containerd is not None:
             self._containerd.stop(grace=15)
-        for pid in processes_naming(str(self.socket)):  # shims outliving containerd
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        self._kill_shims()  # shims outliving containerd
         for point in mounts_under(self.workdir, self.sockets):
             _unmount(point)
         for path in sorted(self._netns):
@@ -493,6 +508,16 @@ state = "{root / "state"}"
         if self._bridge_created and self.bridge in _links():
             _run("ip", "link", "delete", self.bridge, check=False)
         shutil.rmtree(self.sockets, ignore_errors=True)
+
+    def _kill_shims(self) -> None:
+        """SIGKILL the processes that name this node's socket (its shims), each after its
+        children (the containers' init processes, which would outlive a shim)."""
+        for pid in processes_naming(str(self.socket)):
+            if self._containerd is not None and pid == self._containerd.pid:
+                continue
+            for child in [*children_of(pid), pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGKILL)
 
     def leftovers(self) -> list[str]:
         """What of this node survived `stop()`: processes, mounts, namespaces, links."""

@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Rolling upgrade on a real node: galleon's ScaleSet against the Deployment
+controller, side by side, with real containers, real pulls and real probes.
+
+    python hack/bench_realnode_rollout.py [--instances 20] [--rounds 4]
+
+One control plane with one real node (containerd + kubelet, `galleon_testkit.realnode`)
+in the region, one registry, two runnable OS images (busybox and a health endpoint,
+`galleon_testkit.osimages`). A ScaleSet of N instances (pinned version, mode Rolling,
+20% batches) and a Deployment of N replicas (maxUnavailable 20%, maxSurge 0) run the
+same images with the same readiness probe (`/healthz`, every second); the Deployment
+pulls the source's copy, the ScaleSet the region's replica, from the same registry.
+Each round changes the Deployment's image and the ScaleSet's pinned version and
+times until every instance runs the new one and is available; rounds alternate the
+order. The first round pulls each image once on the node; later rounds find it
+there, as in a fleet whose node already ran the version.
+
+Prints Markdown for docs/benchmarks.md. Needs root and the real-node packages
+(hack/setup.sh); everything listens on 127.0.0.1 or the node's bridge and stops at
+the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.types import PatchType
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_rollout as common
+from galleon.kube.resources import ScaleSet
+from galleon.oci import RegistryClient
+from galleon_testkit.controlplane import ControlPlane
+from galleon_testkit.images import push_image
+from galleon_testkit.operator import OperatorProcess
+from galleon_testkit.osimages import HEALTH_PATH, PORT, build_os_image
+from galleon_testkit.processes import free_port
+from galleon_testkit.registry import Registry
+
+REGION = common.REGION
+NAMESPACE = common.NAMESPACE
+
+
+def template(app: str, image: str) -> dict[str, Any]:
+    return {
+        "metadata": {"labels": {"app": app}},
+        "spec": {
+            "terminationGracePeriodSeconds": 5,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "containers": [
+                {
+                    "name": "os",
+                    "image": image,
+                    "ports": [{"containerPort": PORT}],
+                    "readinessProbe": {
+                        "httpGet": {"path": HEALTH_PATH, "port": PORT},
+                        "periodSeconds": 1,
+                        "failureThreshold": 1,
+                    },
+                }
+            ],
+        },
+    }
+
+
+def scaleset(capacity: int, version: str, surge: bool) -> dict[str, Any]:
+    document = common.scaleset("ss", capacity, version, "0s")
+    document["spec"]["template"] = template("ss", "set-by-galleon")
+    document["spec"]["upgradePolicy"]["rollingUpgradePolicy"]["maxSurge"] = surge
+    return document
+
+
+def deployment(replicas: int, image: str) -> dict[str, Any]:
+    document = common.deployment("deploy", replicas, image, "0s")
+    document["spec"]["template"] = template("deploy", image)
+    return document
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--instances", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--operator-log", type=Path, help="keep the operator's log there")
+    parser.add_argument(
+        "--surge", action="store_true", help="ScaleSet with maxSurge (new instances first)"
+    )
+    args = parser.parse_args()
+    n = args.instances
+    with tempfile.TemporaryDirectory(prefix="galleon-bench-realnode-") as tmp:
+        workdir = Path(tmp)
+        plane = ControlPlane(
+            workdir / "cluster", regions={}, real_nodes={REGION: 1}, real_node_taint=False
+        )
+        registry = Registry(workdir / "registry", free_port())
+        operator: OperatorProcess | None = None
+        try:
+            plane.start()
+            node = next(iter(plane.real_nodes.values()))
+            plane.apply_crds(common.ROOT / "crds")
+            registry.start()
+            node.trust(registry.host)
+            images = {v: build_os_image(workdir / f"os-{v}", v) for v in ("1.0.0", "1.0.2")}
+
+            async def push() -> dict[str, str]:
+                async with RegistryClient(registry.url) as client:
+                    return {
+                        v: await push_image(client, "sources/os", image, [v])
+                        for v, image in images.items()
+                    }
+
+            digests = asyncio.run(push())
+            operator = OperatorProcess(
+                plane.kubeconfig, workdir / "operator.log", verbose=bool(args.operator_log)
+            ).start()
+            metrics = operator.metrics_url
+            common.world(plane, registry, workdir, push=False)
+            client = plane.client()
+            image = {v: f"{registry.host}/sources/os@{d}" for v, d in digests.items()}
+            print(f"real node {node.name} up in {node.startup_seconds['node']:.1f}s\n")
+
+            common.apply(client, scaleset(n, "1.0.0", args.surge))
+            common.apply(client, deployment(n, image["1.0.0"]))
+            common.wait(lambda: common.scaleset_on(client, "ss", "1.0.0", n), 300, "ScaleSet")
+            common.wait(
+                lambda: common.deployment_done(client, "deploy", image["1.0.0"], n),
+                300,
+                "Deployment",
+            )
+            rows: dict[str, list[dict[str, float]]] = {"Deployment": [], "ScaleSet": []}
+            versions = ["1.0.2", "1.0.0"]
+            for round_ in range(args.rounds):
+                version = versions[round_ % 2]
+                order = (
+                    ["Deployment", "ScaleSet"] if round_ % 2 == 0 else ["ScaleSet", "Deployment"]
+                )
+                for kind in order:
+                    if kind == "Deployment":
+                        patch = {
+                            "spec": {
+                                "template": {
+                                    "spec": {
+                                        "containers": [{"name": "os", "image": image[version]}]
+                                    }
+                                }
+                            }
+                        }
+                        result = common.timed(
+                            plane,
+                            metrics,
+                            lambda p=patch: client.patch(
+                                Deployment,
+                                "deploy",
+                                p,
+                                namespace=NAMESPACE,
+                                patch_type=PatchType.STRATEGIC,
+                            ),
+                            lambda v=version: common.deployment_done(client, "deploy", image[v], n),
+                            600,
+                        )
+                    else:
+                        result = common.timed(
+                            plane,
+                            metrics,
+                            lambda v=version: client.patch(
+                                ScaleSet,
+                                "ss",
+                                {"spec": {"imageReference": {"version": v}}},
+                                namespace=NAMESPACE,
+                                patch_type=PatchType.MERGE,
+                            ),
+                            lambda v=version: common.scaleset_on(client, "ss", v, n),
+                            600,
+                        )
+                    rows[kind].append(result)
+                    print(
+                        f"round {round_ + 1} {kind:<10} to {version}: {result['seconds']:6.1f} s",
+                        flush=True,
+                    )
+            deploy = statistics.median(r["seconds"] for r in rows["Deployment"])
+            ours = statistics.median(r["seconds"] for r in rows["ScaleSet"])
+            print()
+            print("| round | Deployment (s) | ScaleSet (s) |")
+            print("|---|---|---|")
+            for i, (d, s) in enumerate(zip(rows["Deployment"], rows["ScaleSet"], strict=True)):
+                print(f"| {i + 1} | {d['seconds']:.1f} | {s['seconds']:.1f} |")
+            print()
+            kind = "ScaleSet, maxSurge" if args.surge else "ScaleSet"
+            print(f"| {n} instances on a real node, 20% batches | Deployment | {kind} | ratio |")
+            print("|---|---|---|---|")
+            print(
+                f"| rollout time, median of {args.rounds} (s) | {deploy:.1f} | {ours:.1f} "
+                f"| {ours / deploy:.2f}x |"
+            )
+        finally:
+            if operator is not None:
+                operator.stop()
+                if args.operator_log:
+                    shutil.copy(operator.log, args.operator_log)
+            registry.stop()
+            plane.stop()
+            left = plane.leftovers()
+            if left:
+                print(f"left behind: {left}", file=sys.stderr)
+                raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
