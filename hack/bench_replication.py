@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
-"""Replication throughput: galleon's copier against `skopeo copy`, side by side.
+"""Replication throughput: galleon's copier against skopeo, crane and regctl, side
+by side in one run.
 
-    python hack/bench_replication.py [--size-mib 512] [--layers 8]
+    python hack/bench_replication.py [--size-mib 512] [--layers 8] [--rounds 2]
 
 Starts 1 source + 6 destination registries (3 regions x 2 replicas) on loopback,
-pushes a generated image to the source, then in one run:
-  (a) one copy: `skopeo copy` to a fresh registry vs galleon's copy to another;
-  (b) fan-out to the six: six sequential `skopeo copy` vs one galleon fan-out;
-  (c) the same fan-out through the operator: a local control plane, the operator
-      as a process, three Regions of two registries and one ImageVersion, timed
-      from apply to Completed, with the operator's peak RSS (skip: --no-operator).
-The galleon side runs in a child process whose peak RSS (VmHWM) is reported.
-Prints a Markdown table for docs/benchmarks.md.
+pushes a generated image to the source, then, for each round and each tool:
+  (a) one copy into an emptied registry;
+  (b) fan-out to the six emptied registries: each peer tool's six copies run in
+      parallel (what a user would script), galleon's one fan-out (each source blob
+      read once);
+and once (c) the same fan-out through the operator: a local control plane, the
+operator as a process, three Regions of two registries and one ImageVersion, timed
+from apply to Completed, with the operator's peak RSS (skip: --no-operator).
+crane runs with `-j 8` (its default is 4), regctl with `--host reg=HOST,tls=disabled`
+per registry; both are built by hack/bench-tools.sh into the cache. The galleon side
+runs in a child process whose peak RSS (VmHWM) is reported. Figures are medians over
+the rounds. Prints a Markdown table for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import asyncio
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,10 +40,22 @@ from galleon_testkit.registry import Registry
 REPOSITORY = "bench/os"
 
 
-def skopeo(source: str, destination: str) -> float:
-    began = time.monotonic()
-    subprocess.run(
-        [
+PEERS = ("skopeo", "crane", "regctl")
+
+
+def peer_tools() -> Path:
+    """The folder of crane and regctl (hack/bench-tools.sh builds them once)."""
+    script = Path(__file__).resolve().parent / "bench-tools.sh"
+    done = subprocess.run([str(script)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"could not build the peer tools: {done.stderr.strip()}")
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def peer_argv(tool: str, tools: Path, source: str, destination: str) -> list[str]:
+    """One copy of `source` to `destination` ("host:port/repo:tag") with a peer tool."""
+    if tool == "skopeo":
+        return [
             "skopeo",
             "copy",
             "--quiet",
@@ -45,10 +63,48 @@ def skopeo(source: str, destination: str) -> float:
             "--dest-tls-verify=false",
             f"docker://{source}",
             f"docker://{destination}",
-        ],
-        check=True,
-    )
-    return time.monotonic() - began
+        ]
+    if tool == "crane":
+        return [str(tools / "crane"), "copy", "--insecure", "-j", "8", source, destination]
+    hosts = [f"reg={ref.split('/', 1)[0]},tls=disabled" for ref in (source, destination)]
+    return [
+        str(tools / "regctl"),
+        *(a for h in hosts for a in ("--host", h)),
+        "image",
+        "copy",
+        source,
+        destination,
+    ]
+
+
+def peer_copies(tool: str, tools: Path, source: str, destinations: list[str]) -> float:
+    """Seconds for `tool` to copy `source` to every destination, all in parallel."""
+    env = {**os.environ, "HOME": tempfile.mkdtemp(prefix="galleon-bench-home-")}
+    began = time.monotonic()
+    log = Path(env["HOME"]) / "log"
+    with log.open("wb") as errors:
+        children = [
+            subprocess.Popen(
+                peer_argv(tool, tools, source, d), env=env, stdout=errors, stderr=errors
+            )
+            for d in destinations
+        ]
+        codes = [child.wait(timeout=900) for child in children]
+    elapsed = time.monotonic() - began
+    said = log.read_text(errors="replace")[-2000:]
+    shutil.rmtree(env["HOME"], ignore_errors=True)
+    if any(codes):
+        raise SystemExit(f"{tool} failed: exit codes {codes}:\n{said}")
+    return elapsed
+
+
+def emptied(registries: list[Registry]) -> list[Registry]:
+    """The registries, restarted with empty storage (no blob left to skip)."""
+    for registry in registries:
+        registry.stop()
+        shutil.rmtree(registry.storage)
+        registry.start()
+    return registries
 
 
 async def galleon_copy(source: str, destinations: list[str]) -> float:
@@ -183,16 +239,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-operator", action="store_true", help="skip case (c)")
     args = parser.parse_args()
     if not shutil.which("skopeo"):
         raise SystemExit("skopeo is missing: apt-get install skopeo (hack/setup.sh does)")
+    tools = peer_tools()
+    one: dict[str, list[float]] = {t: [] for t in (*PEERS, "galleon")}
+    fan: dict[str, list[float]] = {t: [] for t in (*PEERS, "galleon")}
+    peaks: list[float] = []
     with tempfile.TemporaryDirectory(prefix="galleon-bench-") as folder:
         work = Path(folder)
-        registries = [Registry(work / f"r{i}").start() for i in range(9)]
+        registries = [Registry(work / f"r{i}").start() for i in range(8)]
         try:
-            source, single_skopeo, single_galleon = registries[:3]
-            fan_skopeo = registries[3:9]
+            source, single, fan_out = registries[0], registries[1], registries[2:8]
             image = build_image(
                 work / "image", size=args.size_mib << 20, layers=args.layers, seed=7
             )
@@ -204,49 +264,69 @@ def main() -> None:
             asyncio.run(push())
             mib = image.size / 2**20
             src = f"{source.host}/{REPOSITORY}:1.0.0"
-            one_skopeo = skopeo(src, f"{single_skopeo.host}/{REPOSITORY}:1.0.0")
-            one_galleon = galleon_in_child(source.host, [single_galleon.host])
-            # Fan-out: skopeo six times one after the other, into six registries;
-            # then galleon into six fresh repositories of the same registries.
-            six_skopeo = sum(skopeo(src, f"{r.host}/{REPOSITORY}:1.0.0") for r in fan_skopeo)
-            for registry in fan_skopeo:  # the galleon side must not find the blobs there
-                registry.stop()
-                shutil.rmtree(registry.storage)
-                registry.start()
-            fan = galleon_in_child(source.host, [r.host for r in fan_skopeo])
+            for round_ in range(args.rounds):
+                order = [*PEERS, "galleon"]
+                if round_ % 2:
+                    order.reverse()
+                for tool in order:
+                    emptied([single])
+                    if tool == "galleon":
+                        result = galleon_in_child(source.host, [single.host])
+                        one[tool].append(result["seconds"])
+                        peaks.append(result["peak_rss"])
+                    else:
+                        target = [f"{single.host}/{REPOSITORY}:1.0.0"]
+                        one[tool].append(peer_copies(tool, tools, src, target))
+                    emptied(fan_out)
+                    if tool == "galleon":
+                        result = galleon_in_child(source.host, [r.host for r in fan_out])
+                        fan[tool].append(result["seconds"])
+                        peaks.append(result["peak_rss"])
+                    else:
+                        targets = [f"{r.host}/{REPOSITORY}:1.0.0" for r in fan_out]
+                        fan[tool].append(peer_copies(tool, tools, src, targets))
+                    print(
+                        f"round {round_ + 1} {tool:<8} one copy {one[tool][-1]:5.1f} s, "
+                        f"fan-out {fan[tool][-1]:5.1f} s",
+                        flush=True,
+                    )
             through = None
             if not args.no_operator:
-                for registry in fan_skopeo:
-                    registry.stop()
-                    shutil.rmtree(registry.storage)
-                    registry.start()
-                through = through_operator(work, source, fan_skopeo)
+                through = through_operator(work, source, emptied(fan_out))
         finally:
             for registry in registries:
                 registry.stop()
+    median = {t: statistics.median(v) for t, v in one.items()}
+    fanned = {t: statistics.median(v) for t, v in fan.items()}
+    best_one = min(PEERS, key=lambda t: median[t])
+    best_fan = min(PEERS, key=lambda t: fanned[t])
     print(
-        f"image: {mib:.0f} MiB in {args.layers} layers; machine: {os.cpu_count()} cores, "
-        f"{os.uname().release}, Python {sys.version.split()[0]}"
+        f"\nimage: {mib:.0f} MiB in {args.layers} layers; median of {args.rounds} rounds; "
+        f"machine: {os.cpu_count()} cores, {os.uname().release}, "
+        f"Python {sys.version.split()[0]}"
     )
-    print("| case | skopeo | galleon | ratio |")
-    print("|---|---|---|---|")
+    print("| case | " + " | ".join(PEERS) + " | galleon | galleon vs the best peer |")
+    print("|---|" + "---|" * len(PEERS) + "---|---|")
     print(
-        f"| one copy (MiB/s) | {mib / one_skopeo:.0f} | {mib / one_galleon['seconds']:.0f} "
-        f"| {one_skopeo / one_galleon['seconds']:.2f}x throughput |"
+        "| one copy (MiB/s) | "
+        + " | ".join(f"{mib / median[t]:.0f}" for t in PEERS)
+        + f" | {mib / median['galleon']:.0f} | "
+        f"{median[best_one] / median['galleon']:.2f}x {best_one}'s throughput |"
     )
     print(
-        f"| fan-out to 6 (s) | {six_skopeo:.1f} (sequential) | {fan['seconds']:.1f} "
-        f"| {fan['seconds'] / six_skopeo:.2f}x time |"
+        "| fan-out to 3 regions x 2 replicas, copies in parallel (s) | "
+        + " | ".join(f"{fanned[t]:.1f}" for t in PEERS)
+        + f" | {fanned['galleon']:.1f} | "
+        f"{fanned['galleon'] / fanned[best_fan]:.2f}x {best_fan}'s time |"
     )
-    peak = max(one_galleon["peak_rss"], fan["peak_rss"]) / 2**20
-    print(f"| galleon peak RSS (MiB) | | {peak:.0f} | |")
+    print(f"| galleon copier peak RSS (MiB) | | | | {max(peaks) / 2**20:.0f} | |")
     if through is not None:
         print(
-            f"| fan-out through the operator, apply to Completed (s) | {six_skopeo:.1f} "
-            f"(sequential) | {through['seconds']:.1f} "
-            f"| {through['seconds'] / six_skopeo:.2f}x time |"
+            "| fan-out through the operator, apply to Completed (s) | | | | "
+            f"{through['seconds']:.1f} | {through['seconds'] / fanned[best_fan]:.2f}x "
+            f"{best_fan}'s time |"
         )
-        print(f"| operator peak RSS during it (MiB) | | {through['peak_rss_mib']:.0f} | |")
+        print(f"| operator peak RSS during it (MiB) | | | | {through['peak_rss_mib']:.0f} | |")
 
 
 if __name__ == "__main__":
