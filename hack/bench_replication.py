@@ -241,12 +241,18 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-operator", action="store_true", help="skip case (c)")
+    parser.add_argument(
+        "--peers", default=",".join(PEERS), help="peer tools to run (default: all three)"
+    )
     args = parser.parse_args()
+    peers = tuple(p for p in args.peers.split(",") if p)
+    if not peers or any(p not in PEERS for p in peers):
+        raise SystemExit(f"--peers takes some of {', '.join(PEERS)}")
     if not shutil.which("skopeo"):
         raise SystemExit("skopeo is missing: apt-get install skopeo (hack/setup.sh does)")
     tools = peer_tools()
-    one: dict[str, list[float]] = {t: [] for t in (*PEERS, "galleon")}
-    fan: dict[str, list[float]] = {t: [] for t in (*PEERS, "galleon")}
+    one: dict[str, list[float]] = {t: [] for t in (*peers, "galleon")}
+    fan: dict[str, list[float]] = {t: [] for t in (*peers, "galleon")}
     peaks: list[float] = []
     with tempfile.TemporaryDirectory(prefix="galleon-bench-") as folder:
         work = Path(folder)
@@ -265,7 +271,7 @@ def main() -> None:
             mib = image.size / 2**20
             src = f"{source.host}/{REPOSITORY}:1.0.0"
             for round_ in range(args.rounds):
-                order = [*PEERS, "galleon"]
+                order = [*peers, "galleon"]
                 if round_ % 2:
                     order.reverse()
                 for tool in order:
@@ -298,35 +304,36 @@ def main() -> None:
                 registry.stop()
     median = {t: statistics.median(v) for t, v in one.items()}
     fanned = {t: statistics.median(v) for t, v in fan.items()}
-    best_one = min(PEERS, key=lambda t: median[t])
-    best_fan = min(PEERS, key=lambda t: fanned[t])
+    best_one = min(peers, key=lambda t: median[t])
+    best_fan = min(peers, key=lambda t: fanned[t])
     print(
         f"\nimage: {mib:.0f} MiB in {args.layers} layers; median of {args.rounds} rounds; "
         f"machine: {os.cpu_count()} cores, {os.uname().release}, "
         f"Python {sys.version.split()[0]}"
     )
-    print("| case | " + " | ".join(PEERS) + " | galleon | galleon vs the best peer |")
-    print("|---|" + "---|" * len(PEERS) + "---|---|")
+    print("| case | " + " | ".join(peers) + " | galleon | galleon vs the best peer |")
+    print("|---|" + "---|" * len(peers) + "---|---|")
     print(
         "| one copy (MiB/s) | "
-        + " | ".join(f"{mib / median[t]:.0f}" for t in PEERS)
+        + " | ".join(f"{mib / median[t]:.0f}" for t in peers)
         + f" | {mib / median['galleon']:.0f} | "
         f"{median[best_one] / median['galleon']:.2f}x {best_one}'s throughput |"
     )
     print(
         "| fan-out to 3 regions x 2 replicas, copies in parallel (s) | "
-        + " | ".join(f"{fanned[t]:.1f}" for t in PEERS)
+        + " | ".join(f"{fanned[t]:.1f}" for t in peers)
         + f" | {fanned['galleon']:.1f} | "
         f"{fanned['galleon'] / fanned[best_fan]:.2f}x {best_fan}'s time |"
     )
-    print(f"| galleon copier peak RSS (MiB) | | | | {max(peaks) / 2**20:.0f} | |")
+    gap = "| " * len(peers)
+    print(f"| galleon copier peak RSS (MiB) | {gap}{max(peaks) / 2**20:.0f} | |")
     if through is not None:
         print(
-            "| fan-out through the operator, apply to Completed (s) | | | | "
+            f"| fan-out through the operator, apply to Completed (s) | {gap}"
             f"{through['seconds']:.1f} | {through['seconds'] / fanned[best_fan]:.2f}x "
             f"{best_fan}'s time |"
         )
-        print(f"| operator peak RSS during it (MiB) | | | | {through['peak_rss_mib']:.0f} | |")
+        print(f"| operator peak RSS during it (MiB) | {gap}{through['peak_rss_mib']:.0f} | |")
 
 
 if __name__ == "__main__":
