@@ -6,7 +6,8 @@ Rules of this module:
   pace, memory stays at a few chunks per destination).
 - Blobs already at a destination are skipped (HEAD); in the source registry
   itself they are mounted across repositories instead of copied.
-- Each blob's sha256 is computed as it flows; the last chunk is held back until
+- Each blob's sha256 is computed as it flows, in a worker thread (hashlib releases
+  the GIL) while the loop hands the chunk on, in order; the last chunk is held back until
   the digest is known, so a mismatching blob is never committed (and the
   registry checks the `?digest=` of the upload too).
 - Manifests are pushed byte for byte (their digest is preserved): children of an
@@ -157,18 +158,25 @@ class _Fanout:
             for i in indexes
         }
         hasher = hashlib.sha256()
+        hashing: asyncio.Future[None] | None = None
         outcome: object = _END
         try:
             response = await self.source.open_blob(self.repository, blob.digest)
             try:
                 async for chunk in response.content.iter_chunked(CHUNK):
-                    hasher.update(chunk)
+                    # The chunk is hashed in a thread (hashlib releases the GIL) while
+                    # it is offered to the destinations; chunks are hashed in order.
+                    if hashing is not None:
+                        await hashing
+                    hashing = asyncio.ensure_future(asyncio.to_thread(hasher.update, chunk))
                     alive = [i for i in indexes if not uploads[i].done()]
                     if not alive:
                         break
                     await asyncio.gather(
                         *(self._offer(i, queues[i], uploads[i], chunk) for i in alive)
                     )
+                if hashing is not None:
+                    await hashing
             finally:
                 response.release()
             actual = "sha256:" + hasher.hexdigest()
