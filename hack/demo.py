@@ -104,16 +104,28 @@ def watch_version(plane: ControlPlane, name: str, timeout: float = 180) -> None:
     raise SystemExit(f"{name} did not finish replicating within {timeout:.0f}s")
 
 
-def show_definition(plane: ControlPlane) -> None:
-    for obj in plane.client().list(ImageDefinition, namespace=NAMESPACE):
-        status = obj.get("status") or {}
-        by_region = ", ".join(
-            f"{e['region']}={e['version']}" for e in status.get("latestVersionByRegion") or []
-        )
-        print(
-            f"  {obj['metadata']['name']}: latest {status.get('latestVersion')}; "
-            f"per region: {by_region}"
-        )
+def show_definition(plane: ControlPlane, version: str, timeout: float = 60) -> None:
+    """Print each definition's latest version per region, once every region's is
+    `version` (the definition's status follows its versions' a moment later), or as
+    it is when `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines, settled = [], True
+        for obj in plane.client().list(ImageDefinition, namespace=NAMESPACE):
+            status = obj.get("status") or {}
+            by_region = status.get("latestVersionByRegion") or []
+            settled = (
+                settled and bool(by_region) and all(e["version"] == version for e in by_region)
+            )
+            shown = ", ".join(f"{e['region']}={e['version']}" for e in by_region)
+            lines.append(
+                f"  {obj['metadata']['name']}: latest {status.get('latestVersion')}; "
+                f"per region: {shown}"
+            )
+        if settled or time.monotonic() > deadline:
+            print("\n".join(lines), flush=True)
+            return
+        time.sleep(0.5)
 
 
 def scaleset_line(status: dict[str, Any]) -> str:
@@ -302,7 +314,7 @@ def main() -> None:
         apply(plane, newer_path)
         watch_version(plane, documents(newer_path)[0]["metadata"]["name"])
         print("image definitions:")
-        show_definition(plane)
+        show_definition(plane, "1.0.2")
         print(f"rolling 1.0.2 out to ScaleSet {name} in batches:")
         status = watch_scaleset(
             plane,
