@@ -200,7 +200,6 @@ class RealNode:
         self._kubelet: ManagedProcess | None = None
         self._netns: set[str] = set()
         self._bridge_created = False
-        self._trusted: set[str] = set()
 
     # -- paths -----------------------------------------------------------------------
 
@@ -229,7 +228,6 @@ class RealNode:
             f'[host."http://{host}"]\n'
             '  capabilities = ["pull", "resolve"]\n'
         )
-        self._trusted.add(host)
 
     def _write_containerd_config(self) -> Path:
         root = self.workdir / "containerd"
