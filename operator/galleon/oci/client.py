@@ -15,7 +15,20 @@ Rules of this module:
   https unless the registry itself is plain http; elsewhere the token is asked
   for anonymously.
 - Blobs are streamed in `CHUNK` pieces, never held whole in memory.
-- Every failure becomes a `galleon.oci.errors.RegistryError` with a reason.
+- Every failure becomes a `galleon.oci.errors.RegistryError` with a reason, and its
+  message is in galleon's words: the status, and the registry's error code when its
+  JSON names one (`error_code`); never a remote body, which could be anything.
+- Everything is bounded: every request has a connect, a per-read and a total
+  deadline (`REQUEST_DEADLINE`; a blob's grows with its declared size at
+  `MIN_BLOB_RATE`, so a drip-fed answer ends), and every body read whole is capped
+  (manifests 4 MiB, token and tag-list answers `MAX_DOCUMENT_BYTES`, error bodies
+  `MAX_ERROR_BYTES`).
+- Paths are never resolved: a path (galleon's own or a registry's `Location`) with
+  a `.` or `..` segment, in any encoding, is a ProtocolError, and references are
+  checked against the tag and digest grammar before they go into a path.
+- With an `AddressPolicy` (the operator always passes its own), every connection,
+  redirect hop and token realm is checked against it (`galleon.oci.addresses`).
+- Bearer token realms are https, unless the registry itself is plain http.
 - A manifest is read to at most 4 MiB and checked before it is returned
   (`galleon.oci.manifest`): what the registry serves is never trusted, and a
   manifest galleon cannot use is a permanent ProtocolError saying why. Its digest
@@ -29,23 +42,126 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import re
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
 import aiohttp
 
 from galleon.oci import errors
 from galleon.oci import manifest as checked
+from galleon.oci.addresses import AddressPolicy, session_options
 from galleon.oci.manifest import INDEX_TYPES, MANIFEST_TYPES
 
 __all__ = ["CHUNK", "INDEX_TYPES", "MANIFEST_TYPES", "Manifest", "RegistryClient", "Resolution"]
 
 CHUNK = 1024 * 1024
-TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=60)
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 30.0
+"""Longest wait for any bytes of an answer."""
+REQUEST_DEADLINE = 60.0
+"""Longest time of a whole request that is not a blob (a 4 MiB manifest in 60 s is
+70 KB/s): a registry answering a byte at a time ends here."""
+MIN_BLOB_RATE = 256 * 1024
+"""Slowest average rate (bytes/s) a blob may flow at: its deadline is
+`REQUEST_DEADLINE` plus its declared size at this rate (a 1 GiB layer: 69 min)."""
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+"""Largest token or tag-list answer read."""
+MAX_ERROR_BYTES = 64 * 1024
+"""Most bytes of an error answer read to find its error code."""
+TIMEOUT = aiohttp.ClientTimeout(
+    total=REQUEST_DEADLINE,
+    connect=CONNECT_TIMEOUT,
+    sock_connect=CONNECT_TIMEOUT,
+    sock_read=READ_TIMEOUT,
+)
+TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+"""The OCI distribution spec's tag grammar."""
+ERROR_CODE_PATTERN = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+TOKEN_PATTERN = re.compile(r"[\x21-\x7e]{1,16384}")
+"""A bearer token: visible ASCII, at most 16 KiB (a large JWT is a few KiB)."""
+
+
+def blob_deadline(size: int, base: float = REQUEST_DEADLINE) -> float:
+    """Seconds a blob of `size` bytes may take to flow.
+
+    >>> blob_deadline(0), blob_deadline(1024**3)
+    (60.0, 4156.0)
+    """
+    return base + size / MIN_BLOB_RATE
+
+
+def check_reference(reference: str, where: str) -> str:
+    """`reference` if it is a tag or a sha256 digest, else a ProtocolError.
+
+    >>> check_reference("1.0.2", "x"), check_reference("sha256:" + "0" * 64, "x")[:8]
+    ('1.0.2', 'sha256:0')
+    >>> check_reference("../../b/manifests/1", "reg/os")
+    Traceback (most recent call last):
+    ...
+    galleon.oci.errors.ProtocolError: reg/os: reference '../../b/manifests/1' is neither a tag ...
+    """
+    if TAG_PATTERN.fullmatch(reference) or checked.DIGEST_PATTERN.fullmatch(reference):
+        return reference
+    raise errors.ProtocolError(
+        f"{where}: reference {reference[:80]!r} is neither a tag nor a sha256 digest"
+    )
+
+
+def check_path(path: str, where: str) -> str:
+    """`path` (or URL) if none of its segments is `.` or `..` in any encoding (no
+    path galleon sends is ever resolved), else a ProtocolError.
+
+    >>> check_path("/v2/a/b/blobs/uploads/1?state=x", "r")
+    '/v2/a/b/blobs/uploads/1?state=x'
+    >>> check_path("/v2/a/%2E%2e/b/blobs/uploads/", "r")
+    Traceback (most recent call last):
+    ...
+    galleon.oci.errors.ProtocolError: r: a path with a dot segment is never followed: '/v2/...
+    """
+    try:
+        raw = urlsplit(path).path
+    except ValueError:
+        raw = path
+    decoded = raw
+    for _ in range(3):  # %252e%252e is %2e%2e once decoded, ".." twice
+        decoded = unquote(decoded)
+    if any(segment in (".", "..") for segment in re.split(r"[/\\]", decoded)):
+        raise errors.ProtocolError(
+            f"{where}: a path with a dot segment is never followed: {path[:120]!r}"
+        )
+    return path
+
+
+def error_code(body: bytes) -> str:
+    """The first error code of a registry's JSON error answer, if it is one of the
+    distribution spec's form (upper case, at most 64 characters); else "".
+
+    >>> error_code(b'{"errors": [{"code": "UNAVAILABLE", "message": "anything"}]}')
+    'UNAVAILABLE'
+    >>> error_code(b'{"errors": [{"code": "<script>"}]}'), error_code(b"<html>")
+    ('', '')
+    """
+    try:
+        document = json.loads(body)
+        code = document["errors"][0]["code"]
+    except (ValueError, TypeError, KeyError, IndexError):
+        return ""
+    return code if isinstance(code, str) and ERROR_CODE_PATTERN.fullmatch(code) else ""
+
+
+def shown(path: str) -> str:
+    """A path for a message: without its query (upload locations carry session
+    state) and at most 120 characters.
+
+    >>> shown("/v2/a/blobs/uploads/9?_state=secret")
+    '/v2/a/blobs/uploads/9'
+    """
+    return path.split("?", 1)[0][:120]
 
 
 @dataclass(frozen=True)
@@ -142,6 +258,8 @@ class RegistryClient:
         ca_file: str | None = None,
         insecure_skip_verify: bool = False,
         connections: int = 16,
+        policy: AddressPolicy | None = None,
+        deadline: float = REQUEST_DEADLINE,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.host = self.base_url.split("://", 1)[-1]
@@ -160,16 +278,26 @@ class RegistryClient:
             context = ssl.create_default_context(cafile=ca_file)
         self._ssl = context
         self._connections = connections
+        self.policy = policy
+        """Where this client may connect (None: anywhere; the operator always has one)."""
+        self.deadline = deadline
+        """Longest time of a request that is not a blob (`REQUEST_DEADLINE`)."""
         self._session: aiohttp.ClientSession | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            options = session_options(self.policy)
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl),
+                connector=aiohttp.TCPConnector(
+                    limit=self._connections, ssl=self._ssl, resolver=options["resolver"]
+                ),
                 timeout=TIMEOUT,
                 trust_env=False,
                 auto_decompress=False,
+                middlewares=options["middlewares"],
+                max_line_size=8190,
+                max_field_size=8190,
             )
         return self._session
 
@@ -187,8 +315,11 @@ class RegistryClient:
     # -- plumbing ------------------------------------------------------------------
 
     def _url(self, path: str) -> str:
+        check_path(path, self.host)
         if path.startswith(("http://", "https://")):
             return path
+        if not path.startswith("/"):
+            raise errors.ProtocolError(f"{self.host}: location {shown(path)!r} is not a path")
         try:
             return urljoin(self.base_url, path)
         except ValueError as error:  # the registry's URL is no URL: no request can succeed
@@ -210,14 +341,24 @@ class RegistryClient:
         scope = params.get("scope") or scope_hint
         query = {k: v for k, v in (("service", params.get("service")), ("scope", scope)) if v}
         realm = params["realm"]
+        realm_scheme = origin(realm)[0]
+        if realm_scheme not in ("https", "http") or (
+            realm_scheme == "http" and not self.base_url.startswith("http://")
+        ):
+            raise errors.ProtocolError(
+                f"{self.host}: token realm {shown(realm)[:100]!r} is not https; galleon "
+                "asks for tokens over https only (or plain http for a plain-http registry)"
+            )
+        check_path(realm, self.host)
         basic = self._basic
         if basic is not None and not realm_may_receive_credentials(realm, self.base_url):
             # Another host (or a downgrade to http): ask anonymously; a public image
             # still reads, a private one fails with a message saying why.
             basic, self._withheld_from = None, origin(realm)[1] or realm[:100]
+        separator = "&" if "?" in realm else "?"
         try:
             async with self.session.get(
-                f"{realm}?{urlencode(query)}",
+                f"{realm}{separator}{urlencode(query)}",
                 headers={"Authorization": basic} if basic else None,
             ) as response:
                 if response.status in (401, 403):
@@ -226,15 +367,29 @@ class RegistryClient:
                         status=response.status,
                     )
                 if response.status != 200:
-                    raise errors.for_status(response.status, f"{self.host}: token request failed")
-                body = await response.json(content_type=None)
-        except aiohttp.ClientError as error:
-            raise errors.Unavailable(f"{self.host}: token request: {error}") from error
-        token = body.get("token") or body.get("access_token")
-        if not token:
-            raise errors.ProtocolError(f"{self.host}: token response without a token")
-        self._tokens[scope] = f"Bearer {token}"
-        return self._tokens[scope]
+                    raise errors.for_status(
+                        response.status,
+                        f"{self.host}: token request failed ({response.status})",
+                    )
+                data = await read_at_most(
+                    response, MAX_DOCUMENT_BYTES, f"{self.host}: token answer"
+                )
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            raise errors.Unavailable(f"{self.host}: token request: {error!r}"[:300]) from error
+        try:
+            body = json.loads(data)
+            token = body.get("token") or body.get("access_token")
+        except (ValueError, AttributeError):
+            token = None
+        if not isinstance(token, str) or not TOKEN_PATTERN.fullmatch(token):
+            raise errors.ProtocolError(
+                f"{self.host}: the token answer holds no token (JSON with a token of "
+                "visible ASCII, at most 16 KiB)"
+            )
+        # Cached under the scope galleon asks for, which is what the lookup uses (a
+        # registry wording its scope otherwise would leave uploads unauthenticated).
+        self._tokens[scope_hint or scope] = f"Bearer {token}"
+        return self._tokens[scope_hint or scope]
 
     async def request(
         self,
@@ -246,12 +401,21 @@ class RegistryClient:
         data: Any = None,
         ok: tuple[int, ...] = (200,),
         stream: bool = False,
+        deadline: float | None = None,
     ) -> aiohttp.ClientResponse:
         """Send one request, answering an auth challenge once; raise on a status not in `ok`.
 
-        With `stream=True` the caller must release the returned response.
+        `deadline` (default: the client's) bounds the whole request, reading the
+        answer included. With `stream=True` the caller must release the response.
         """
         url = self._url(path)
+        deadline = self.deadline if deadline is None else deadline
+        timeout = aiohttp.ClientTimeout(
+            total=deadline,
+            connect=CONNECT_TIMEOUT,
+            sock_connect=CONNECT_TIMEOUT,
+            sock_read=READ_TIMEOUT,
+        )
         own = self._own(url)
         headers = dict(headers or {})
         headers.pop("Authorization", None)  # set here only, for the registry's own URLs
@@ -262,13 +426,33 @@ class RegistryClient:
         for attempt in (1, 2):
             try:
                 response = await self.session.request(
-                    method, url, headers=headers, data=data, allow_redirects=True
+                    method,
+                    url,
+                    headers=headers,
+                    data=data,
+                    allow_redirects=True,
+                    max_redirects=5,
+                    timeout=timeout,
                 )
             except (aiohttp.InvalidURL, ValueError) as error:
                 # Why permanent: the same text is no more a URL on the next try.
-                raise errors.ProtocolError(f"{self.host}: {method} {path}: {error!r}") from error
-            except (TimeoutError, aiohttp.ClientError, OSError) as error:
-                raise errors.Unavailable(f"{self.host}: {method} {path}: {error}") from error
+                raise errors.ProtocolError(
+                    f"{self.host}: {method} {shown(path)}: not a URL: {type(error).__name__}"
+                ) from error
+            except aiohttp.TooManyRedirects as error:
+                raise errors.ProtocolError(
+                    f"{self.host}: {method} {shown(path)}: more than 5 redirects"
+                ) from error
+            except TimeoutError as error:
+                raise errors.Unavailable(
+                    f"{self.host}: {method} {shown(path)}: no complete answer within "
+                    f"{deadline:.0f}s"
+                ) from error
+            except (aiohttp.ClientError, OSError) as error:
+                raise errors.Unavailable(
+                    f"{self.host}: {method} {shown(path)}: {type(error).__name__}: "
+                    f"{str(error)[:200]}"
+                ) from error
             if (
                 response.status == 401
                 and attempt == 1
@@ -281,18 +465,25 @@ class RegistryClient:
                     # Another origin asks for credentials (an absolute Location or a
                     # redirect elsewhere): they are not its to have.
                     raise errors.Unauthorized(
-                        f"{self.host}: {method} {path}: 401 from {answered_by[1]}, another "
-                        f"host than the registry's; its credentials are not sent there",
+                        f"{self.host}: {method} {shown(path)}: 401 from {answered_by[1]}, "
+                        f"another host than the registry's; its credentials are not sent there",
                         status=401,
                     )
                 authorization = await self._authorize(challenge, scope)
                 if authorization is None:
-                    raise errors.Unauthorized(f"{self.host}: {method} {path}: 401", status=401)
+                    raise errors.Unauthorized(
+                        f"{self.host}: {method} {shown(path)}: 401", status=401
+                    )
                 headers["Authorization"] = authorization
                 continue
             if response.status not in ok:
-                text = (await response.text(errors="replace"))[:300]
-                response.release()
+                try:
+                    code = error_code(await read_at_most(response, MAX_ERROR_BYTES, self.host))
+                except errors.RegistryError:
+                    code = ""  # an endless or slow error body says nothing more
+                finally:
+                    response.release()
+                text = f" {code}" if code else ""
                 if response.status == 401 and not self._own(str(response.url)):
                     text += (
                         f" (from {origin(str(response.url))[1]} after a redirect to another "
@@ -304,10 +495,15 @@ class RegistryClient:
                         f" only to {self.host} itself)"
                     )
                 raise errors.for_status(
-                    response.status, f"{self.host}: {method} {path}: {response.status} {text}"
+                    response.status,
+                    f"{self.host}: {method} {shown(path)}: {response.status}{text}",
                 )
             if not stream:
-                await response.read()
+                try:
+                    if method != "HEAD":  # a HEAD's Content-Length is the resource's
+                        await read_at_most(response, MAX_DOCUMENT_BYTES, self.host)
+                finally:
+                    response.release()
             return response
         raise AssertionError("unreachable")
 
@@ -321,6 +517,7 @@ class RegistryClient:
         """The manifest, checked (`galleon.oci.manifest`); ProtocolError when it is not
         one galleon can copy, DigestMismatch when it is not what its digest says."""
         where = f"{self.host}/{repository}:{reference}"
+        check_reference(reference, f"{self.host}/{repository}")
         response = await self.request(
             "GET",
             f"/v2/{repository}/manifests/{reference}",
@@ -329,7 +526,7 @@ class RegistryClient:
             stream=True,
         )
         try:
-            data = await _read_at_most(response, checked.MAX_MANIFEST_BYTES, where)
+            data = await read_at_most(response, checked.MAX_MANIFEST_BYTES, where, "the manifest")
         finally:
             response.release()
         media_type = checked.parse(
@@ -360,6 +557,7 @@ class RegistryClient:
         )
 
     async def has_manifest(self, repository: str, reference: str) -> bool:
+        check_reference(reference, f"{self.host}/{repository}")
         try:
             await self.request(
                 "HEAD",
@@ -372,6 +570,7 @@ class RegistryClient:
         return True
 
     async def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
+        check_reference(reference, f"{self.host}/{repository}")
         await self.request(
             "PUT",
             f"/v2/{repository}/manifests/{reference}",
@@ -383,6 +582,7 @@ class RegistryClient:
 
     async def delete_manifest(self, repository: str, digest: str) -> bool:
         """Delete by digest; False when it was not there."""
+        checked.check_digest(digest, f"{self.host}/{repository}")
         try:
             await self.request(
                 "DELETE",
@@ -395,6 +595,7 @@ class RegistryClient:
         return True
 
     async def has_blob(self, repository: str, digest: str) -> bool:
+        checked.check_digest(digest, f"{self.host}/{repository}")
         try:
             await self.request(
                 "HEAD", f"/v2/{repository}/blobs/{digest}", scope=f"repository:{repository}:pull"
@@ -420,14 +621,26 @@ class RegistryClient:
             return False
         return True
 
-    async def open_blob(self, repository: str, digest: str) -> aiohttp.ClientResponse:
-        """A streaming GET of a blob; release the response when done."""
-        return await self.request(
+    async def open_blob(
+        self, repository: str, digest: str, size: int | None = None
+    ) -> aiohttp.ClientResponse:
+        """A streaming GET of a blob of declared `size` (its deadline grows with it; a
+        Content-Length above it is a ProtocolError); release the response when done."""
+        where = f"{self.host}/{repository}@{checked.check_digest(digest, self.host)}"
+        response = await self.request(
             "GET",
             f"/v2/{repository}/blobs/{digest}",
             scope=f"repository:{repository}:pull",
             stream=True,
+            deadline=blob_deadline(size or 0, self.deadline),
         )
+        if size is not None and (response.content_length or 0) > size:
+            response.release()
+            raise errors.ProtocolError(
+                f"{where}: the blob is served as {response.content_length} bytes, more than "
+                f"the {size} its descriptor declares"
+            )
+        return response
 
     async def upload_blob(
         self, repository: str, digest: str, size: int, body: AsyncIterator[bytes] | bytes
@@ -448,29 +661,52 @@ class RegistryClient:
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
             data=body,
             ok=(201,),
+            deadline=blob_deadline(size, self.deadline),
         )
 
     async def list_tags(self, repository: str) -> list[str]:
+        """The repository's tags (first page; tags not of the OCI grammar dropped)."""
+        where = f"{self.host}/{repository}"
         response = await self.request(
-            "GET", f"/v2/{repository}/tags/list", scope=f"repository:{repository}:pull"
+            "GET",
+            f"/v2/{repository}/tags/list",
+            scope=f"repository:{repository}:pull",
+            stream=True,
         )
-        return list((await response.json(content_type=None)).get("tags") or [])
+        try:
+            data = await read_at_most(response, MAX_DOCUMENT_BYTES, where, "the tag list")
+        finally:
+            response.release()
+        try:
+            tags = json.loads(data).get("tags") or []
+        except (ValueError, AttributeError):
+            raise errors.ProtocolError(f"{where}: the tag list is not a JSON object") from None
+        if not isinstance(tags, list):
+            raise errors.ProtocolError(f"{where}: the tag list's tags are not a list")
+        return [t for t in tags if isinstance(t, str) and TAG_PATTERN.fullmatch(t)]
 
 
-async def _read_at_most(response: aiohttp.ClientResponse, limit: int, where: str) -> bytes:
+async def read_at_most(
+    response: aiohttp.ClientResponse, limit: int, where: str, what: str = "the answer"
+) -> bytes:
     """The body of `response`, or a ProtocolError once it passes `limit` bytes (an
-    endless or oversized answer is never held whole)."""
+    endless or oversized answer is never held whole); Unavailable when it stops or
+    passes the request's deadline."""
     declared = response.content_length
     if declared is not None and declared > limit:
-        raise errors.ProtocolError(f"{where}: the manifest is {declared} bytes, more than {limit}")
+        raise errors.ProtocolError(f"{where}: {what} is {declared} bytes, more than {limit}")
     data = bytearray()
     try:
         async for chunk in response.content.iter_chunked(CHUNK):
             data += chunk
             if len(data) > limit:
-                raise errors.ProtocolError(f"{where}: the manifest is more than {limit} bytes")
-    except (TimeoutError, aiohttp.ClientError) as error:
-        raise errors.Unavailable(f"{where}: reading the manifest: {error!r}") from error
+                raise errors.ProtocolError(f"{where}: {what} is more than {limit} bytes")
+    except TimeoutError as error:
+        raise errors.Unavailable(f"{where}: reading {what}: no complete answer in time") from error
+    except (aiohttp.ClientError, OSError) as error:
+        raise errors.Unavailable(
+            f"{where}: reading {what}: {type(error).__name__}: {str(error)[:200]}"
+        ) from error
     return bytes(data)
 
 

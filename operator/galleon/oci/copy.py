@@ -10,6 +10,8 @@ Rules of this module:
   the GIL) while the loop hands the chunk on, in order; the last chunk is held back until
   the digest is known, so a mismatching blob is never committed (and the
   registry checks the `?digest=` of the upload too).
+- A blob is read to at most its declared size (more is a ProtocolError, before
+  anything is committed) and within a deadline that grows with that size.
 - Manifests are pushed byte for byte (their digest is preserved): children of an
   index first, then the top manifest by digest and by each tag.
 - One destination failing does not stop the others: the result holds, per
@@ -161,9 +163,16 @@ class _Fanout:
         hashing: asyncio.Future[None] | None = None
         outcome: object = _END
         try:
-            response = await self.source.open_blob(self.repository, blob.digest)
+            response = await self.source.open_blob(self.repository, blob.digest, blob.size)
+            received = 0
             try:
                 async for chunk in response.content.iter_chunked(CHUNK):
+                    received += len(chunk)
+                    if received > blob.size:
+                        raise errors.ProtocolError(
+                            f"{self.source.host}: blob {blob.digest} is longer than the "
+                            f"{blob.size} bytes its descriptor declares"
+                        )
                     # The chunk is hashed in a thread (hashlib releases the GIL) while
                     # it is offered to the destinations; chunks are hashed in order.
                     if hashing is not None:
@@ -186,8 +195,15 @@ class _Fanout:
                 )
         except errors.RegistryError as error:
             outcome = error
+        except TimeoutError:
+            outcome = errors.Unavailable(
+                f"{self.source.host}: reading {blob.digest}: not complete within its deadline"
+            )
         except Exception as error:
-            outcome = errors.Unavailable(f"{self.source.host}: reading {blob.digest}: {error!r}")
+            outcome = errors.Unavailable(
+                f"{self.source.host}: reading {blob.digest}: {type(error).__name__}: "
+                f"{str(error)[:200]}"
+            )
         for i in indexes:
             if not uploads[i].done():
                 await self._offer(i, queues[i], uploads[i], outcome)

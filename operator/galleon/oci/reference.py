@@ -10,6 +10,10 @@ import re
 from dataclasses import dataclass
 
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+_HOST = re.compile(
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?)(:[0-9]{1,5})?"
+)
 
 
 class InvalidReference(ValueError):
@@ -36,6 +40,10 @@ def parse(text: str) -> Reference:
     Reference(host='127.0.0.1:5101', repository='sources/ubuntu', tag='1.0.0', digest=None)
     >>> parse("reg.example.com/a/b@sha256:" + "0" * 64).reference[:10]
     'sha256:000'
+    >>> parse("reg.example.com/a/b:.hidden")
+    Traceback (most recent call last):
+    ...
+    galleon.oci.reference.InvalidReference: 'reg.example.com/a/b:.hidden': invalid tag ...
     """
     rest, _, digest = text.strip().partition("@")
     if digest and not _DIGEST.match(digest):
@@ -43,10 +51,14 @@ def parse(text: str) -> Reference:
     host, slash, path = rest.partition("/")
     if not slash or not path or not ("." in host or ":" in host or host == "localhost"):
         raise InvalidReference(f"{text!r}: must start with a registry host, e.g. reg:5000/repo:tag")
+    if not _HOST.fullmatch(host):
+        raise InvalidReference(f"{text!r}: invalid registry host {host!r}")
     tag = None
     last = path.rsplit("/", 1)[-1]
     if ":" in last:
         path, _, tag = path.rpartition(":")
+        if not _TAG.fullmatch(tag):
+            raise InvalidReference(f"{text!r}: invalid tag {tag!r} (the OCI tag grammar)")
     if not re.fullmatch(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*", path):
         raise InvalidReference(f"{text!r}: invalid repository {path!r}")
     return Reference(host, path, tag or None, digest or None)
