@@ -10,6 +10,7 @@ import pytest
 MODULES = [
     "galleon.api.common",
     "galleon.api.region",
+    "galleon.api.registry_hosts",
     "galleon.core.claims",
     "galleon.core.conditions",
     "galleon.core.expectations",

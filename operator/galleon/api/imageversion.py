@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from galleon.api import registry_hosts
 from galleon.api.common import (
     DNS_LABEL_PATTERN,
     IMAGE_REFERENCE_MAX,
@@ -46,6 +47,9 @@ REPOSITORY_MAX = REPOSITORY_PREFIX_MAX + 1 + LABEL_NAME_MAX + 1 + NAME_MAX + 1 +
 (700); registries refuse names over 255 characters, and say so in the replica's state."""
 DIGEST_MAX = 128
 """Longest digest written to status ("sha256:" and 64 hex digits is 71)."""
+DIGEST_PATTERN = r"^sha256:[a-f0-9]{64}$"
+"""The only digests galleon verifies, and so the only ones status may hold: a
+registry's answer never becomes a path or a status field unchecked."""
 
 RegionalReplicationState = Literal[
     "Unknown", "Queued", "Replicating", "Completed", "Failed", "Removing"
@@ -175,7 +179,15 @@ class ImageSource(SpecModel):
         min_length=1,
         max_length=IMAGE_REFERENCE_MAX,
         description="Image reference, e.g. registry.example.com/base/ubuntu:22.04 (a digest "
-        "is recorded at publication).",
+        "is recorded at publication). Its registry host must not be a link-local, "
+        "metadata-service or unspecified address, nor a non-canonical numeric one.",
+        json_schema_extra=validations(
+            *registry_hosts.cel_rules(
+                registry_hosts.IMAGE_AUTHORITY,
+                registry_hosts.IMAGE_APPLIES,
+                registry_hosts.IMAGE_SUBJECT,
+            )
+        ),
     )
     credentials_secret_ref: LocalSecretReference | None = local_secret_field(
         KIND,
@@ -194,6 +206,12 @@ class ImageSource(SpecModel):
     @classmethod
     def _own_namespace(cls, ref: LocalSecretReference | None) -> LocalSecretReference | None:
         return refuse_secret_namespace(ref, KIND, CREDENTIALS_PATH)
+
+    @field_validator("image")
+    @classmethod
+    def _registry_host(cls, image: str) -> str:
+        registry_hosts.check(registry_hosts.image_authority(image), registry_hosts.IMAGE_SUBJECT)
+        return image
 
 
 class ImageVersionSpec(SpecModel):
@@ -257,6 +275,7 @@ class ReplicaStatus(StatusModel):
     digest: str | None = Field(
         default=None,
         max_length=DIGEST_MAX,
+        pattern=DIGEST_PATTERN,
         description="Digest of the replica's manifest, once there.",
     )
     message: str = Field(default="", max_length=1024, description="What went wrong, if it did.")
@@ -323,6 +342,7 @@ class ImageVersionStatus(StatusModel):
     source_digest: str | None = Field(
         default=None,
         max_length=DIGEST_MAX,
+        pattern=DIGEST_PATTERN,
         description="Digest the source resolved to at publication.",
     )
     source_media_type: str | None = Field(

@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
+from galleon.api import registry_hosts
 from galleon.api.common import (
     DNS_LABEL_PATTERN,
     LABEL_NAME_MAX,
@@ -105,7 +106,13 @@ class RegistryEndpoint(SpecModel):
     url: str = Field(
         max_length=512,
         description="Base URL of the registry, e.g. https://registry.eastus2.example.com; "
-        "http:// only for local registries.",
+        "http:// only for local registries. Its host must not be a link-local, "
+        "metadata-service or unspecified address, nor a non-canonical numeric one.",
+        json_schema_extra=validations(
+            *registry_hosts.cel_rules(
+                registry_hosts.URL_AUTHORITY, registry_hosts.URL_APPLIES, registry_hosts.URL_SUBJECT
+            )
+        ),
     )
     credentials_secret_ref: SecretReference | None = Field(
         default=None, description="Secret with the credentials galleon pushes and pulls with."
@@ -128,7 +135,31 @@ class RegistryEndpoint(SpecModel):
         scheme_ok = url.startswith(("https://", "http://"))
         if not scheme_ok or not host or len(host) > NAME_MAX or any(c.isspace() for c in url):
             raise ValueError(URL_MESSAGE)
+        registry_hosts.check(registry_hosts.url_authority(url), registry_hosts.URL_SUBJECT)
         return url
+
+
+def endpoints_of(
+    spec: Mapping[str, Any],
+) -> tuple[tuple[RegistryEndpoint, ...], tuple[str, ...]]:
+    """The registries of a Region's `spec` that pass the model's rules, and why each
+    other one does not: a Region stored before a rule the API server now enforces
+    (e.g. a link-local URL) is reported, never raised on at every pass.
+
+    >>> good, bad = endpoints_of({"registries": [
+    ...     {"name": "a", "url": "http://10.0.0.5:5000"},
+    ...     {"name": "b", "url": "http://169.254.169.254"}]})
+    >>> [e.name for e in good], bad[0][:30]
+    (['a'], 'registry b: 1 validation error')
+    """
+    usable, refused = [], []
+    for index, raw in enumerate(spec.get("registries") or []):
+        try:
+            usable.append(RegistryEndpoint.model_validate(raw))
+        except ValidationError as error:
+            name = raw.get("name") if isinstance(raw, Mapping) else None
+            refused.append(f"registry {name or index}: {str(error)[:300]}")
+    return tuple(usable), tuple(refused)
 
 
 class RegionSpec(SpecModel):

@@ -18,7 +18,7 @@ import kopf
 from lightkube.resources.core_v1 import Node
 
 from galleon import GROUP, VERSION, clock
-from galleon.api.region import RegistryEndpoint, node_selector
+from galleon.api.region import RegistryEndpoint, endpoints_of, node_selector
 from galleon.controllers.common import failure_message, measured, post_once
 from galleon.controllers.registries import Registries
 from galleon.core import reasons, times
@@ -88,12 +88,15 @@ async def check_region(
         selector: dict[str, Any] = node_selector(spec, name)
         nodes = [n async for n in kube.client().list(Node, labels=selector)]
         ready_nodes = sum(1 for n in nodes if _node_ready(n))
-        endpoints = [RegistryEndpoint.model_validate(r) for r in spec.get("registries") or []]
+        endpoints, refused = endpoints_of(spec)
         checks = await asyncio.gather(*(_check(memo.runtime.registries, e) for e in endpoints))
         reachable = [c for c in checks if c["reachable"]]
         set_registries_reachable(name, len(reachable))
         down = [f"{c['name']} ({c['message']})" for c in checks if not c["reachable"]]
-        if not endpoints:
+        if refused:
+            ready, reason = False, reasons.INVALID_SPEC
+            message = "; ".join(refused) + " (stored before the API server refused it: fix the URL)"
+        elif not endpoints:
             ready, reason, message = False, reasons.NO_REGISTRIES, "the region lists no registries"
         elif down:
             ready, reason = False, reasons.REGISTRIES_UNREACHABLE
@@ -117,7 +120,9 @@ async def check_region(
         patch.status["conditions"] = merged(
             status,
             meta.get("generation"),
-            # Registries and nodes come back by themselves: not ready is Reconciling.
-            kstatus(ready, reason, message, progressing=not ready),
+            # Registries and nodes come back by themselves: not ready is Reconciling;
+            # a URL the API server now refuses needs a human: Stalled.
+            kstatus(ready, reason, message, progressing=not ready and not refused,
+                    stalled=bool(refused)),
             clock.now(),
         )

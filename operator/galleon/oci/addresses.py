@@ -18,8 +18,9 @@ Rules of this module:
   services), unspecified, multicast and broadcast, and the known metadata addresses.
   A setup that needs one of them allows it explicitly and narrowly (the tests allow
   127.0.0.0/8 and deny 127.0.0.2/32 inside it).
-- An IPv4-mapped IPv6 address (`::ffff:169.254.169.254`) is judged as the IPv4
-  address it carries.
+- An IPv6 address that carries an IPv4 address it reaches (IPv4-mapped
+  `::ffff:169.254.169.254`, 6to4, NAT64's `64:ff9b::/96`, IPv4-compatible) is judged
+  as that IPv4 address.
 - A name that resolves to any denied address is refused whole (not filtered to the
   allowed answers): a mixed answer is a misconfiguration or an attack, and saying so
   is clearer than connecting somewhere else.
@@ -81,9 +82,26 @@ def network(text: str) -> Network:
         ) from None
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
 def _plain(address: Address) -> Address:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+    """The IPv4 address an IPv6 address carries and reaches (IPv4-mapped, 6to4, the
+    NAT64 well-known prefix, the deprecated IPv4-compatible form), else itself.
+
+    >>> [str(_plain(ipaddress.ip_address(a))) for a in ("::ffff:a9fe:a9fe", "2002:a9fe:a9fe::",
+    ...  "64:ff9b::a9fe:a9fe", "::a9fe:a9fe", "::1", "fd00::1")]
+    ['169.254.169.254', '169.254.169.254', '169.254.169.254', '169.254.169.254', '::1', 'fd00::1']
+    """
+    if not isinstance(address, ipaddress.IPv6Address):
+        return address
+    if address.ipv4_mapped is not None:
         return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64 or (address in _COMPATIBLE and int(address) > 1):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address
 
 

@@ -19,7 +19,7 @@ from lightkube.resources.core_v1 import Namespace, Pod
 
 from galleon import clock
 from galleon.api.gallery import SharingProfile
-from galleon.api.region import RegistryEndpoint, node_selector
+from galleon.api.region import RegistryEndpoint, endpoints_of, node_selector
 from galleon.api.scaleset import ScaleSetSpec
 from galleon.controllers.common import as_dict, version_facts
 from galleon.controllers.indexes import first
@@ -257,9 +257,7 @@ async def read_snapshot(
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     found = await read_sharing(namespace, spec, sources)
     region_spec = region.get("spec") or {}
-    endpoints = tuple(
-        RegistryEndpoint.model_validate(r) for r in region_spec.get("registries") or []
-    )
+    endpoints, _ = endpoints_of(region_spec)  # the Region reports the others
     versions = (
         sources.definition_versions(
             definition_namespace(namespace, spec), spec.image_reference.image_definition_name
