@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import copy
 import signal
+import sys
 import tempfile
 import time
 import urllib.request
@@ -348,6 +349,11 @@ def main() -> None:
         for registry in registries:
             registry.stop()
         plane.stop()
+        left = plane.leftovers()
+        if left:  # a leak would only show on the next run: say it now, and fail
+            print("left behind: " + "; ".join(left), file=sys.stderr)
+            if sys.exc_info()[0] is None:
+                sys.exit(1)
         print("stopped everything.")
 
 

@@ -438,8 +438,31 @@ state = "{root / "state"}"
                 found[fields[0]] = fields[2]
         return found
 
+    def _bridge_ports(self) -> dict[str, str]:
+        """The host ends of the veths on this node's bridge → the name of the network
+        namespace at their other end ("" when it has none in /var/run/netns). Every pod
+        sandbox of the node has one, whatever containerd still knows about it."""
+        listed = _run("ip", "-o", "link", "show", "master", self.bridge, check=False)
+        ports = {}
+        for line in listed.stdout.splitlines():
+            name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
+            if name:
+                found = re.search(r"link-netns (\S+)", line)
+                ports[name] = found.group(1) if found else ""
+        return ports
+
+    def _record_bridge_netns(self) -> None:
+        if self._bridge_created:
+            with contextlib.suppress(subprocess.SubprocessError, OSError):
+                for namespace in self._bridge_ports().values():
+                    if namespace:
+                        self._netns.add(f"/var/run/netns/{namespace}")
+
     def _record_netns(self) -> None:
-        """Remember the network namespaces this node's sandboxes use (to remove them)."""
+        """Remember the network namespaces this node's sandboxes use (to remove them):
+        those containerd names, and those at the far end of the bridge's veths (a sandbox
+        whose container record is already gone, e.g. removed by kubelet under load)."""
+        self._record_bridge_netns()
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             for container in self.containers():
                 info = json.loads(self.ctr("containers", "info", container, check=False) or "{}")
@@ -496,6 +519,9 @@ state = "{root / "state"}"
         if self._containerd is not None:
             self._containerd.stop(grace=15)
         self._kill_shims()  # shims outliving containerd
+        self._record_bridge_netns()
+        for port in self._bridge_ports() if self._bridge_created else {}:
+            _run("ip", "link", "delete", port, check=False)
         for point in mounts_under(self.workdir, self.sockets):
             _unmount(point)
         for path in sorted(self._netns):
