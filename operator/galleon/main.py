@@ -29,6 +29,31 @@ def priority(text: str) -> int:
     return zlib.crc32(socket.gethostname().encode()) % 1_000_000 + 1
 
 
+def cidr(text: str) -> str:
+    """A network flag, checked now (a typo must stop the start, not allow everything).
+
+    >>> cidr("127.0.0.0/8")
+    '127.0.0.0/8'
+    """
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_network(text.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a network (CIDR with no host bits, e.g. 10.0.0.0/8)"
+        ) from None
+
+
+def cidrs(text: str) -> list[str]:
+    """Networks of a comma-separated environment variable.
+
+    >>> cidrs("10.0.0.0/8, fd00::/8"), cidrs("")
+    (['10.0.0.0/8', 'fd00::/8'], [])
+    """
+    return [cidr(part) for part in text.split(",") if part.strip()]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="galleon-operator",
@@ -89,6 +114,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="image versions replicating at the same time",
     )
     parser.add_argument(
+        "--namespace-replication-concurrency",
+        type=int,
+        default=(
+            int(os.environ["GALLEON_NAMESPACE_REPLICATION_CONCURRENCY"])
+            if os.environ.get("GALLEON_NAMESPACE_REPLICATION_CONCURRENCY")
+            else None
+        ),
+        help="of those, image versions of one namespace (1 to --replication-concurrency; "
+        "default 2, or --replication-concurrency when lower)",
+    )
+    parser.add_argument(
         "--region-concurrency",
         type=int,
         default=int(os.environ.get("GALLEON_REGION_CONCURRENCY", "2")),
@@ -105,8 +141,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("GALLEON_NAMESPACE", "galleon-system"),
         help="namespace of Secrets named by cluster-scoped Regions without a namespace",
     )
+    parser.add_argument(
+        "--deny-cidr",
+        action="append",
+        type=cidr,
+        default=cidrs(os.environ.get("GALLEON_DENY_CIDRS", "")),
+        help="network (CIDR) no registry, redirect or token realm may be reached in "
+        "(repeatable; beside the default loopback, link-local and metadata addresses)",
+    )
+    parser.add_argument(
+        "--allow-cidr",
+        action="append",
+        type=cidr,
+        default=cidrs(os.environ.get("GALLEON_ALLOW_CIDRS", "")),
+        help="network (CIDR) that may be reached (repeatable); the most specific "
+        "--deny-cidr/--allow-cidr/default network containing an address decides",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.namespace_replication_concurrency is None:
+        args.namespace_replication_concurrency = min(2, max(1, args.replication_concurrency))
+    if not 1 <= args.namespace_replication_concurrency <= max(1, args.replication_concurrency):
+        parser.error(
+            "--namespace-replication-concurrency (or $GALLEON_NAMESPACE_REPLICATION_CONCURRENCY)"
+            f" is {args.namespace_replication_concurrency}; it must be from 1 to "
+            f"--replication-concurrency ({args.replication_concurrency})"
+        )
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

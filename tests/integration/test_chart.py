@@ -119,6 +119,20 @@ def test_the_operator_runs_with_distinct_peering_priorities_and_probes() -> None
     assert "--all-namespaces" not in args
 
 
+def test_the_namespace_replication_concurrency_is_passed_and_bounded() -> None:
+    setting = "replication.concurrency=3,replication.namespaceConcurrency=3"
+    deployment = of_kind(render(["--set", setting]), "Deployment")[0]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--replication-concurrency=3" in args
+    assert "--namespace-replication-concurrency=3" in args
+    completed = helm("template", "galleon", str(CHART), "--set", "replication.concurrency=1")
+    assert completed.returncode != 0
+    assert (
+        "replication.namespaceConcurrency (2) must not be more than replication.concurrency (1)"
+        in completed.stderr
+    )
+
+
 @pytest.fixture
 def restricted_namespace(kube: Client) -> Iterator[str]:
     name = "chart-restricted"

@@ -14,6 +14,14 @@ from dataclasses import dataclass
 class Config:
     #: Image versions replicating at the same time (each fans out to its regions).
     replication_concurrency: int = 4
+    #: Of those, image versions of one namespace (1 to replication_concurrency): a tenant
+    #: whose sources fail, crawl or are huge waits for its own slots, the others go on.
+    namespace_replication_concurrency: int = 2
+    #: Copy attempts of one replica in one replication pass; then the pass ends, frees its
+    #: slots, and the next pass (after the daemon's backoff, spec read again) retries.
+    copy_attempts_per_pass: int = 3
+    #: Seconds after which a replication pass starts no retry (same ending as above).
+    retry_seconds_per_pass: float = 120.0
     #: Destination registries of one region written to at the same time, all versions together.
     region_concurrency: int = 2
     #: Minimum seconds between two progress writes of one ImageVersion's status.
@@ -22,3 +30,8 @@ class Config:
     resync_interval: float = 300.0
     #: The namespace Secrets of cluster-scoped Regions are read from when not given.
     operator_namespace: str = "galleon-system"
+    #: Networks registries, redirects and token realms may not be reached in, beside
+    #: `galleon.oci.addresses.DEFAULT_DENIED` (CIDR texts, checked at start-up).
+    deny_cidrs: tuple[str, ...] = ()
+    #: Networks they may be reached in (the most specific network decides).
+    allow_cidrs: tuple[str, ...] = ()

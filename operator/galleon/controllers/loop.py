@@ -3,9 +3,12 @@
 Rules of this module: a pass returns the seconds until it wants to run again; a
 pass that raises is logged and retried with capped exponential backoff (with
 jitter, so many objects failing together do not retry in step) after `on_error`
-has said so on the object (a False condition, one Event); the loop sleeps until
-that time, a wake-up, or the daemon's stop, whichever comes first. Nothing a pass
-raises ends the loop.
+has said so on the object (a False condition, one Event); a pass that returns
+`Retry` (it ended with work failing transiently, and its status says so already)
+is retried with the same backoff, without `on_error`. The backoff grows with every
+pass in a row that raised or returned `Retry`, and starts over after one that did
+neither. The loop sleeps until that time, a wake-up, or the daemon's stop,
+whichever comes first. Nothing a pass raises ends the loop.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from galleon import clock
@@ -32,33 +36,50 @@ def backoff(attempt: int, jitter: Callable[[], float] = lambda: random.uniform(0
     return float(min(MAX_BACKOFF_SECONDS, 2 ** max(0, attempt - 1)) * jitter())
 
 
+@dataclass(frozen=True)
+class Retry:
+    """What a pass returns when it ended with work left that failed transiently (a
+    registry answering 503) and already said so in the object's status: run it again
+    after the loop's backoff, which grows while it keeps coming back."""
+
+    why: str
+    """For the log: what is retried, e.g. "ns/os-1-0-0: 1 replica retrying"."""
+
+
 async def run_daemon(
     what: str,
     stopped: Any,
-    run_once: Callable[[], Awaitable[float]],
+    run_once: Callable[[], Awaitable[float | Retry]],
     logger: logging.Logger | logging.LoggerAdapter[Any],
     *,
     wakeup: asyncio.Event | None = None,
     changed: Callable[[], bool] = lambda: False,
     on_error: Callable[[Exception], Awaitable[None]] | None = None,
+    delay: Callable[[int], float] = backoff,
 ) -> None:
     """Run `run_once` until `stopped` (kopf's daemon stopper) is set.
 
-    Between passes it waits for the time the pass asked for, until `wakeup` is set
-    or `changed()` turns true (checked every second).
+    Between passes it waits for the time the pass asked for (`delay(n)` seconds after
+    the n-th pass in a row that raised or returned `Retry`), until `wakeup` is set or
+    `changed()` turns true (checked every second).
     """
     failures = 0
     while not stopped:
         if wakeup is not None:
             wakeup.clear()
         try:
-            wait = await run_once()
-            failures = 0
+            outcome = await run_once()
+            if isinstance(outcome, Retry):
+                failures += 1
+                wait = delay(failures)
+                logger.info("%s: %s; next pass in %.1fs", what, outcome.why, wait)
+            else:
+                failures, wait = 0, outcome
         except asyncio.CancelledError:
             raise
         except Exception as error:
             failures += 1
-            wait = backoff(failures)
+            wait = delay(failures)
             logger.exception("%s pass failed; retrying in %.0fs", what, wait)
             if on_error is not None:
                 try:

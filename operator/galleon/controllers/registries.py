@@ -26,6 +26,7 @@ from galleon.kube import client as kube
 from galleon.kube.credentials import registry_host
 from galleon.oci import RegistryClient, Target, copy_image_to_many
 from galleon.oci import errors as oci_errors
+from galleon.oci.addresses import AddressPolicy
 from galleon.oci.reference import InvalidReference, parse
 
 RegistryError = oci_errors.RegistryError
@@ -92,7 +93,9 @@ async def _ca_file(secret: SecretName | None) -> AsyncIterator[str | None]:
 
 
 @contextlib.asynccontextmanager
-async def _client(url: str, access: Access) -> AsyncIterator[RegistryClient]:
+async def _client(
+    url: str, access: Access, policy: AddressPolicy
+) -> AsyncIterator[RegistryClient]:
     credentials = await _credentials(access.credentials, registry_host(url))
     async with _ca_file(access.ca) as ca_file:
         client = RegistryClient(
@@ -101,6 +104,7 @@ async def _client(url: str, access: Access) -> AsyncIterator[RegistryClient]:
             password=credentials[1] if credentials else None,
             ca_file=ca_file,
             insecure_skip_verify=access.insecure_skip_verify,
+            policy=policy,
         )
         try:
             yield client
@@ -170,16 +174,19 @@ def _source_url(source: ImageSource) -> tuple[str, str, str]:
 
 class Registries:
     """The registry calls of the controllers, with the operator's namespace as the home
-    of cluster-scoped Regions' Secrets. One per operator, made at start-up."""
+    of cluster-scoped Regions' Secrets and the operator's address policy for every
+    connection (sources and Regions' registries alike). One per operator, made at
+    start-up."""
 
-    def __init__(self, operator_namespace: str) -> None:
+    def __init__(self, operator_namespace: str, policy: AddressPolicy | None = None) -> None:
         self.operator_namespace = operator_namespace
+        self.policy = policy or AddressPolicy.of()
 
     @contextlib.asynccontextmanager
     async def endpoint_client(self, endpoint: RegistryEndpoint) -> AsyncIterator[RegistryClient]:
         """A client of a Region's registry (its Secrets default to the operator's namespace)."""
         access = endpoint_access(endpoint, self.operator_namespace)
-        async with _client(endpoint.url, access) as client:
+        async with _client(endpoint.url, access, self.policy) as client:
             yield client
 
     @contextlib.asynccontextmanager
@@ -189,7 +196,7 @@ class Registries:
         """A client of an ImageVersion's source registry (Secrets of the version's
         `namespace` only, whatever the references say)."""
         url, _, _ = _source_url(source)
-        async with _client(url, source_access(source, namespace)) as client:
+        async with _client(url, source_access(source, namespace), self.policy) as client:
             yield client
 
     async def ping(self, endpoint: RegistryEndpoint) -> tuple[bool, str]:

@@ -91,9 +91,14 @@ def config_from(args: argparse.Namespace) -> Config:
     """The operator's settings from its command line (read once, here)."""
     return Config(
         replication_concurrency=max(1, args.replication_concurrency),
+        namespace_replication_concurrency=min(
+            max(1, args.replication_concurrency), max(1, args.namespace_replication_concurrency)
+        ),
         region_concurrency=max(1, args.region_concurrency),
         status_interval=max(0.0, args.status_interval),
         operator_namespace=args.operator_namespace,
+        deny_cidrs=tuple(args.deny_cidr),
+        allow_cidrs=tuple(args.allow_cidr),
     )
 
 

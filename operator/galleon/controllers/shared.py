@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from galleon.controllers.config import Config
 from galleon.controllers.registries import Registries
+from galleon.oci.addresses import AddressPolicy
 
 Key = tuple[str, str]
 """(namespace, name) of one object."""
@@ -82,20 +83,59 @@ class Wakeups:
 
 
 class ReplicationSlots:
-    """At most `versions` ImageVersions copy at once, and at most `per_region`
-    destination registries of one region are written at once, all versions together.
+    """At most `versions` ImageVersions copy at once, at most `per_namespace` of them
+    from one namespace, and at most `per_region` destination registries of one region
+    are written at once, all versions together.
 
-    Region slots are always taken in sorted order, so no two versions can each hold a
-    region the other waits for.
+    A version takes its namespace's slot before a global one: versions waiting behind
+    their own namespace's limit hold nothing the other namespaces need. Region slots
+    are always taken in sorted order, so no two versions can each hold a region the
+    other waits for.
+
+    >>> async def copying_in_team_a():
+    ...     slots = ReplicationSlots(versions=2, per_region=1, per_namespace=1)
+    ...     async with slots.version("team-a"):
+    ...         return slots.copying(), slots.waiting("team-a")
+    >>> asyncio.run(copying_in_team_a())
+    (1, 0)
     """
 
-    def __init__(self, versions: int, per_region: int) -> None:
+    def __init__(self, versions: int, per_region: int, per_namespace: int | None = None) -> None:
+        """`per_namespace` defaults to `versions` (no limit of its own); it is at least 1
+        and at most `versions`."""
         self.per_region = per_region
+        self.per_namespace = max(1, min(versions, per_namespace or versions))
         self._versions = asyncio.Semaphore(versions)
+        self._copying = 0
+        self._namespaces: dict[str, _NamespaceSlots] = {}
         self._regions: dict[str, asyncio.Semaphore] = {}
 
-    def versions(self) -> asyncio.Semaphore:
-        return self._versions
+    @asynccontextmanager
+    async def version(self, namespace: str) -> AsyncIterator[None]:
+        """Hold a slot of `namespace`, then a global one, while the block runs."""
+        mine = self._namespaces.setdefault(namespace, _NamespaceSlots(self.per_namespace))
+        mine.users += 1
+        try:
+            async with mine.semaphore, self._versions:
+                self._copying += 1
+                try:
+                    yield
+                finally:
+                    self._copying -= 1
+        finally:
+            mine.users -= 1
+            if not mine.users:  # nobody holds or waits: forget the namespace
+                del self._namespaces[namespace]
+
+    def copying(self) -> int:
+        """Versions holding a global slot now."""
+        return self._copying
+
+    def waiting(self, namespace: str) -> int:
+        """Versions of `namespace` waiting behind its own limit now (the semaphores are
+        fair: the first `per_namespace` users hold the slots)."""
+        mine = self._namespaces.get(namespace)
+        return 0 if mine is None else max(0, mine.users - self.per_namespace)
 
     @asynccontextmanager
     async def regions(self, names: Iterable[str]) -> AsyncIterator[None]:
@@ -107,6 +147,14 @@ class ReplicationSlots:
         finally:
             for name in held:
                 self._regions[name].release()
+
+
+class _NamespaceSlots:
+    """The slots of one namespace, and how many versions hold or wait for one."""
+
+    def __init__(self, slots: int) -> None:
+        self.semaphore = asyncio.Semaphore(slots)
+        self.users = 0
 
 
 class Passes:
@@ -168,9 +216,12 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.replication = ReplicationSlots(
-            self.config.replication_concurrency, self.config.region_concurrency
+            self.config.replication_concurrency,
+            self.config.region_concurrency,
+            self.config.namespace_replication_concurrency,
         )
 
     @classmethod
     def from_config(cls, config: Config) -> Runtime:
-        return cls(config=config, registries=Registries(config.operator_namespace))
+        policy = AddressPolicy.of(deny=config.deny_cidrs, allow=config.allow_cidrs)
+        return cls(config=config, registries=Registries(config.operator_namespace, policy))

@@ -152,7 +152,18 @@ def replication_status(
 
 def set_ready(summaries: Sequence[rep.RegionSummary]) -> list[Update]:
     """Ready when every region is replicated; Stalled when a region failed and nothing
-    moves any more; Reconciling while anything moves (failures named)."""
+    moves any more; Reconciling while anything moves (failures named), with reason
+    RegistryUnavailable while replicas are retried after transient failures (how many,
+    and the first one's error).
+
+    >>> line = rep.summarize_region(
+    ...     rep.RegionLayout("east", 1, (Location("east", "a"),)),
+    ...     [rep.ReplicaProgress(Location("east", "a"), "Replicating", message="retrying: 503")],
+    ... )
+    >>> ready = set_ready([line])[0]
+    >>> ready[2], ready[3]
+    ('RegistryUnavailable', '0/1 regions replicated; 1 replica retrying with backoff: east/a: 503')
+    """
     aggregated, ratio = rep.aggregate(summaries)
     failed = "; ".join(f"{s.region}: {s.details}" for s in summaries if s.state == "Failed")
     if aggregated == "Completed":
@@ -160,6 +171,18 @@ def set_ready(summaries: Sequence[rep.RegionSummary]) -> list[Update]:
     if aggregated == "Failed":
         return kstatus(False, reasons.REPLICATION_FAILED, failed, stalled=True)
     message = f"{ratio} regions replicated" + (f"; failed: {failed}" if failed else "")
+    retrying = [r for s in summaries for r in s.replicas if r.retrying]
+    if retrying:
+        first = retrying[0]
+        count = f"{len(retrying)} replica{'s' if len(retrying) > 1 else ''}"
+        where = f"{first.location.region}/{first.location.registry}"
+        why = first.message.removeprefix(rep.RETRYING)
+        return kstatus(
+            False,
+            reasons.REGISTRY_UNAVAILABLE,
+            f"{message}; {count} retrying with backoff: {where}: {why}",
+            progressing=True,
+        )
     return kstatus(False, reasons.REPLICATING, message, progressing=aggregated == "InProgress")
 
 

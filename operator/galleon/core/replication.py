@@ -149,6 +149,12 @@ def plan(
     return Plan(tuple(copy), tuple(keep), (), tuple(removable))
 
 
+RETRYING = "retrying: "
+"""How the message of a replica starts while a transient failure of its copy is retried
+(`ReplicaProgress.retry`); the status keeps the message, so a restarted operator still
+knows the replica is being retried, and why."""
+
+
 @dataclass
 class ReplicaProgress:
     """Live progress of one replica (mutable: the copier updates it as bytes flow)."""
@@ -175,6 +181,20 @@ class ReplicaProgress:
         self.state = replica_states.transition(self.state, state)
         if message is not None:
             self.message = message
+
+    def retry(self, why: str) -> None:
+        """A copy attempt failed transiently (`why`): Replicating, to be tried again.
+
+        >>> r = ReplicaProgress(Location("east", "a"), "Replicating")
+        >>> r.retry("Unavailable: 503"); r.message, r.retrying
+        ('retrying: Unavailable: 503', True)
+        """
+        self.move("Replicating", f"{RETRYING}{why}")
+
+    @property
+    def retrying(self) -> bool:
+        """Replicating after a transient failure, waiting for (or making) another attempt."""
+        return self.state == "Replicating" and self.message.startswith(RETRYING)
 
 
 @dataclass(frozen=True)

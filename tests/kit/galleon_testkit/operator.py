@@ -15,8 +15,11 @@ Rules of this module:
   log file, only what we started is signalled); `start()` returns once `/healthz`
   answers, or fails with the tail of the log.
 - The argv is `--kubeconfig`, the scope flags, `--metrics-port`, `--health-port`,
-  `--bind-address`, `--verbose` when asked, then the caller's extra flags, in that
-  order, and is written at the top of the log by `ManagedProcess.start`.
+  `--bind-address`, `--allow-cidr=127.0.0.0/8`, `--verbose` when asked, then the
+  caller's extra flags, in that order, and is written at the top of the log by
+  `ManagedProcess.start`. Every registry of the kit listens on loopback, which the
+  operator's address policy denies by default: the kit allows it, and a test that
+  needs a denied address denies one inside it (`--deny-cidr=127.0.0.2/32`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from galleon_testkit.processes import LOOPBACK, ManagedProcess, free_port, http_ok
+
+LOOPBACK_NETWORK = "127.0.0.0/8"
 
 
 def operator_argv(
@@ -44,7 +49,7 @@ def operator_argv(
 
     Example: operator_argv(Path("k"), metrics_port=0, health_port=9000) ==
     [sys.executable, "-m", "galleon.main", "--kubeconfig=k", "--metrics-port=0",
-    "--health-port=9000", "--bind-address=127.0.0.1"].
+    "--health-port=9000", "--bind-address=127.0.0.1", "--allow-cidr=127.0.0.0/8"].
     """
     scope = [f"--namespace={namespace}" for namespace in namespaces]
     if all_namespaces:
@@ -58,6 +63,7 @@ def operator_argv(
         f"--metrics-port={metrics_port}",
         f"--health-port={health_port}",
         f"--bind-address={LOOPBACK}",
+        f"--allow-cidr={LOOPBACK_NETWORK}",
         *(["--verbose"] if verbose else []),
         *extra,
     ]

@@ -1,14 +1,19 @@
 """Sending a replication plan to the registries: remove, verify, copy.
 
 Rules of this module:
-- Concurrency: at most `replication_concurrency` versions copy at once, and at most
-  `region_concurrency` destination registries of one region are written at once
-  (`galleon.controllers.shared.ReplicationSlots`; regions taken in a fixed order,
-  so two versions cannot deadlock).
-- Transient errors (registry down, 5xx, timeouts) retry with the daemon loop's
-  capped exponential backoff and show in the replica's message; permanent ones
-  (unauthorized, not found) fail that replica only, with an Event, and never stop
-  the other regions.
+- Concurrency: at most `replication_concurrency` versions copy at once, at most
+  `namespace_replication_concurrency` of them from one namespace (its slot is taken
+  before a global one, so a namespace at its limit holds no global slot), and at
+  most `region_concurrency` destination registries of one region are written at
+  once (`galleon.controllers.shared.ReplicationSlots`; regions taken in a fixed
+  order, so two versions cannot deadlock).
+- Transient errors (registry down, 5xx, timeouts) show in the replica's message
+  ("retrying: ...") and are retried with the daemon loop's capped exponential
+  backoff, within the pass while its budget lasts (`galleon.core.pass_budget`:
+  attempts per replica, seconds per pass); then the pass ends and releases its
+  slots, the replica stays Replicating, and a later pass retries it. Permanent
+  errors (unauthorized, not found) fail that replica only, with an Event, and never
+  stop the other regions.
 - A replica's state moves only as `galleon.core.replica_states` allows.
 - Progress is written at most every `status_interval` seconds while bytes flow,
   and at once on every state change.
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,13 +31,14 @@ import kopf
 
 from galleon import clock
 from galleon.api.imageversion import ImageVersionSpec
-from galleon.api.region import RegistryEndpoint
+from galleon.api.region import RegistryEndpoint, endpoints_of
 from galleon.controllers import registries
 from galleon.controllers.imageversion.status_writer import StatusWriter, VersionDeleting
 from galleon.controllers.loop import backoff
 from galleon.controllers.shared import Runtime
 from galleon.core import reasons
 from galleon.core.imageversion_status import ReplicationRecord
+from galleon.core.pass_budget import PassBudget, retried_in_this_pass
 from galleon.core.replication import Location
 from galleon.metrics import (
     REPLICATED_BYTES,
@@ -56,11 +62,8 @@ class RegionInfo:
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> RegionInfo:
-        spec = obj.get("spec") or {}
-        return cls(
-            obj["metadata"]["name"],
-            tuple(RegistryEndpoint.model_validate(r) for r in spec.get("registries") or []),
-        )
+        usable, _ = endpoints_of(obj.get("spec") or {})  # the Region reports the others
+        return cls(obj["metadata"]["name"], usable)
 
 
 class Replicator:
@@ -76,12 +79,18 @@ class Replicator:
         regions: Mapping[str, RegionInfo],
         repository: str,
         digest: str,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """`sleep` waits out the backoff between two attempts of a pass (tests count it)."""
         self.body, self.spec, self.runtime = body, spec, runtime
         self.record, self.writer, self.regions = record, writer, regions
         self.repository, self.digest = repository, digest
         self.namespace = body["metadata"]["namespace"]
         self._started: dict[str, float] = {}
+        self._sleep = sleep
+        config = runtime.config
+        self.budget = PassBudget(config.copy_attempts_per_pass, config.retry_seconds_per_pass)
 
     def _endpoint(self, location: Location) -> RegistryEndpoint | None:
         region = self.regions.get(location.region)
@@ -125,29 +134,48 @@ class Replicator:
                 missing.append(location)
         return missing
 
-    async def copy(self, pending: Sequence[Location]) -> None:
+    async def copy(self, pending: Sequence[Location]) -> dict[Location, int]:
         """Copy to every pending location, a fan-out per batch, retrying transient
-        failures until each replica is Completed or Failed."""
+        failures while the pass's budget lasts; return the attempts made per location.
+
+        Each replica ends the pass Completed, Failed, or (budget spent) Replicating
+        with its "retrying: ..." message, for a later pass. Example, with the default
+        budget (3 attempts) and a source answering 503: attempt, ~1 s, attempt, ~2 s,
+        attempt, and the pass ends holding no slot, returning {location: 3}.
+        """
         attempts: dict[Location, int] = {}
         remaining = sorted(set(pending))
-        async with self.runtime.replication.versions():
+        async with self.runtime.replication.version(self.namespace):
+            began = clock.monotonic()
             while remaining:
                 batch = self._take_batch(remaining)
                 for location in batch:
                     self._started.setdefault(location.region, clock.monotonic())
+                    attempts[location] = attempts.get(location, 0) + 1
                 await self._copy_batch(batch)
-                retry = []
+                failing = []
                 for location in batch:
                     replica = self.record.replica(location)
                     if replica.state == "Completed":
                         self._observe_region_done(location.region)
-                    elif replica.state == "Replicating":  # a transient failure: again
-                        attempts[location] = attempts.get(location, 0) + 1
-                        retry.append(location)
-                remaining = sorted(set(remaining) - set(batch) | set(retry))
-                if retry and remaining == sorted(retry):
-                    await self.writer.flush(self.record, force=True)
-                    await asyncio.sleep(backoff(max(attempts[loc] for loc in retry)))
+                    elif replica.retrying:
+                        failing.append(location)
+                remaining = sorted(set(remaining) - set(batch))
+                if not failing:
+                    continue
+                # Other batches still to send: the failed ones follow them without a wait.
+                wait = 0.0 if remaining else backoff(max(attempts[loc] for loc in failing))
+                again = retried_in_this_pass(
+                    self.budget,
+                    attempts,
+                    failing,
+                    elapsed=clock.monotonic() - began,
+                    wait=wait,
+                )
+                remaining = sorted(set(remaining) | set(again))
+                if again and wait:
+                    await self._sleep(wait)
+        return attempts
 
     def _take_batch(self, remaining: Sequence[Location]) -> list[Location]:
         """At most `region_concurrency` destinations per region in one fan-out."""
@@ -204,7 +232,7 @@ class Replicator:
                     message=f"{location.region}/{location.registry}: {outcome}",
                 )
             else:
-                replica.move("Replicating", f"retrying: {outcome.reason}: {outcome}")
+                replica.retry(f"{outcome.reason}: {outcome}")
             return
         replica.move("Completed", "")
         replica.digest = outcome.digest

@@ -2,7 +2,8 @@
 
 Rules of this module: one daemon per ImageVersion runs `Publication.run_once` in
 the shared daemon loop and sleeps until its spec changes (generation) or the pass's
-resync time passes; deletion is `deletion.delete_version` behind the finalizer.
+resync time passes (or, after a pass that ended on transient failures, the loop's
+backoff); deletion is `deletion.delete_version` behind the finalizer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import kopf
 from galleon import GROUP, VERSION
 from galleon.controllers.imageversion import deletion
 from galleon.controllers.imageversion.reconcile import Publication
-from galleon.controllers.loop import run_daemon
+from galleon.controllers.loop import Retry, run_daemon
 
 VERSIONS = (GROUP, VERSION, "imageversions")
 
@@ -43,7 +44,7 @@ async def publication(
     )
     seen = {"generation": meta.get("generation")}
 
-    async def one_pass() -> float:
+    async def one_pass() -> float | Retry:
         seen["generation"] = meta.get("generation")
         return await worker.run_once()
 

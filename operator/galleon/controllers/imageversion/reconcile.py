@@ -19,6 +19,9 @@ Rules of this module:
   stays Completed, said in ReplicaRemovalHeld, and goes on a later pass once free.
 - A pass runs under `Runtime.passes`, so the version's deletion stops it before it
   deletes anything: no copy is pushed after the removal.
+- A pass ends when its retry budget is spent (`galleon.core.pass_budget`), even
+  with replicas still failing transiently: it returns `Retry`, the daemon loop runs
+  the next pass after its backoff, and that pass reads the spec again.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from galleon.controllers.imageversion.apply import RegionInfo, Replicator
 from galleon.controllers.imageversion.holders import read_references
 from galleon.controllers.imageversion.status_writer import StatusWriter, VersionDeleting
 from galleon.controllers.indexes import first
+from galleon.controllers.loop import Retry
 from galleon.controllers.shared import Runtime
 from galleon.core import reasons, references, times
 from galleon.core import replication as rep
@@ -98,14 +102,14 @@ class Publication:
         """A pass failed in a way no rule foresaw: say so on the ImageVersion."""
         await report_failure(ImageVersion, self.namespace, self.name, error)
 
-    async def run_once(self) -> float:
+    async def run_once(self) -> float | Retry:
         """Do what can be done now; return the seconds until the next pass."""
         try:
             return await self.run_pass()
         except VersionDeleting:
             return GONE_SECONDS  # its deletion takes over
 
-    async def run_pass(self) -> float:
+    async def run_pass(self) -> float | Retry:
         obj = await kube.get_or_none(ImageVersion, self.name, self.namespace)
         if obj is None:
             return GONE_SECONDS
@@ -259,8 +263,9 @@ class Publication:
 
     async def replicate(
         self, body: Any, writer: StatusWriter, spec: ImageVersionSpec, repository: str, digest: str
-    ) -> float:
-        """Plan from the recorded replicas, then remove, verify and copy."""
+    ) -> float | Retry:
+        """Plan from the recorded replicas, then remove, verify and copy; `Retry` when
+        replicas are still being retried after transient failures."""
         regions = self.regions()
         record = load_record(writer.status)
         record.layouts = rep.layout(
@@ -290,6 +295,13 @@ class Publication:
         await self.remove(body, record, replicator, plan, regions, repository, digest)
         await self.write(body, writer, record, plan)
         await refresh_definition(self.namespace, spec.image_definition_name, self.scalesets_index)
+        retrying = [r for r in record.replicas.values() if r.retrying]
+        if retrying:
+            wanted = sum(len(layout.locations) for layout in record.layouts.values())
+            return Retry(
+                f"{self.namespace}/{self.name}: {len(retrying)} of {wanted} replicas retrying "
+                f"after transient failures ({retrying[0].message[:200]})"
+            )
         if any(r.retained for r in record.replicas.values()):
             return HELD_RETRY_SECONDS  # look again soon: a held copy goes once it is free
         if writer.status["replicationStatus"]["aggregatedState"] == "Completed":
@@ -386,7 +398,9 @@ class Publication:
 def apply_plan_states(record: ReplicationRecord, plan: rep.Plan, digest: str) -> None:
     """The replica states the plan implies before anything is sent: refused replicas
     noted, kept ones Completed, ones to copy Queued (a Failed one at this digest
-    stays Failed until it is retried)."""
+    stays Failed until it is retried, and one being retried after a transient failure
+    stays Replicating with its "retrying: ..." message, so the status goes on saying
+    why across passes and restarts)."""
     for location in plan.refused:
         record.refused.setdefault(location.region, []).append(location)
     for location in plan.keep:
@@ -397,5 +411,7 @@ def apply_plan_states(record: ReplicationRecord, plan: rep.Plan, digest: str) ->
     for location in plan.copy:
         replica = record.replica(location)
         replica.retained = False
+        if replica.retrying:
+            continue  # the source digest never changes: the next attempt goes on from here
         if replica.state != "Failed" or replica.digest != digest:
             replica.move("Queued", "")
