@@ -12,7 +12,8 @@ Rules of this module:
   backoff, within the pass while its budget lasts (`galleon.core.pass_budget`:
   attempts per replica, seconds per pass); then the pass ends and releases its
   slots, the replica stays Replicating, and a later pass retries it. Permanent
-  errors (unauthorized, not found) fail that replica only, with an Event, and never
+  errors (unauthorized, not found) fail that replica only, with an Event (one per
+  failure: a replica failing again with the same message posts none), and never
   stop the other regions.
 - A replica's state moves only as `galleon.core.replica_states` allows.
 - Progress is written at most every `status_interval` seconds while bytes flow,
@@ -88,6 +89,9 @@ class Replicator:
         self.repository, self.digest = repository, digest
         self.namespace = body["metadata"]["namespace"]
         self._started: dict[str, float] = {}
+        self._failed_before: dict[Location, str] = {}
+        """Replicas Failed before this pass, with their message: failing again the same
+        way is not news, and posts no second Event."""
         self._sleep = sleep
         config = runtime.config
         self.budget = PassBudget(config.copy_attempts_per_pass, config.retry_seconds_per_pass)
@@ -145,6 +149,11 @@ class Replicator:
         """
         attempts: dict[Location, int] = {}
         remaining = sorted(set(pending))
+        self._failed_before = {
+            location: self.record.replica(location).message
+            for location in remaining
+            if self.record.replica(location).state == "Failed"
+        }
         async with self.runtime.replication.version(self.namespace):
             began = clock.monotonic()
             while remaining:
@@ -225,7 +234,10 @@ class Replicator:
         if isinstance(outcome, registries.RegistryError):
             REPLICATION_ERRORS.labels(region_label(location.region), outcome.reason).inc()
             if outcome.permanent:
-                replica.move("Failed", f"{outcome.reason}: {outcome}")
+                message = f"{outcome.reason}: {outcome}"
+                replica.move("Failed", message)
+                if self._failed_before.get(location) == message:
+                    return  # the same failure as before this pass: its Event is posted
                 kopf.warn(
                     self.body,
                     reason=reasons.REPLICATION_FAILED,
