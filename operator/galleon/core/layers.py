@@ -45,8 +45,9 @@ Rules of this module (pure, stdlib only):
 - Every refusal is a `BuildRefused` (a ValueError) naming the step and the path.
   Content is never in a repr or a message: a File's may come from a Secret.
 
-Why a little over 600 lines: the tar rules, the archive checks and the config
-edits are one format, read together; `galleon.oci.build` does the I/O.
+Why about 900 lines: the steps, the tar rules, the archive checks and the config
+edits describe one format and are read together (`galleon.oci.build` does the
+I/O); should it grow, it splits along those lines (steps, layers, config).
 """
 
 from __future__ import annotations
@@ -78,15 +79,26 @@ MAX_ID = 2**32 - 2
 """Largest uid or gid (2**32 - 1 is `(uid_t) -1`, "no owner")."""
 STANDARD_DIRECTORIES = {"tmp": 0o1777, "var/tmp": 0o1777, "root": 0o700}
 """Parent directories galleon writes with the mode every base image gives them."""
-LINKED_DIRECTORIES = ("bin", "sbin", "lib", "lib32", "lib64", "libx32", "var/run", "var/lock")
+LINKED_DIRECTORIES = {
+    "bin": "/usr/bin",
+    "sbin": "/usr/sbin",
+    "lib": "/usr/lib",
+    "lib32": "/usr/lib32",
+    "lib64": "/usr/lib64",
+    "libx32": "/usr/libx32",
+    "var/run": "/run",
+    "var/lock": "/run/lock",
+}
 """Symlinks in merged-/usr images (/bin -> usr/bin) and FHS 3 ones (/var/run -> /run):
 a layer entry at or under them would replace the link with a directory."""
 KNOWN_ANSWER_INPUT = b"".join(b"galleon layer %d\n" % i for i in range(4096))
-KNOWN_ANSWER_DIGEST = "sha256:18a3ef8bd1a0c65ef1ae787a7bee65c88f55b8bc9fe9e5fb2ca9c3ec470c7dcd"
+KNOWN_ANSWER_DIGEST = "sha256:4eb2c4a192e9e35b8874a152c9d4c9a3b7a83472600eebd5a19d7c8f5dcb5f07"
 """sha256 of `gzip_bytes(KNOWN_ANSWER_INPUT)` with zlib 1.2.x at `GZIP_LEVEL`."""
 ENV_NAME = re.compile(r"[^=\x00]{1,1024}")
 USER = re.compile(r"[A-Za-z0-9._-]{1,256}(:[A-Za-z0-9._-]{1,256})?")
-REPOSITORY = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*")
+REPOSITORY = re.compile(
+    r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*"
+)
 DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
 REGISTRY = re.compile(r"[A-Za-z0-9.:\[\]-]{0,255}")
 _KINDS = {
@@ -151,12 +163,11 @@ def check_path(path: object, what: str) -> str:
                 f"{what}: path {_said(path)} has a whiteout name (.wh.*): steps only add files"
             )
     relative = path[1:]
-    for linked in LINKED_DIRECTORIES:
+    for linked, instead in LINKED_DIRECTORIES.items():
         if relative == linked or relative.startswith(linked + "/"):
             raise BuildRefused(
                 f"{what}: path {_said(path)} is at or under /{linked}, a symlink in many "
-                f"base images that a layer's directory would replace; use /usr/{linked} "
-                f"(or /run for /var/run) instead"
+                f"base images that a layer's directory would replace; use {instead} instead"
             )
     return path
 
@@ -455,47 +466,59 @@ def sha256(data: bytes) -> str:
 
 
 def tar_bytes(entries: Iterable[Entry]) -> bytes:
-    """The reproducible tar of `entries` (sorted here; hard links re-pointed so each
-    names the first of its group in that order, which holds the content).
+    """The reproducible tar of `entries`, sorted here. The members of a hard-link group
+    (a file and the links naming it) are written with the first of them in that order
+    holding the content and the others linking to it, so a link never precedes its
+    target.
 
-    >>> data = tar_bytes([Entry("etc/motd", "file", 0o644, content=b"hi"), Entry("etc", "directory", 0o755)])
+    >>> data = tar_bytes([Entry("etc/motd", "file", 0o644, content=b"hi"),
+    ...                   Entry("etc", "directory", 0o755)])
     >>> [(m.name, oct(m.mode), m.mtime, m.uname) for m in tarfile.open(fileobj=io.BytesIO(data))]
     [('etc', '0o755', 0, ''), ('etc/motd', '0o644', 0, '')]
     """
     ordered = sorted(entries, key=lambda entry: sort_key(entry.path))
     by_path = {entry.path: entry for entry in ordered}
+    if len(by_path) != len(ordered):
+        raise BuildRefused("two entries of a layer have the same path")
+    linked = {entry.link for entry in ordered if entry.kind == "hardlink"}
+    for name in linked:
+        if name not in by_path or by_path[name].kind != "file":
+            raise BuildRefused(f"a hard link names {_said(name)}, not a file of the layer")
     first: dict[str, str] = {}
-    """Path of a hard-link group's content holder → the first of the group in order."""
+    """A hard-link group's file → the first path of the group in order."""
     for entry in ordered:
-        if entry.kind == "hardlink":
-            holder = by_path[entry.link]
-            first.setdefault(holder.path, min(holder.path, entry.path, key=sort_key))
-            first[holder.path] = min(first[holder.path], entry.path, key=sort_key)
+        first.setdefault(entry.link if entry.kind == "hardlink" else entry.path, entry.path)
     buffer = io.BytesIO()
     with tarfile.TarFile(
         fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8"
     ) as archive:
         for entry in ordered:
-            written = entry
             holder_path = entry.link if entry.kind == "hardlink" else entry.path
-            if holder_path in first:
+            if holder_path in linked:
                 holder = by_path[holder_path]
-                written = holder if entry.path == first[holder_path] else holder
-                kind = "file" if entry.path == first[holder_path] else "hardlink"
-                link = "" if kind == "file" else first[holder_path]
-                written = Entry(entry.path, kind, holder.mode, holder.uid, holder.gid, link,
-                                holder.content if kind == "file" else b"")  # fmt: skip
-            info = tarfile.TarInfo(written.path)
-            info.type = _KINDS[written.kind]
-            info.mode, info.uid, info.gid, info.mtime = written.mode, written.uid, written.gid, 0
+                leads = entry.path == first[holder_path]
+                entry = Entry(
+                    entry.path,
+                    "file" if leads else "hardlink",
+                    holder.mode,
+                    holder.uid,
+                    holder.gid,
+                    link="" if leads else first[holder_path],
+                    content=holder.content if leads else b"",
+                )
+            info = tarfile.TarInfo(entry.path)
+            info.type = _KINDS[entry.kind]
+            info.mode, info.uid, info.gid, info.mtime = entry.mode, entry.uid, entry.gid, 0
             info.uname = info.gname = ""
-            info.linkname = written.link
-            info.size = len(written.content) if written.kind == "file" else 0
-            archive.addfile(info, io.BytesIO(written.content) if written.kind == "file" else None)
+            info.linkname = entry.link
+            info.size = len(entry.content) if entry.kind == "file" else 0
+            archive.addfile(info, io.BytesIO(entry.content) if entry.kind == "file" else None)
     return buffer.getvalue()
 
 
-def _layer(entries: Sequence[Entry], compression: Compression, limits: Limits, what: str) -> BuiltLayer:
+def _layer(
+    entries: Sequence[Entry], compression: Compression, limits: Limits, what: str
+) -> BuiltLayer:
     if len(entries) > limits.entries:
         raise BuildRefused(f"{what}: {len(entries)} entries, more than {limits.entries}")
     total = sum(len(entry.content) for entry in entries)
@@ -527,7 +550,9 @@ def _parent_entries(path: str, parents: Sequence[Directory], *, itself: bool) ->
     return entries
 
 
-def file_layer(step: File, *, compression: Compression = "gzip", limits: Limits = LIMITS) -> BuiltLayer:
+def file_layer(
+    step: File, *, compression: Compression = "gzip", limits: Limits = LIMITS
+) -> BuiltLayer:
     """The layer of one File step: its parent directories, then the file.
 
     >>> layer = file_layer(File("/etc/motd", b"hello\\n"), compression="none")
@@ -537,7 +562,9 @@ def file_layer(step: File, *, compression: Compression = "gzip", limits: Limits 
     True
     """
     entries = _parent_entries(step.path, step.parents, itself=False)
-    entries.append(Entry(step.path[1:], "file", step.mode, step.uid, step.gid, content=step.content))
+    entries.append(
+        Entry(step.path[1:], "file", step.mode, step.uid, step.gid, content=step.content)
+    )
     return _layer(entries, compression, limits, f"File {step.path}")
 
 
@@ -581,21 +608,33 @@ def _member_path(name: str, destination: str, what: str) -> str | None:
     return check_path(image_path, f"{what}: entry")
 
 
-def _stays_inside(root: str, link_path: str, target: str) -> bool:
-    """Whether symlink `link_path` → `target`, resolved lexically, stays in `root` at
-    every step (absolute targets from the image root).
+def _stays_inside(
+    root: str, link_path: str, target: str, links: Mapping[str, str] | None = None
+) -> bool:
+    """Whether symlink `link_path` -> `target` stays in `root`: resolved lexically
+    from the link's directory (an absolute target from the image root), following
+    the archive's own `links` (image path -> target) on the way, it never climbs out
+    of `root` once in it (nor above the image root) and ends in it.
 
-    >>> _stays_inside("/opt/app", "/opt/app/lib/x", "../bin/y"), _stays_inside("/opt/app", "/opt/app/x", "../../etc")
-    (True, False)
-    >>> _stays_inside("/", "/a", "../etc"), _stays_inside("/opt/app", "/opt/app/x", "/opt/app/y")
-    (False, True)
+    >>> _stays_inside("/opt/app", "/opt/app/lib/x", "../bin/y")
+    True
+    >>> _stays_inside("/opt/app", "/opt/app/x", "../../etc"), _stays_inside("/", "/a", "../etc")
+    (False, False)
+    >>> _stays_inside("/opt/app", "/opt/app/x", "/opt/app/y")
+    True
+    >>> _stays_inside("/opt/app", "/opt/app/x", "/etc")
+    False
+    >>> _stays_inside("/opt/app", "/opt/app/x", "lib/lib/../..", {"/opt/app/lib": "."})
+    False
     """
+    links = links or {}
     root_parts = [] if root == "/" else root[1:].split("/")
-    if target.startswith("/"):
-        current: list[str] = []
-    else:
-        current = link_path[1:].split("/")[:-1]
-    for part in target.split("/"):
+    current = [] if target.startswith("/") else link_path[1:].split("/")[:-1]
+    pending = target.split("/")
+    entered = current[: len(root_parts)] == root_parts
+    hops = 0
+    while pending:
+        part = pending.pop(0)
         if part in ("", "."):
             continue
         if part == "..":
@@ -604,31 +643,43 @@ def _stays_inside(root: str, link_path: str, target: str) -> bool:
             current.pop()
         else:
             current.append(part)
-        if current[: len(root_parts)] != root_parts and len(current) >= len(root_parts):
-            if not target.startswith("/"):
-                return False
+            followed = links.get("/" + "/".join(current))
+            if followed is not None:
+                hops += 1
+                if hops > 40:  # the kernel's own limit: a loop
+                    return False
+                current.pop()
+                if followed.startswith("/"):
+                    current = []
+                pending = followed.split("/") + pending
+        inside = current[: len(root_parts)] == root_parts and len(current) >= len(root_parts)
+        if entered and not inside:
+            return False
+        entered = entered or inside
     return current[: len(root_parts)] == root_parts and len(current) >= len(root_parts)
 
 
-def archive_layer(step: Archive, *, compression: Compression = "gzip", limits: Limits = LIMITS) -> BuiltLayer:
+def archive_layer(
+    step: Archive, *, compression: Compression = "gzip", limits: Limits = LIMITS
+) -> BuiltLayer:
     """The layer of one Archive step: the parents of its destination, the destination,
     then the archive's entries under it (missing directories made 0755).
 
     >>> tar = tar_bytes([Entry("bin/tool", "file", 0o755, 1000, 1000, content=b"#!/bin/sh\\n")])
     >>> layer = archive_layer(Archive("/opt/app", tar, uid=0, gid=0), compression="none")
-    >>> [(m.name, oct(m.mode), m.uid) for m in tarfile.open(fileobj=io.BytesIO(layer.data))]
-    [('opt', '0o755', 0), ('opt/app', '0o755', 0), ('opt/app/bin', '0o755', 0), ('opt/app/bin/tool', '0o755', 0)]
+    >>> for m in tarfile.open(fileobj=io.BytesIO(layer.data)):
+    ...     print(m.name, oct(m.mode), m.uid)
+    opt 0o755 0
+    opt/app 0o755 0
+    opt/app/bin 0o755 0
+    opt/app/bin/tool 0o755 0
     """
     what = f"Archive {step.path}"
     raw = _gunzipped(step.data, limits.bytes, what)
-    try:
-        archive = tarfile.open(fileobj=io.BytesIO(raw), mode="r:", encoding="utf-8")
-    except tarfile.TarError as error:
-        raise BuildRefused(f"{what}: not a tar archive ({error})") from None
     entries: dict[str, Entry] = {}
     total = 0
-    with archive:
-        try:
+    try:
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:", encoding="utf-8") as archive:
             for member in archive:
                 if len(entries) >= limits.entries:
                     raise BuildRefused(f"{what}: more than {limits.entries} entries")
@@ -639,11 +690,12 @@ def archive_layer(step: Archive, *, compression: Compression = "gzip", limits: L
                 if total > limits.bytes:
                     raise BuildRefused(f"{what}: more than {limits.bytes} bytes of content")
                 entries["/" + entry.path] = entry
-        except tarfile.TarError as error:
-            raise BuildRefused(f"{what}: an unreadable entry ({error})") from None
-        if any(raw[archive.offset :]):
-            raise BuildRefused(f"{what}: unreadable data at byte {archive.offset} of the tar")
-    _check_tree(entries, what)
+            # Why: tarfile ends quietly at a header it cannot read past the first one.
+            if any(raw[archive.offset :]):
+                raise BuildRefused(f"{what}: unreadable data at byte {archive.offset} of the tar")
+    except tarfile.TarError as error:
+        raise BuildRefused(f"{what}: not a readable tar archive ({error})") from None
+    _check_tree(entries, step.path, what)
     implied_uid, implied_gid = step.uid or 0, step.gid or 0
     written = {e.path: e for e in _parent_entries(step.path, step.parents, itself=True)}
     for path in entries:
@@ -683,10 +735,8 @@ def _member_entry(
         return Entry(relative, "directory", mode, uid, gid)
     if member.issym():
         target = _check_text(member.linkname, f"{what}: symlink {path}: target", MAX_PATH_BYTES)
-        if not target or not _stays_inside(step.path, path, target):
-            raise BuildRefused(
-                f"{what}: symlink {path} -> {_said(target)} leads out of {step.path}"
-            )
+        if not target:
+            raise BuildRefused(f"{what}: symlink {path} has an empty target")
         return Entry(relative, "symlink", 0o777, uid, gid, link=target)
     if member.islnk():
         linked = _member_path(member.linkname, step.path, what)
@@ -703,15 +753,18 @@ def _member_entry(
     raise BuildRefused(f"{what}: entry {path} is {kind} (only files, directories and links)")
 
 
-def _check_tree(entries: Mapping[str, Entry], what: str) -> None:
-    """No entry under a symlink or a file of the archive."""
-    for path in entries:
+def _check_tree(entries: Mapping[str, Entry], root: str, what: str) -> None:
+    """No entry under a symlink or a file of the archive; no symlink leading out of `root`."""
+    links = {path: entry.link for path, entry in entries.items() if entry.kind == "symlink"}
+    for path, entry in entries.items():
         parent = path.rsplit("/", 1)[0]
         while parent:
             above = entries.get(parent)
             if above is not None and above.kind != "directory":
                 raise BuildRefused(f"{what}: entry {path} is under {parent}, a {above.kind}")
             parent = parent.rsplit("/", 1)[0]
+        if entry.kind == "symlink" and not _stays_inside(root, path, entry.link, links):
+            raise BuildRefused(f"{what}: symlink {path} -> {_said(entry.link)} leads out of {root}")
 
 
 # -- the image config ------------------------------------------------------------------
@@ -724,8 +777,10 @@ def apply_config(config: Mapping[str, Any], steps: Iterable[Step]) -> dict[str, 
     >>> base = {"config": {"Env": ["PATH=/bin", "A=1"], "Cmd": ["sh"], "Labels": {"a": "1"}}}
     >>> edited = apply_config(base, [Environment.of({"PATH": "/usr/bin", "B": "2"}),
     ...                              Labels.of({"b": "2"}), Entrypoint(("/init",))])
-    >>> edited["config"]
-    {'Env': ['PATH=/usr/bin', 'A=1', 'B=2'], 'Labels': {'a': '1', 'b': '2'}, 'Entrypoint': ['/init']}
+    >>> edited["config"]["Env"], edited["config"]["Labels"]
+    (['PATH=/usr/bin', 'A=1', 'B=2'], {'a': '1', 'b': '2'})
+    >>> edited["config"]["Entrypoint"], "Cmd" in edited["config"]
+    (['/init'], False)
     >>> base["config"]["Env"]
     ['PATH=/bin', 'A=1']
     """
@@ -793,7 +848,9 @@ def diff_ids(config: object) -> list[str]:
         raise BuildRefused("the image config's rootfs.diff_ids is not a list")
     for index, digest in enumerate(found):
         if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
-            raise BuildRefused(f"the image config's rootfs.diff_ids[{index}] is not a sha256 digest")
+            raise BuildRefused(
+                f"the image config's rootfs.diff_ids[{index}] is not a sha256 digest"
+            )
     return list(found)
 
 
@@ -807,7 +864,7 @@ def image_config(
     """The built image's config: the base's with the config steps applied, the
     diff_ids each step `added` appended to rootfs.diff_ids, one history entry a
     layer (a Layer step's layers one each) or a config step (empty_layer), and
-    `created` set (None: removed, from the history entries too).
+    `created` on the image and on galleon's history entries (None: on neither).
 
     A base without history gets one entry a base layer first, so history and layers
     still pair up.
@@ -825,42 +882,33 @@ def image_config(
     result = apply_config(base, steps)
     history = result.get("history")
     history = [dict(h) for h in history if isinstance(h, dict)] if isinstance(history, list) else []
+    dated = {"created": created} if created is not None else {}
     if not history:
         history = [
-            {"created_by": "galleon: a layer of the base image (it has no history)"}
-            for _ in base_ids
+            dated | {"created_by": "galleon: a base image layer (no history)"} for _ in base_ids
         ]
     ids = list(base_ids)
     for step, new_ids in zip(steps, added, strict=True):
-        if isinstance(step, (File, Archive)) and len(new_ids) != 1:
+        if isinstance(step, File | Archive) and len(new_ids) != 1:
             raise BuildRefused(f"{describe(step)}: one layer expected, {len(new_ids)} given")
-        if not isinstance(step, (File, Archive, Layer)) and new_ids:
+        if not isinstance(step, File | Archive | Layer) and new_ids:
             raise BuildRefused(f"{describe(step)}: a config step adds no layer")
         for digest in new_ids:
-            if not DIGEST.fullmatch(digest):
+            if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
                 raise BuildRefused(f"{describe(step)}: diff_id {_said(digest)} is not sha256")
         ids.extend(new_ids)
         if not new_ids:
-            history.append({"created_by": describe(step), "empty_layer": True})
+            history.append(dated | {"created_by": describe(step), "empty_layer": True})
         for index in range(len(new_ids)):
             said = f" (layer {index + 1} of {len(new_ids)})" if isinstance(step, Layer) else ""
-            history.append({"created_by": describe(step) + said})
-    for entry in history[len(history) - len(steps) - sum(map(len, added)) + sum(1 for a in added if a) :]:
-        pass
+            history.append(dated | {"created_by": describe(step) + said})
     result["rootfs"] = {"type": "layers", "diff_ids": ids}
     if created is None:
         result.pop("created", None)
     else:
         result["created"] = created
-    result["history"] = [_dated(entry, created) for entry in history]
+    result["history"] = history
     return result
-
-
-def _dated(entry: dict[str, Any], created: str | None) -> dict[str, Any]:
-    """A history entry with `created` first (when set), as every galleon entry has."""
-    if "created" in entry or not entry.get("created_by", "").startswith("galleon"):
-        return entry
-    return ({"created": created} if created is not None else {}) | entry
 
 
 def _said(value: object) -> str:
