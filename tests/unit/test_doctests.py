@@ -9,6 +9,9 @@ import pytest
 
 MODULES = [
     "galleon.api.common",
+    "galleon.api.crd",
+    "galleon.api.customize",
+    "galleon.api.imagetemplate",
     "galleon.api.region",
     "galleon.api.registry_hosts",
     "galleon.core.claims",

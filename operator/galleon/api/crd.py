@@ -2,6 +2,11 @@
 
 `hack/gen_crds.py` writes `render_all()` into `crds/`; a unit test fails when the
 files there differ from what the models generate, so the two never drift.
+
+The image builder's kinds (`BUILDER_KINDS`) are rendered by `render_builder_crds()`
+only, for tests to install: they join `KINDS` (and so `crds/`, the chart and
+docs/reference.md) with their controller, since a CRD nothing acts on would accept
+objects that do nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ from pydantic import BaseModel
 
 from galleon import GROUP, VERSION
 from galleon.api.gallery import GallerySpec, GalleryStatus
+from galleon.api.imagebuild import ImageBuildSpec, ImageBuildStatus
 from galleon.api.imagedefinition import ImageDefinitionSpec, ImageDefinitionStatus
+from galleon.api.imagetemplate import METADATA_RULES as IMAGETEMPLATE_METADATA_RULES
+from galleon.api.imagetemplate import ImageTemplateSpec, ImageTemplateStatus
 from galleon.api.imageversion import ImageVersionSpec, ImageVersionStatus
 from galleon.api.region import METADATA_RULES as REGION_METADATA_RULES
 from galleon.api.region import RegionSpec, RegionStatus
@@ -202,6 +210,72 @@ KINDS: tuple[Kind, ...] = (
 )
 
 
+BUILDER_KINDS: tuple[Kind, ...] = (
+    Kind(
+        kind="ImageTemplate",
+        plural="imagetemplates",
+        short_names=("imgt",),
+        scope="Namespaced",
+        spec=ImageTemplateSpec,
+        status=ImageTemplateStatus,
+        description="How to build an image: a source image, customization steps (each a "
+        "layer or an image-config edit) and the image definition each build publishes a "
+        "version of.",
+        metadata_rules=IMAGETEMPLATE_METADATA_RULES,
+        columns=(
+            column(
+                "Definition",
+                "string",
+                ".spec.distribute.imageDefinitionName",
+                "Image definition the builds publish to.",
+            ),
+            column("Last Build", "string", ".status.lastBuild.name", "Most recent build."),
+            column("Phase", "string", ".status.lastBuild.phase", "Phase of the most recent build."),
+            column("Version", "string", ".status.lastBuild.version", "Version it published."),
+            column("Builds", "integer", ".status.builds", "Builds kept."),
+            column(
+                "Source",
+                "string",
+                ".spec.source.imageVersion.imageDefinitionName",
+                "Source image definition.",
+                priority=1,
+            ),
+            column("Image", "string", ".spec.source.image.image", "Source image.", priority=1),
+            column(
+                "Digest",
+                "string",
+                ".status.latestOutputDigest",
+                "Digest of the latest successful build's image.",
+                priority=1,
+            ),
+            ready_column(),
+            AGE,
+        ),
+    ),
+    Kind(
+        kind="ImageBuild",
+        plural="imagebuilds",
+        short_names=("imgb",),
+        scope="Namespaced",
+        spec=ImageBuildSpec,
+        status=ImageBuildStatus,
+        description="One run of an ImageTemplate: the source resolved, the steps built into "
+        "layers, the image pushed and published as a new ImageVersion.",
+        columns=(
+            column("Template", "string", ".spec.templateName", "Image template."),
+            column("Reason", "string", ".spec.reason", "Why the build exists."),
+            column("Phase", "string", ".status.phase", "Phase of the build."),
+            column("Version", "string", ".status.imageVersion.version", "Version published."),
+            column("Started", "date", ".status.startTime", "When the build started.", priority=1),
+            column("Completed", "date", ".status.completionTime", "When it ended.", priority=1),
+            column("Digest", "string", ".status.outputDigest", "Built image digest.", priority=1),
+            AGE,
+        ),
+    ),
+)
+"""The image builder's kinds: rendered by `render_builder_crds()`, not in `KINDS` yet."""
+
+
 def openapi_schema(kind: Kind) -> dict[str, Any]:
     """The CRD's `openAPIV3Schema` for `kind`."""
     schema: dict[str, Any] = {
@@ -269,6 +343,15 @@ def file_name(kind: Kind) -> str:
 def render_all() -> dict[str, dict[str, Any]]:
     """File name → CRD, for every kind."""
     return {file_name(kind): render(kind) for kind in KINDS}
+
+
+def render_builder_crds() -> dict[str, dict[str, Any]]:
+    """File name → CRD, for the image builder's kinds (not yet in `render_all()`).
+
+    >>> sorted(render_builder_crds())
+    ['galleon.dev_imagebuilds.yaml', 'galleon.dev_imagetemplates.yaml']
+    """
+    return {file_name(kind): render(kind) for kind in BUILDER_KINDS}
 
 
 def kind_named(name: str) -> Kind:

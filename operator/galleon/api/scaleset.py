@@ -150,11 +150,19 @@ def _seconds_cel() -> str:
     return " + ".join(terms)
 
 
-def duration_field(default: str, description: str) -> Any:
+def duration_field(
+    default: str,
+    description: str,
+    *,
+    maximum: int = DURATION_MAX_SECONDS,
+    maximum_message: str = DURATION_MAX_MESSAGE,
+) -> Any:
+    """An ISO 8601 duration of at most `maximum` seconds (refused with `maximum_message`);
+    the owner mirrors both rules with `is_iso8601_duration` and `duration_seconds`."""
     return Field(
         default=default,
         max_length=32,
-        description=f"{description} At most {DURATION_MAX_SECONDS} seconds.",
+        description=f"{description} At most {maximum} seconds.",
         json_schema_extra=validations(
             cel(
                 f"self.matches(r'{ISO8601_DURATION_PATTERN}') && self != 'P' "
@@ -162,9 +170,8 @@ def duration_field(default: str, description: str) -> Any:
                 DURATION_MESSAGE,
             ),
             cel(
-                f"!self.matches(r'{ISO8601_DURATION_PATTERN}') "
-                f"|| {_seconds_cel()} <= {DURATION_MAX_SECONDS}",
-                DURATION_MAX_MESSAGE,
+                f"!self.matches(r'{ISO8601_DURATION_PATTERN}') || {_seconds_cel()} <= {maximum}",
+                maximum_message,
             ),
         ),
     )
