@@ -244,3 +244,40 @@ def test_simulated_arrivals_and_finishes_keep_the_invariants(
             assert fleet.slots.copying() == 0
 
     run(scenario())
+
+
+async def _holding_region(
+    slots: ReplicationSlots, namespace: str, region: str, holding: list[str], done: asyncio.Event
+) -> None:
+    async with slots.regions([region], namespace):
+        holding.append(namespace)
+        await done.wait()
+
+
+@pytest.mark.parametrize(("per_region", "share"), [(1, 1), (2, 1), (3, 2), (4, 2)])
+async def test_one_namespace_holds_at_most_its_share_of_a_region(
+    per_region: int, share: int
+) -> None:
+    """A tenant whose copies into a region stall (a drip-fed source) fills at most
+    half of the region's slots, rounded up: another tenant's copy still starts."""
+    slots = ReplicationSlots(versions=8, per_region=per_region, per_namespace=8)
+    assert slots.region_share == share
+    holding: list[str] = []
+    done = asyncio.Event()
+    stalled = [
+        asyncio.create_task(_holding_region(slots, "team-a", "east", holding, done))
+        for _ in range(per_region)
+    ]
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert holding == ["team-a"] * share
+    assert slots.region_holders("team-a", "east") == per_region
+    other = asyncio.create_task(_holding_region(slots, "team-b", "east", holding, done))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    if share < per_region:
+        assert holding[-1] == "team-b", "the other tenant found no slot of the region"
+    done.set()
+    await asyncio.gather(*stalled, other)
+    assert sorted(holding) == ["team-a"] * per_region + ["team-b"]
+    assert slots.region_holders("team-a", "east") == 0

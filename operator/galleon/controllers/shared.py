@@ -11,6 +11,7 @@ costs a pass, never correctness (the API server holds the state).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Coroutine, Hashable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -88,8 +89,12 @@ class ReplicationSlots:
     are written at once, all versions together.
 
     A version takes its namespace's slot before a global one: versions waiting behind
-    their own namespace's limit hold nothing the other namespaces need. Region slots
-    are always taken in sorted order, so no two versions can each hold a region the
+    their own namespace's limit hold nothing the other namespaces need. Likewise one
+    namespace holds at most `region_share` (half, rounded up) of a region's slots: a
+    tenant whose sources are slow (a drip-feed holds its slot until the blob's
+    deadline) waits behind itself, and another tenant's copy into that region still
+    finds a slot. Region slots are always taken in sorted order, the namespace's share
+    of each before the region's own, so no two versions can each hold a region the
     other waits for.
 
     >>> async def copying_in_team_a():
@@ -104,11 +109,14 @@ class ReplicationSlots:
         """`per_namespace` defaults to `versions` (no limit of its own); it is at least 1
         and at most `versions`."""
         self.per_region = per_region
+        self.region_share = max(1, -(-per_region // 2))
+        """Slots of one region one namespace may hold at once."""
         self.per_namespace = max(1, min(versions, per_namespace or versions))
         self._versions = asyncio.Semaphore(versions)
         self._copying = 0
         self._namespaces: dict[str, _NamespaceSlots] = {}
         self._regions: dict[str, asyncio.Semaphore] = {}
+        self._shares: dict[tuple[str, str], _NamespaceSlots] = {}
 
     @asynccontextmanager
     async def version(self, namespace: str) -> AsyncIterator[None]:
@@ -138,15 +146,33 @@ class ReplicationSlots:
         return 0 if mine is None else max(0, mine.users - self.per_namespace)
 
     @asynccontextmanager
-    async def regions(self, names: Iterable[str]) -> AsyncIterator[None]:
-        held = sorted(set(names))
-        for name in held:
-            await self._regions.setdefault(name, asyncio.Semaphore(self.per_region)).acquire()
-        try:
+    async def regions(self, names: Iterable[str], namespace: str = "") -> AsyncIterator[None]:
+        """Hold a slot of each region in `names` for a version of `namespace`, each
+        within the namespace's share of that region."""
+        async with contextlib.AsyncExitStack() as stack:
+            for name in sorted(set(names)):
+                await stack.enter_async_context(self._share(namespace, name))
+                region = self._regions.setdefault(name, asyncio.Semaphore(self.per_region))
+                await stack.enter_async_context(region)
             yield
+
+    @asynccontextmanager
+    async def _share(self, namespace: str, region: str) -> AsyncIterator[None]:
+        key = (namespace, region)
+        share = self._shares.setdefault(key, _NamespaceSlots(self.region_share))
+        share.users += 1
+        try:
+            async with share.semaphore:
+                yield
         finally:
-            for name in held:
-                self._regions[name].release()
+            share.users -= 1
+            if not share.users:
+                del self._shares[key]
+
+    def region_holders(self, namespace: str, region: str) -> int:
+        """Versions of `namespace` holding or waiting for its share of `region`."""
+        share = self._shares.get((namespace, region))
+        return 0 if share is None else share.users
 
 
 class _NamespaceSlots:

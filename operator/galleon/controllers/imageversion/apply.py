@@ -38,7 +38,7 @@ from galleon.controllers.imageversion.status_writer import StatusWriter, Version
 from galleon.controllers.loop import backoff
 from galleon.controllers.shared import Runtime
 from galleon.core import reasons
-from galleon.core.imageversion_status import ReplicationRecord
+from galleon.core.imageversion_status import MAX_REPLICA_MESSAGE, ReplicationRecord
 from galleon.core.pass_budget import PassBudget, retried_in_this_pass
 from galleon.core.replication import Location
 from galleon.metrics import (
@@ -89,9 +89,10 @@ class Replicator:
         self.repository, self.digest = repository, digest
         self.namespace = body["metadata"]["namespace"]
         self._started: dict[str, float] = {}
-        self._failed_before: dict[Location, str] = {}
-        """Replicas Failed before this pass, with their message: failing again the same
-        way is not news, and posts no second Event."""
+        self.failed_before: dict[Location, str] = {}
+        """Replicas recorded Failed before this pass (set by the caller from the status
+        as read, before the plan re-queues them), with their message: failing again the
+        same way is not news, and posts no second Event."""
         self._sleep = sleep
         config = runtime.config
         self.budget = PassBudget(config.copy_attempts_per_pass, config.retry_seconds_per_pass)
@@ -149,13 +150,14 @@ class Replicator:
         """
         attempts: dict[Location, int] = {}
         remaining = sorted(set(pending))
-        self._failed_before = {
-            location: self.record.replica(location).message
-            for location in remaining
-            if self.record.replica(location).state == "Failed"
-        }
+        name = f"{self.namespace}/{self.body['metadata']['name']}"
+        asked = clock.monotonic()
         async with self.runtime.replication.version(self.namespace):
             began = clock.monotonic()
+            logger.info(
+                "replication: %s: copy slot after %.1fs; %d replicas to copy",
+                name, began - asked, len(remaining),
+            )
             while remaining:
                 batch = self._take_batch(remaining)
                 for location in batch:
@@ -211,7 +213,15 @@ class Replicator:
             replica.bytes_done, replica.bytes_total = done, total
             self.writer.touch()
 
-        async with self.runtime.replication.regions(d.location.region for d in destinations):
+        asked = clock.monotonic()
+        async with self.runtime.replication.regions(
+            (d.location.region for d in destinations), self.namespace
+        ):
+            logger.info(
+                "replication: %s/%s: region slots after %.1fs; copying to %s",
+                self.namespace, self.body["metadata"]["name"], clock.monotonic() - asked,
+                ", ".join(f"{d.location.region}/{d.location.registry}" for d in destinations),
+            )
             flusher = asyncio.create_task(self._flush_periodically())
             try:
                 results = await self.runtime.registries.fan_out(
@@ -236,7 +246,7 @@ class Replicator:
             if outcome.permanent:
                 message = f"{outcome.reason}: {outcome}"
                 replica.move("Failed", message)
-                if self._failed_before.get(location) == message:
+                if self.failed_before.get(location) == message[:MAX_REPLICA_MESSAGE]:
                     return  # the same failure as before this pass: its Event is posted
                 kopf.warn(
                     self.body,

@@ -277,12 +277,18 @@ class Publication:
             digest,
             allow_deletion=spec.safety_profile.allow_deletion_of_replicated_locations,
         )
+        failed_before = {
+            location: replica.message
+            for location, replica in record.replicas.items()
+            if replica.state == "Failed"
+        }
         apply_plan_states(record, plan, digest)
         self.report_region_errors(body, writer, record)
         await self.write(body, writer, record, plan)
         replicator = Replicator(
             body, spec, self.runtime, record, writer, regions, repository, digest
         )
+        replicator.failed_before = failed_before
         missing = await replicator.verify(plan.keep)
         pending = [*plan.copy, *missing]
         if pending:
