@@ -1,9 +1,11 @@
 """`kubectl galleon` against the real control plane.
 
 Most tests write the objects and their status directly with the admin client (no
-operator), to put a ScaleSet or an ImageVersion in exactly the state a command
-must react to: Faulted, Ready, stale, missing. The last test runs the real
-operator and waits for a real fleet with `status scaleset`.
+operator), to put a ScaleSet, an ImageVersion or an ImageBuild in exactly the state a
+command must react to: Faulted, Ready, stale, missing, Building, Failed. For the image
+builder's commands a thread writes the build's status while the plugin follows it
+(what the builder controller would write). The last tests run the real operator and
+wait for a real fleet with `status scaleset`.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +26,21 @@ import yaml
 from lightkube import Client, codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.types import PatchType
 from typer.testing import CliRunner, Result
 
+from galleon import GROUP, VERSION
+from galleon.api import crd
 from galleon.cli import main as cli
 from galleon.cli.cluster import Cluster, Kind, NotFound
+from galleon.cli.polling import WATCH_SECONDS
+from galleon.core import times
 from galleon.kube.resources import ImageDefinition, ImageVersion, ScaleSet
 from galleon.oci import RegistryClient
 from galleon_testkit.images import build_image, push_image
 from galleon_testkit.registry import Registry
+from galleon_testkit.waiting import wait_for
 from galleon_testkit.world import World
 
 pytestmark = pytest.mark.integration
@@ -609,7 +619,9 @@ def test_pause_resume_cancel_and_upgrade_patch_the_scaleset(
     assert spec["capacity"] == 5 and spec["dataDisks"][0]["name"] == "data"
 
 
-def test_a_missing_object_is_one_clear_line(plugin: Plugin, namespace: str) -> None:
+def test_a_missing_object_is_one_clear_line(
+    plugin: Plugin, namespace: str, builder_crds: None
+) -> None:
     for args, kind in (
         (("get", "scaleset", "web"), "scaleset web"),
         (("status", "scaleset", "web", "--timeout", "5s"), "scaleset web"),
@@ -618,6 +630,12 @@ def test_a_missing_object_is_one_clear_line(plugin: Plugin, namespace: str) -> N
         (("history", "web"), "scaleset web"),
         (("replication", "os-1-0-0"), "imageversion os-1-0-0"),
         (("status", "imageversion", "os-1-0-0"), "imageversion os-1-0-0"),
+        (("get", "imagebuild", "web-1"), "imagebuild web-1"),
+        (("get", "imagebuild", "web-1", "--watch"), "imagebuild web-1"),
+        (("status", "imagebuild", "web-1", "--timeout", "5s"), "imagebuild web-1"),
+        (("build", "web"), "imagetemplate web"),
+        (("build", "web", "--wait"), "imagetemplate web"),
+        (("builds", "web"), "imagetemplate web"),
     ):
         result = plugin.ns(*args)
         assert result.exit_code == 1, (args, result.output)
@@ -724,6 +742,472 @@ def test_watch_prints_each_change_until_interrupted(
     first, second = result.output.split("\n--- ")
     assert "RollingForward" in first and "2/5 successful (40%)" in first
     assert "Completed" in second and "5/5 successful (100%)" in second
+
+
+# -- image builds ------------------------------------------------------------------------------
+
+ImageTemplate = create_namespaced_resource(GROUP, VERSION, "ImageTemplate", "imagetemplates")
+ImageBuild = create_namespaced_resource(GROUP, VERSION, "ImageBuild", "imagebuilds")
+TEMPLATE_LABEL = "galleon.dev/template"
+SOURCE = "registry.example.com/base/ubuntu:22.04"
+
+
+def digest(hex_digit: str) -> str:
+    return "sha256:" + hex_digit * 64
+
+
+def builder_crd_documents() -> dict[str, dict[str, Any]]:
+    """ImageTemplate's and ImageBuild's CRDs as the models render them: from
+    `render_builder_crds()` while they are not in crds/, from `render_all()` once they are."""
+    render_builder = getattr(crd, "render_builder_crds", None)
+    rendered = render_builder() if render_builder is not None else crd.render_all()
+    return {
+        file: document
+        for file, document in rendered.items()
+        if document["spec"]["names"]["kind"] in ("ImageTemplate", "ImageBuild")
+    }
+
+
+def crd_state(client: Client, name: str) -> str:
+    """Whether the CRD is served, terminating (being deleted, e.g. by another module's
+    teardown) or absent."""
+    try:
+        found = client.get(CustomResourceDefinition, name)
+    except ApiError as error:
+        if error.status.code == 404:
+            return "absent"
+        raise
+    return "terminating" if found.metadata and found.metadata.deletionTimestamp else "served"
+
+
+@pytest.fixture(scope="module")
+def builder_crds(control_plane: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The builder's CRDs served for this module: those the session did not install from
+    crds/ are installed here (as tests/integration/test_builder_admission.py does) and
+    deleted at the end; those it did are left alone."""
+    client = control_plane.client()
+    documents = builder_crd_documents()
+    folder: Path = tmp_path_factory.mktemp("plugin-builder-crds")
+    for file, document in documents.items():
+        name = document["metadata"]["name"]
+        wait_for(
+            lambda name=name: crd_state(client, name) != "terminating",
+            timeout=120,
+            description=f"CRD {name} to be deleted",
+        )
+        if crd_state(client, name) == "absent":
+            (folder / file).write_text(yaml.safe_dump(document, sort_keys=False))
+    installed = control_plane.apply_crds(folder)
+    yield
+    for name in installed:
+        with contextlib.suppress(ApiError):
+            client.delete(CustomResourceDefinition, name)
+
+
+def template_document(name: str, namespace: str) -> dict[str, Any]:
+    """A valid ImageTemplate of two steps (the CRD schema and its CEL rules check it)."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ImageTemplate",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "source": {"image": {"image": SOURCE}},
+            "customize": [
+                {
+                    "name": "motd",
+                    "type": "File",
+                    "file": {"destination": "/etc/motd", "content": {"inline": "hello\n"}},
+                },
+                {"name": "user", "type": "User", "user": "nobody"},
+            ],
+            "distribute": {
+                "imageDefinitionName": "os",
+                "publishingProfile": {"targetRegions": [{"name": "eastus2"}]},
+            },
+        },
+    }
+
+
+def create_template(kube: Client, namespace: str, name: str = "web") -> None:
+    kube.create(codecs.from_dict(template_document(name, namespace)))
+
+
+def create_build(kube: Client, namespace: str, name: str, template: str = "web") -> None:
+    """An ImageBuild as `build` makes it, with a name of the test's choosing."""
+    kube.create(
+        codecs.from_dict(
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "ImageBuild",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": {TEMPLATE_LABEL: template},
+                },
+                "spec": {"templateName": template, "reason": "Manual"},
+            }
+        )
+    )
+
+
+def stamp(moment: datetime) -> str:
+    return times.format(moment)
+
+
+def steps(*phases: str, **last: Any) -> list[dict[str, Any]]:
+    """status.steps of the template's two steps (motd, user): the first in `phases`, the
+    rest Pending; `last` is added to the last of `phases`."""
+    written: list[dict[str, Any]] = []
+    padded = [*phases, "Pending", "Pending"][:2]
+    for (name, type_), phase in zip((("motd", "File"), ("user", "User")), padded, strict=True):
+        step: dict[str, Any] = {"name": name, "type": type_, "phase": phase}
+        if phase == "Succeeded" and name == "motd":
+            step.update(
+                durationSeconds=0.4, layerDigest=digest("c"), sizeBytes=312, message="1 file"
+            )
+        if phase == "Succeeded" and name == "user":
+            step.update(durationSeconds=2, message="user nobody")
+        written.append(step)
+    written[len(phases) - 1].update(last)
+    return written
+
+
+def succeeded(began: datetime) -> dict[str, Any]:
+    """The status the builder writes for a build that took 2m10s and published os 1.0.0."""
+    return {
+        "phase": "Succeeded",
+        "startTime": stamp(began),
+        "completionTime": stamp(began + timedelta(seconds=130)),
+        "sourceDigest": digest("a"),
+        "outputDigest": digest("b"),
+        "stagingImage": "registry.example.com/galleon/os__staging:web-1",
+        "imageVersion": {"name": "os-1-0-0", "version": "1.0.0"},
+        "steps": steps("Succeeded", "Succeeded"),
+        "inputs": [{"name": "source", "digest": digest("a")}],
+        "message": "published os 1.0.0",
+    }
+
+
+@dataclass
+class Watches:
+    """The watch requests the plugin made (`Cluster.watch`, wrapped): each request's
+    object, resourceVersion and seconds, and an event set at the first."""
+
+    calls: list[tuple[str, str, int]] = field(default_factory=list)
+    started: threading.Event = field(default_factory=threading.Event)
+
+
+@pytest.fixture
+def watches(monkeypatch: pytest.MonkeyPatch) -> Watches:
+    seen = Watches()
+    real = Cluster.watch
+
+    def watch(self: Cluster, kind: Kind, name: str, version: str, seconds: int) -> Any:
+        seen.calls.append((name, version, seconds))
+        seen.started.set()
+        yield from real(self, kind, name, version, seconds)
+
+    monkeypatch.setattr(Cluster, "watch", watch)
+    return seen
+
+
+class Background:
+    """`work` in a thread (the builder's part); `join` re-raises what it raised."""
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(work,), daemon=True)
+        self.thread.start()
+
+    def _run(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except BaseException as error:  # re-raised in the test's thread by join
+            self.error = error
+
+    def join(self) -> None:
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive(), "the background writer did not finish"
+        if self.error is not None:
+            raise self.error
+
+
+def writes_once_watched(
+    kube: Client,
+    namespace: str,
+    watches: Watches,
+    statuses: list[dict[str, Any] | None],
+    name: str | None = None,
+    template: str = "web",
+) -> Background:
+    """Once the plugin watches, write each of `statuses` (None: delete the build) to
+    build `name` (None: the template's only build, as `build` named it), 50 ms apart:
+    faster than any poll could see them, so seeing each proves a watch."""
+
+    def work() -> None:
+        assert watches.started.wait(30), "the plugin never watched"
+        target = name or only_build(kube, namespace, template)
+        for status in statuses:
+            time.sleep(0.05)
+            if status is None:
+                kube.delete(ImageBuild, target, namespace=namespace)
+            else:
+                set_status(kube, ImageBuild, namespace, target, status)
+
+    return Background(work)
+
+
+def only_build(kube: Client, namespace: str, template: str) -> str:
+    found = list(kube.list(ImageBuild, namespace=namespace, labels={TEMPLATE_LABEL: template}))
+    assert len(found) == 1, [b.metadata.name for b in found]
+    return str(found[0].metadata.name)
+
+
+def created_name(result: Result, namespace: str) -> str:
+    match = re.search(rf"created imagebuild (\S+) in namespace {namespace}: ", result.output)
+    assert match, result.output
+    return match.group(1)
+
+
+def test_build_creates_a_manual_imagebuild_and_builds_lists_them_newest_first(
+    plugin: Plugin, kube: Client, namespace: str, builder_crds: None
+) -> None:
+    missing = plugin.ns("build", "web")
+    assert missing.exit_code == 1, missing.output
+    assert missing.output.strip() == f"error: imagetemplate web not found in namespace {namespace}"
+    assert list(kube.list(ImageBuild, namespace=namespace)) == []
+
+    create_template(kube, namespace)
+    first = plugin.ns("build", "web")
+    assert first.exit_code == 0, first.output
+    name = created_name(first, namespace)
+    assert flat(first) == (
+        f"created imagebuild {name} in namespace {namespace}: a Manual build of imagetemplate web"
+    )
+    made = get(kube, ImageBuild, namespace, name)
+    assert name.startswith("web-") and made["metadata"]["generateName"] == "web-"
+    assert made["metadata"]["labels"] == {TEMPLATE_LABEL: "web"}
+    assert made["spec"] == {"templateName": "web", "reason": "Manual"}
+
+    second = created_name(plugin.ns("build", "web"), namespace)
+    create_template(kube, namespace, "other")
+    create_build(kube, namespace, "other-1", template="other")  # not web's
+    now = datetime.now(UTC).replace(microsecond=0)
+    set_status(kube, ImageBuild, namespace, name, succeeded(now - timedelta(minutes=10)))
+    long_message = "building step user: " + "waiting for the registry to answer " * 4
+    set_status(
+        kube,
+        ImageBuild,
+        namespace,
+        second,
+        {
+            "phase": "Building",
+            "startTime": stamp(now - timedelta(seconds=45)),
+            "steps": steps("Succeeded", "Running"),
+            "message": long_message,
+        },
+    )
+    listed = plugin.ns("builds", "web")
+    assert listed.exit_code == 0, listed.output
+    rows = [line.split() for line in listed.output.splitlines() if line.strip()]
+    assert rows[0] == [
+        "NAME", "REASON", "PHASE", "VERSION", "DURATION", "DIGEST", "AGE", "MESSAGE",
+    ]  # fmt: skip
+    assert [row[0] for row in rows[1:]] == [second, name]  # newest first; other-1 is not web's
+    running, done = rows[1], rows[2]
+    assert running[1:4] == ["Manual", "Building", "-"]
+    assert re.fullmatch(r"4[5-9]s|5\ds", running[4]), running  # running for 45s and counting
+    assert running[5] == "-"
+    line = next(line for line in listed.output.splitlines() if line.startswith(second))
+    assert "building step user: waiting for the registry" in line and "…" in line
+    assert long_message.strip() not in line  # cut to fit
+    assert done[1:6] == ["Manual", "Succeeded", "1.0.0", "2m10s", "sha256:" + "b" * 12]
+    assert "published os 1.0.0" in " ".join(done)
+
+    create_template(kube, namespace, "empty")
+    none = plugin.ns("builds", "empty")
+    assert none.exit_code == 0 and flat(none) == "no builds of empty yet"
+    nothing = plugin.ns("builds", "nothing")
+    assert nothing.exit_code == 1
+    assert flat(nothing) == f"error: imagetemplate nothing not found in namespace {namespace}"
+
+
+def test_get_imagebuild_shows_the_build_its_steps_and_what_it_published(
+    plugin: Plugin, kube: Client, namespace: str, builder_crds: None
+) -> None:
+    create_template(kube, namespace)
+    create_build(kube, namespace, "web-1")
+    fresh = plugin.ns("get", "imagebuild", "web-1")
+    assert fresh.exit_code == 0, fresh.output
+    assert "phase Pending" in flat(fresh) and "no steps reported yet" in flat(fresh)
+
+    began = datetime(2026, 11, 23, 13, 40, tzinfo=UTC)
+    set_status(kube, ImageBuild, namespace, "web-1", succeeded(began))
+    view = plugin.ns("get", "imagebuild", "web-1")
+    assert view.exit_code == 0, view.output
+    out = flat(view)
+    assert f"ImageBuild web-1 in {namespace}" in out
+    assert "template web reason Manual phase Succeeded" in out
+    assert "started 2026-11-23T13:40:00Z completed 2026-11-23T13:42:10Z (took 2m10s)" in out
+    assert f"source digest {digest('a')} output digest {digest('b')}" in out
+    assert "published imageversion os-1-0-0 (version 1.0.0)" in out
+    assert "STEPS 2 of 2 succeeded" in out
+    rows = [line.split() for line in view.output.splitlines()]
+    assert ["NAME", "TYPE", "PHASE", "DURATION", "LAYER", "SIZE", "MESSAGE"] in rows
+    layer = "sha256:" + "c" * 12
+    assert ["motd", "File", "Succeeded", "0.4s", layer, "312", "B", "1", "file"] in rows
+    assert ["user", "User", "Succeeded", "2s", "-", "-", "user", "nobody"] in rows
+    assert ["source", digest("a")] in rows  # INPUTS
+
+    listing = plugin.ns("get", "imagebuilds")
+    assert listing.exit_code == 0, listing.output
+    table = [line.split() for line in listing.output.splitlines()]
+    assert table[0] == ["NAME", "TEMPLATE", "REASON", "PHASE", "VERSION", "DIGEST", "AGE"]
+    assert table[1][:6] == ["web-1", "web", "Manual", "Succeeded", "1.0.0", "sha256:" + "b" * 12]
+    assert plugin.ns("get", "imgb").output == listing.output
+
+    # A build that ended: --watch shows it once and ends by itself, status at once.
+    watched = plugin.ns("get", "imagebuild", "web-1", "--watch")
+    assert watched.exit_code == 0, watched.output
+    assert watched.output.count("ImageBuild web-1 in") == 1
+    done = plugin.ns("status", "imagebuild", "web-1")
+    assert done.exit_code == 0, done.output
+    assert flat(done) == (
+        "imagebuild web-1 is ready: Succeeded in 2m10s: published imageversion os-1-0-0 "
+        f"(version 1.0.0), image {digest('b')}"
+    )
+
+
+def test_build_wait_follows_the_build_through_every_phase_until_it_succeeds(
+    plugin: Plugin, kube: Client, namespace: str, builder_crds: None, watches: Watches
+) -> None:
+    create_template(kube, namespace)
+    began = datetime.now(UTC).replace(microsecond=0)
+    writer = writes_once_watched(
+        kube,
+        namespace,
+        watches,
+        [
+            {
+                "phase": "Resolving",
+                "startTime": stamp(began),
+                "message": f"resolving {SOURCE}",
+            },
+            {"phase": "Building", "sourceDigest": digest("a"), "steps": steps("Running")},
+            {
+                "phase": "Publishing",
+                "steps": steps("Succeeded", "Succeeded"),
+                "outputDigest": digest("b"),
+                "message": "publishing os 1.0.0",
+            },
+            succeeded(began),
+        ],
+    )
+    result = plugin.ns("build", "web", "--wait", "--timeout", "60s")
+    writer.join()
+    assert result.exit_code == 0, result.output
+    name = created_name(result, namespace)
+    said = [line for line in result.output.splitlines() if line.strip()]
+    assert said == [
+        f"created imagebuild {name} in namespace {namespace}: a Manual build of imagetemplate web",
+        f"waiting for imagebuild {name}: Pending: not started by the builder yet",
+        f"waiting for imagebuild {name}: Resolving: resolving {SOURCE}",
+        f"waiting for imagebuild {name}: Building: step 1 of 2 (motd)",
+        f"waiting for imagebuild {name}: Publishing: publishing os 1.0.0",
+        f"imagebuild {name} is ready: Succeeded in 2m10s: published imageversion os-1-0-0 "
+        f"(version 1.0.0), image {digest('b')}",
+    ]
+    # One watch request saw it all (each written 50 ms after the other), bounded by the
+    # timeout left.
+    assert [call[0] for call in watches.calls] == [name]
+    assert 0 < watches.calls[0][2] <= 60
+
+
+def test_build_wait_exits_1_when_the_build_fails_and_2_at_the_timeout(
+    plugin: Plugin, kube: Client, namespace: str, builder_crds: None, watches: Watches
+) -> None:
+    create_template(kube, namespace)
+    message = f"step motd: the source {SOURCE}: 401 Unauthorized"
+    writer = writes_once_watched(
+        kube,
+        namespace,
+        watches,
+        [
+            {"phase": "Resolving", "startTime": stamp(datetime.now(UTC))},
+            {"phase": "Failed", "completionTime": stamp(datetime.now(UTC)), "message": message},
+        ],
+    )
+    failed = plugin.ns("build", "web", "--wait")
+    writer.join()
+    assert failed.exit_code == 1, failed.output
+    name = created_name(failed, namespace)
+    assert f"imagebuild {name} failed: {message}" in flat(failed)
+    assert f"imagebuild {name} failed" not in failed.stdout  # on stderr
+    assert "Traceback" not in failed.output
+    again = plugin.ns("status", "imagebuild", name)
+    assert again.exit_code == 1 and f"imagebuild {name} failed: {message}" in flat(again)
+
+    create_template(kube, namespace, "slow")
+    began = time.monotonic()
+    waited = plugin.ns("build", "slow", "--wait", "--timeout", "2s")
+    took = time.monotonic() - began
+    assert waited.exit_code == 2, waited.output
+    assert 2 <= took < 20, took
+    slow = created_name(waited, namespace)
+    assert (
+        f"timed out after 2s waiting for imagebuild {slow}: Pending: not started by the builder yet"
+        in flat(waited)
+    )
+    assert all(seconds <= 2 for called, _, seconds in watches.calls if called == slow)
+    bad = plugin.ns("build", "slow", "--wait", "--timeout", "soon")
+    assert bad.exit_code == 2 and "invalid duration" in flat(bad)
+    assert only_build(kube, namespace, "slow") == slow  # a bad --timeout creates nothing
+
+
+def test_get_imagebuild_watch_re_renders_each_change_until_the_build_ends(
+    plugin: Plugin, kube: Client, namespace: str, builder_crds: None, watches: Watches
+) -> None:
+    create_template(kube, namespace)
+    create_build(kube, namespace, "web-1")
+    began = stamp(datetime.now(UTC))
+    writer = writes_once_watched(
+        kube,
+        namespace,
+        watches,
+        [
+            {"phase": "Building", "startTime": began, "steps": steps("Running")},
+            {"phase": "Building", "steps": steps("Succeeded", "Running")},
+            {
+                "phase": "Failed",
+                "completionTime": began,
+                "steps": steps("Succeeded", "Failed", message="no user nobody in /etc/passwd"),
+                "message": "step user: no user nobody in /etc/passwd",
+            },
+        ],
+        name="web-1",
+    )
+    result = plugin.ns("get", "imagebuild", "web-1", "--watch")
+    writer.join()
+    assert result.exit_code == 0, result.output  # it ended by itself, no Ctrl-C
+    views = result.output.split("\n--- ")
+    assert len(views) == 4, result.output
+    assert [view.count("ImageBuild web-1 in") for view in views] == [1, 1, 1, 1]
+    assert re.search(r"phase\s+Pending", views[0]) and "no steps reported yet" in views[0]
+    assert re.search(r"motd\s+File\s+Running", views[1])
+    assert "STEPS  1 of 2 succeeded" in views[2] and re.search(r"user\s+User\s+Running", views[2])
+    assert re.search(r"phase\s+Failed", views[3])
+    assert re.search(r"message\s+step user: no user nobody in /etc/passwd", views[3])
+    assert re.search(r"user\s+User\s+Failed\s+-\s+-\s+-\s+no user nobody", views[3])
+    assert all(0 < seconds <= WATCH_SECONDS for _, _, seconds in watches.calls)
+
+    # Deleted while followed: one clear line, exit 1.
+    create_build(kube, namespace, "web-2")
+    watches.started.clear()
+    deleter = writes_once_watched(kube, namespace, watches, [None], name="web-2")
+    gone = plugin.ns("status", "imagebuild", "web-2", "--timeout", "60s")
+    deleter.join()
+    assert gone.exit_code == 1, gone.output
+    assert f"error: imagebuild web-2 was deleted from namespace {namespace}" in flat(gone)
 
 
 # -- with the real operator ------------------------------------------------------------------------

@@ -8,12 +8,17 @@ Rules of this module:
 - Every failure a user can cause or meet (no kubeconfig, unknown context,
   unreachable server, object not found, CRDs missing, forbidden) raises
   `CliError` with a message that says what and where; never a traceback.
+- A watch is one bounded request: the API server ends it after the seconds asked
+  (`timeoutSeconds`), and the client stops waiting for a line `WATCH_GRACE_SECONDS`
+  later, so a silent server is `Unreachable`, never a hang. Re-watching is the
+  caller's (`galleon.cli.polling.watched`).
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +26,18 @@ from typing import Any
 
 import httpx2
 from lightkube import Client, KubeConfig
+from lightkube.config.client_adapter import Client as HttpClient
+from lightkube.config.client_adapter import ConnectionParams
 from lightkube.core.exceptions import ApiError, ConfigError
+from lightkube.models.meta_v1 import Status
 from lightkube.types import PatchType
 
 FIELD_MANAGER = "kubectl-galleon"
 DEFAULT_KUBECONFIG = Path("~/.kube/config")
+CONNECT_SECONDS = 10.0
+"""How long a request may take to connect (lightkube's default for every request)."""
+WATCH_GRACE_SECONDS = 10.0
+"""How much longer than its `timeoutSeconds` a watch waits for a line from the server."""
 
 
 class CliError(Exception):
@@ -38,6 +50,10 @@ class NotFound(CliError):
 
 class Unreachable(CliError):
     """The API server did not answer (a watch or a wait retries on this)."""
+
+
+class Expired(CliError):
+    """The resourceVersion a watch started from is gone from the server (410): read again."""
 
 
 @dataclass(frozen=True)
@@ -99,15 +115,27 @@ class Cluster:
             trust_env=False,
             field_manager=FIELD_MANAGER,
         )
+        self._streams: Any = None
 
     def get(self, kind: Kind, name: str) -> dict[str, Any]:
         with self._errors(kind, name):
             return as_dict(self.client.get(kind.resource, name, namespace=self.namespace))
 
-    def list(self, kind: Kind, all_namespaces: bool = False) -> list[dict[str, Any]]:
+    def list(
+        self,
+        kind: Kind,
+        all_namespaces: bool = False,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The objects of `kind` (with every label of `labels`), by namespace and name."""
         namespace = "*" if all_namespaces else self.namespace
         with self._errors(kind, None):
-            objects = [as_dict(o) for o in self.client.list(kind.resource, namespace=namespace)]
+            objects = [
+                as_dict(o)
+                for o in self.client.list(
+                    kind.resource, namespace=namespace, labels=dict(labels) if labels else None
+                )
+            ]
         return sorted(
             objects,
             key=lambda o: ((o.get("metadata") or {}).get("namespace", ""), _name(o)),
@@ -125,8 +153,72 @@ class Cluster:
                 )
             )
 
+    def create(self, kind: Kind, document: Mapping[str, Any]) -> dict[str, Any]:
+        """Create `document` (a whole object, as a dict) in the command's namespace."""
+        obj = kind.resource.from_dict(
+            {**document, "metadata": {**document.get("metadata", {}), "namespace": self.namespace}}
+        )
+        with self._errors(kind, None):
+            return as_dict(self.client.create(obj, namespace=self.namespace))
+
+    def watch(
+        self, kind: Kind, name: str, resource_version: str, seconds: int
+    ) -> Iterator[dict[str, Any]]:
+        """The object `name` each time it changes after `resource_version`, from one watch
+        request that the API server ends after `seconds`; NotFound when it is deleted,
+        Expired when `resource_version` is too old to watch from."""
+        info = kind.resource._api_info
+        path = (
+            f"/apis/{info.resource.group}/{info.resource.version}"
+            f"/namespaces/{self.namespace}/{info.plural}"
+        )
+        params = {
+            "watch": "true",
+            "fieldSelector": f"metadata.name={name}",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(seconds),
+        }
+        timeout = httpx2.Timeout(CONNECT_SECONDS, read=seconds + WATCH_GRACE_SECONDS)
+        with (
+            self._errors(kind, name),
+            self._http().stream("GET", path, params=params, timeout=timeout) as response,
+        ):
+            if response.is_error:
+                response.read()
+                if response.headers.get("content-type", "").startswith("application/json"):
+                    raise ApiError(request=response.request, response=response)
+                response.raise_for_status()
+            for line in response.iter_lines():
+                if not line.strip():
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError as error:
+                    raise CliError(
+                        f"the API server sent a watch event that is not JSON: {line[:200]}"
+                    ) from error
+                kind_of_event, obj = event.get("type"), event.get("object") or {}
+                if kind_of_event == "ERROR":
+                    status: Any = Status.from_dict(obj)
+                    raise ApiError(status=status)
+                if kind_of_event == "DELETED":
+                    raise NotFound(
+                        f"{kind.label} {name} was deleted from namespace {self.namespace}"
+                    )
+                if kind_of_event in ("ADDED", "MODIFIED"):
+                    yield obj
+
     def close(self) -> None:
         self.client.close()
+        if self._streams is not None:
+            self._streams.close()
+
+    def _http(self) -> Any:
+        """The HTTP client watches stream from (made at the first watch), with the
+        context's server, credentials and TLS, and no proxy from the environment."""
+        if self._streams is None:
+            self._streams = HttpClient(self.config, ConnectionParams(trust_env=False))
+        return self._streams
 
     @contextmanager
     def _errors(self, kind: Kind, name: str | None) -> Iterator[None]:
@@ -134,7 +226,9 @@ class Cluster:
         try:
             yield
         except ApiError as error:
-            failure = NotFound if getattr(error.status, "code", None) == 404 else CliError
+            code = getattr(error.status, "code", None)
+            failures: dict[Any, type[CliError]] = {404: NotFound, 410: Expired}
+            failure = failures.get(code, CliError)
             raise failure(self._api_message(error, kind, name)) from error
         except httpx2.HTTPStatusError as error:  # an answer that is not a Kubernetes Status
             code = error.response.status_code

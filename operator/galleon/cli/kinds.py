@@ -14,16 +14,35 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lightkube.generic_resource import create_namespaced_resource
 from rich.console import RenderableType
 
+from galleon import GROUP, VERSION
 from galleon.cli import render
 from galleon.cli.cluster import Kind
-from galleon.cli.outcome import Outcome, imageversion_outcome, scaleset_outcome
+from galleon.cli.outcome import (
+    Outcome,
+    imagebuild_outcome,
+    imageversion_outcome,
+    scaleset_outcome,
+)
 from galleon.kube.resources import ImageDefinition, ImageVersion, ScaleSet
 
 SCALESET = Kind(ScaleSet, "scaleset")
 IMAGEVERSION = Kind(ImageVersion, "imageversion")
 IMAGEDEFINITION = Kind(ImageDefinition, "imagedefinition")
+# The same classes as `galleon.kube.resources` makes for these kinds (lightkube makes
+# one class per group, version and kind), made here so the plugin does not depend on
+# when the builder's kinds joined that module.
+IMAGETEMPLATE = Kind(
+    create_namespaced_resource(GROUP, VERSION, "ImageTemplate", "imagetemplates"),
+    "imagetemplate",
+)
+IMAGEBUILD = Kind(
+    create_namespaced_resource(GROUP, VERSION, "ImageBuild", "imagebuilds"), "imagebuild"
+)
+TEMPLATE_LABEL = "galleon.dev/template"
+"""The label every ImageBuild carries: the name of its ImageTemplate."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,11 @@ class KindView:
     status_help: str
     status_metavar: str = "NAME"
     """How `status <kind> --help` names the argument."""
+    ends: bool = False
+    """An object of this kind ends: once `outcome` is done or failed it never changes
+    again (an ImageBuild Succeeded or Failed). `get <kind> NAME --watch` then follows
+    it through a watch of the API and stops when it ends, and `status` reads the same
+    watch instead of reading the object every second."""
 
     @property
     def plural(self) -> str:
@@ -91,5 +115,23 @@ IMAGEVERSION_VIEW = KindView(
     status_metavar="IMAGEVERSION",
 )
 
-KINDS = (SCALESET_VIEW, IMAGEVERSION_VIEW)
+IMAGEBUILD_VIEW = KindView(
+    kind=IMAGEBUILD,
+    title="ImageBuild",
+    names=("imagebuild", "imagebuilds", "imgb"),
+    columns=render.IMAGEBUILD_COLUMNS,
+    detail=render.imagebuild_view,
+    outcome=imagebuild_outcome,
+    get_help=(
+        "Show an ImageBuild: phase, source and output digests, the version published, "
+        "each step with its phase, duration, layer and size. With --watch: until it ends. "
+        "Without NAME: list ImageBuilds."
+    ),
+    status_help=(
+        "Wait until an ImageBuild Succeeded: exit 0; 1 if it Failed (or is Stalled); 2 on timeout."
+    ),
+    ends=True,
+)
+
+KINDS = (SCALESET_VIEW, IMAGEVERSION_VIEW, IMAGEBUILD_VIEW)
 """Every kind `get` and `status` take, in the order `--help` lists them."""

@@ -1,4 +1,4 @@
-"""`kubectl galleon`: see and steer image replication and ScaleSet rollouts.
+"""`kubectl galleon`: see and steer image builds, image replication and ScaleSet rollouts.
 
 kubectl runs any `kubectl-galleon` on PATH as `kubectl galleon ...`; `pip install
 galleon` puts it there. docs/kubectl-plugin.md shows every command and its output.
@@ -13,49 +13,66 @@ Rules of this module:
 - A failure prints one `error: ...` line on stderr and exits 1; `status` exits 0
   (done), 1 (failed, Stalled included) or 2 (timed out), as docs/kubectl-plugin.md
   documents.
-- Commands wait only through `_sleep` (tests replace it).
+- Commands wait only through `_sleep` (tests replace it), or on a watch of the API
+  (`galleon.cli.polling.watched`, for the kinds that end: ImageBuild).
 - No `from __future__ import annotations` here: the per-kind commands are made in a
   function, and typer must read their annotations (which name the kind) as objects.
 """
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from galleon import clock
+from galleon import GROUP, VERSION, clock
 from galleon.cli import controls, render
 from galleon.cli.cluster import CliError, Cluster, NotFound
-from galleon.cli.console import out, reported
-from galleon.cli.kinds import IMAGEDEFINITION, IMAGEVERSION, IMAGEVERSION_VIEW, KINDS, KindView
+from galleon.cli.console import out, reported, say
+from galleon.cli.kinds import (
+    IMAGEBUILD,
+    IMAGEBUILD_VIEW,
+    IMAGEDEFINITION,
+    IMAGETEMPLATE,
+    IMAGEVERSION,
+    IMAGEVERSION_VIEW,
+    KINDS,
+    TEMPLATE_LABEL,
+    KindView,
+)
 from galleon.cli.options import (
     AllNamespacesOption,
     ContextOption,
+    ImageTemplateName,
     ImageVersionName,
     KubeconfigOption,
     NamespaceOption,
     TimeoutOption,
     WatchOption,
+    watch_option,
 )
 from galleon.cli.outcome import decide, parse_duration
-from galleon.cli.polling import show, wait
+from galleon.cli.polling import Seen, follow, polled, show, wait, watched
 
 app = typer.Typer(
     name="kubectl-galleon",
-    help="See and steer galleon: image replication per region and ScaleSet rollouts.",
+    help=(
+        "See and steer galleon: image builds, image replication per region and ScaleSet rollouts."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
 get_app = typer.Typer(
-    help="Show one ScaleSet or ImageVersion in detail, or list them.", no_args_is_help=True
+    help="Show one ScaleSet, ImageVersion or ImageBuild in detail, or list them.",
+    no_args_is_help=True,
 )
 status_app = typer.Typer(
     help=(
-        "Wait until a ScaleSet or ImageVersion is done: exit 0 done, 1 failed (or Stalled), "
-        "2 timed out."
+        "Wait until a ScaleSet, ImageVersion or ImageBuild is done: exit 0 done, 1 failed "
+        "(or Stalled), 2 timed out."
     ),
     no_args_is_help=True,
 )
@@ -96,8 +113,33 @@ def get(
             watch,
             _sleep,
         )
+    elif watch and view.ends:
+        follow(
+            _observations(cluster, view, name, None),
+            view.detail,
+            lambda obj: decide(obj, view.outcome).state != "waiting",
+        )
     else:
         show(lambda: view.detail(cluster.get(view.kind, name)), watch, _sleep)
+
+
+def _observations(
+    cluster: Cluster, view: KindView, name: str, timeout: float | None
+) -> Iterator[Seen]:
+    """The object `name` as read now and then: after each change from a watch of the API
+    for a kind whose objects end, else every second (`timeout` None: until Ctrl-C)."""
+
+    def fetch() -> dict[str, Any]:
+        return cluster.get(view.kind, name)
+
+    if view.ends:
+        return watched(
+            fetch,
+            lambda version, seconds: cluster.watch(view.kind, name, version, seconds),
+            timeout,
+            _sleep,
+        )
+    return polled(fetch, math.inf if timeout is None else timeout, _sleep)
 
 
 def _timeout(text: str) -> float:
@@ -117,18 +159,27 @@ def status(
 ) -> None:
     """`status <kind> NAME`: wait until the kind's outcome is done or failed."""
     seconds = _timeout(timeout)
-    cluster = Cluster(kubeconfig, context, namespace)
+    _wait_for(Cluster(kubeconfig, context, namespace), view, name, seconds)
+
+
+def _wait_for(cluster: Cluster, view: KindView, name: str, seconds: float) -> None:
+    """Exit 0 when the object is done, 1 when it failed, 2 after `seconds`."""
     wait(
-        lambda: cluster.get(view.kind, name),
+        _observations(cluster, view, name, seconds),
         lambda obj: decide(obj, view.outcome),
         f"{view.kind.label} {name}",
         seconds,
-        _sleep,
     )
 
 
 def _get_command(view: KindView) -> Callable[..., None]:
     """`get` with the parameters typer shows for `view`'s kind."""
+    watch_help = (
+        "Keep the view up to date until Ctrl-C: with NAME, printed again on each change "
+        "(a watch of the API) until it ends; the list every second."
+        if view.ends
+        else None
+    )
 
     def command(
         name: Annotated[
@@ -137,7 +188,7 @@ def _get_command(view: KindView) -> Callable[..., None]:
                 help=f"{view.title} name (none: list them).", metavar="NAME", show_default=False
             ),
         ] = None,
-        watch: WatchOption = False,
+        watch: Annotated[bool, watch_option(watch_help)] = False,
         namespace: NamespaceOption = None,
         all_namespaces: AllNamespacesOption = False,
         kubeconfig: KubeconfigOption = None,
@@ -238,6 +289,80 @@ def replication(
     """What `get imageversion NAME` shows: per region state, progress bar, replicas,
     bytes and details."""
     get(IMAGEVERSION_VIEW, name, watch, namespace, False, kubeconfig, context)
+
+
+# -- image builds -----------------------------------------------------------------------------
+
+
+@app.command(
+    "build",
+    help=(
+        "Build an ImageTemplate now: create an ImageBuild (reason Manual) and print its name. "
+        "With --wait, follow it until it Succeeded (exit 0), Failed (1) or --timeout (2)."
+    ),
+)
+@reported
+def build(
+    template: ImageTemplateName,
+    follow_it: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Follow the build until it ends: exit 0 Succeeded, 1 Failed, 2 timed out.",
+        ),
+    ] = False,
+    timeout: TimeoutOption = "10m",
+    namespace: NamespaceOption = None,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+) -> None:
+    """Create an ImageBuild of TEMPLATE (generateName `TEMPLATE-`, label
+    galleon.dev/template, reason Manual); with --wait, what `status imagebuild` does."""
+    seconds = _timeout(timeout)
+    cluster = Cluster(kubeconfig, context, namespace)
+    cluster.get(IMAGETEMPLATE, template)
+    created = cluster.create(
+        IMAGEBUILD,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ImageBuild",
+            "metadata": {"generateName": f"{template}-", "labels": {TEMPLATE_LABEL: template}},
+            "spec": {"templateName": template, "reason": "Manual"},
+        },
+    )
+    name = str((created.get("metadata") or {}).get("name"))
+    say(
+        f"created imagebuild {name} in namespace {cluster.namespace}: a Manual build of "
+        f"imagetemplate {template}"
+    )
+    if follow_it:
+        _wait_for(cluster, IMAGEBUILD_VIEW, name, seconds)
+
+
+@app.command(
+    "builds",
+    help=(
+        "The builds of an ImageTemplate, newest first: reason, phase, version published, "
+        "duration, image digest and message."
+    ),
+)
+@reported
+def builds(
+    template: ImageTemplateName,
+    namespace: NamespaceOption = None,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+) -> None:
+    """The ImageBuilds labelled galleon.dev/template=TEMPLATE, newest first."""
+    cluster = Cluster(kubeconfig, context, namespace)
+    try:
+        found: dict[str, Any] | None = cluster.get(IMAGETEMPLATE, template)
+    except NotFound:
+        found = None
+    mine = cluster.list(IMAGEBUILD, labels={TEMPLATE_LABEL: template})
+    if found is None and not mine:
+        raise NotFound(f"imagetemplate {template} not found in namespace {cluster.namespace}")
+    out().print(render.builds_view(template, mine, found, clock.now()))
 
 
 # -- ScaleSet controls ------------------------------------------------------------------------

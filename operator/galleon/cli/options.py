@@ -40,10 +40,15 @@ ContextOption = Annotated[
         "--context", help="kubeconfig context (default: the current context).", show_default=False
     ),
 ]
-WatchOption = Annotated[
-    bool,
-    typer.Option("--watch", "-w", help="Keep the view up to date (every second) until Ctrl-C."),
-]
+WATCH_HELP = "Keep the view up to date (every second) until Ctrl-C."
+
+
+def watch_option(help_: str | None = None) -> typer.models.OptionInfo:
+    """`--watch`/`-w`, with help for a kind that words it otherwise (one that ends)."""
+    return typer.Option("--watch", "-w", help=help_ or WATCH_HELP)
+
+
+WatchOption = Annotated[bool, watch_option()]
 TimeoutOption = Annotated[
     str, typer.Option("--timeout", help=f"How long to wait: {DURATION_HELP}.")
 ]
@@ -52,4 +57,7 @@ ScaleSetName = Annotated[
 ]
 ImageVersionName = Annotated[
     str, typer.Argument(help="ImageVersion name.", metavar="IMAGEVERSION", show_default=False)
+]
+ImageTemplateName = Annotated[
+    str, typer.Argument(help="ImageTemplate name.", metavar="TEMPLATE", show_default=False)
 ]

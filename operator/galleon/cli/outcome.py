@@ -1,5 +1,5 @@
-"""When is a ScaleSet or an ImageVersion "done"? Pure decisions for `kubectl galleon
-status`, and the durations its `--timeout` takes.
+"""When is a ScaleSet, an ImageVersion or an ImageBuild "done"? Pure decisions for
+`kubectl galleon status` (and `build --wait`), and the durations `--timeout` takes.
 
 Rules of this module:
 - Nothing here does I/O: every function takes the object as the API returns it (a
@@ -7,7 +7,8 @@ Rules of this module:
 - A status the operator has not yet computed for the object's current
   `metadata.generation` decides nothing: the answer is "waiting" until the
   operator catches up, so a `kubectl apply` followed by `status` never reports
-  the previous spec's outcome.
+  the previous spec's outcome. (An ImageBuild's spec never changes: its phase is
+  believed as written.)
 - An object whose `Stalled` condition is True for its current generation has
   failed, whatever its kind (kstatus reads Stalled so: it does not resolve by
   itself); `decide` adds that to each kind's own rules.
@@ -20,6 +21,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from galleon.core import times
 
 EXIT_DONE = 0
 EXIT_FAILED = 1
@@ -197,6 +200,68 @@ def imageversion_outcome(obj: Mapping[str, Any]) -> Outcome:
     return Outcome(
         "waiting", f"{state}: {ratio} regions replicated{' (' + regions + ')' if regions else ''}"
     )
+
+
+def build_duration(status: Mapping[str, Any]) -> str | None:
+    """How long a finished build took (`completionTime - startTime`), if both are written.
+
+    >>> build_duration({"startTime": "2026-11-23T13:40:00Z",
+    ...                 "completionTime": "2026-11-23T13:42:10Z"})
+    '2m10s'
+    """
+    began = times.parse_or_none(status.get("startTime"))
+    ended = times.parse_or_none(status.get("completionTime"))
+    if began is None or ended is None:
+        return None
+    return format_duration(max(0.0, (ended - began).total_seconds()))
+
+
+def _steps(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [s for s in status.get("steps") or [] if isinstance(s, Mapping)]
+
+
+def imagebuild_outcome(obj: Mapping[str, Any]) -> Outcome:
+    """Done when the build Succeeded, failed when it Failed (why: its status.message,
+    else its failed step's); otherwise waiting, with its phase and running step. A
+    build's spec never changes, so its phase needs no generation to be believed.
+
+    >>> imagebuild_outcome({"status": {"phase": "Failed",
+    ...     "message": "step agent: https://example.com/agent.tgz: 404 Not Found"}})
+    Outcome(state='failed', message='step agent: https://example.com/agent.tgz: 404 Not Found')
+    >>> imagebuild_outcome({"status": {"phase": "Building", "steps": [
+    ...     {"name": "motd", "phase": "Succeeded"}, {"name": "agent", "phase": "Running"}]}})
+    Outcome(state='waiting', message='Building: step 2 of 2 (agent)')
+    """
+    status = _section(obj, "status")
+    phase = status.get("phase")
+    steps = _steps(status)
+    if phase == "Succeeded":
+        published = _section(status, "imageVersion")
+        what = (
+            f"published imageversion {published.get('name') or '-'} "
+            f"(version {published.get('version') or '-'})"
+            if published
+            else "published no version"
+        )
+        took = build_duration(status)
+        image = f", image {status['outputDigest']}" if status.get("outputDigest") else ""
+        return Outcome("done", f"Succeeded{' in ' + took if took else ''}: {what}{image}")
+    if phase == "Failed":
+        if status.get("message"):
+            return Outcome("failed", str(status["message"]))
+        failed = next((s for s in steps if s.get("phase") == "Failed"), None)
+        if failed is not None:
+            detail = f": {failed['message']}" if failed.get("message") else ""
+            return Outcome("failed", f"step {failed.get('name')} failed{detail}")
+        return Outcome("failed", "the build failed")
+    if not phase:
+        return Outcome("waiting", "Pending: not started by the builder yet")
+    running = next((i for i, s in enumerate(steps) if s.get("phase") == "Running"), None)
+    if running is not None:
+        name = steps[running].get("name")
+        return Outcome("waiting", f"{phase}: step {running + 1} of {len(steps)} ({name})")
+    message = status.get("message")
+    return Outcome("waiting", f"{phase}: {message}" if message else str(phase))
 
 
 def stalled(obj: Mapping[str, Any]) -> Outcome | None:

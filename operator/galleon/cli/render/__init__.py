@@ -6,6 +6,8 @@ them, camelCase) to rich renderables.
 - `scaleset`: a ScaleSet in detail, its list's columns, its upgrade history.
 - `imageversion`: an ImageVersion's replication, its list's columns, and the
   versions of an ImageDefinition.
+- `imagebuild`: an ImageBuild in detail (its steps), its list's columns, and the
+  builds of an ImageTemplate.
 
 Rules of this package:
 - No I/O and no clock: a function that shows ages takes `now`.
@@ -17,6 +19,17 @@ Rules of this package:
   terminal, a CI log or a test's `export_text()`.
 """
 
+from galleon.cli.render.imagebuild import (
+    IMAGEBUILD_COLUMNS,
+    build_columns,
+    builds_view,
+    imagebuild_list,
+    imagebuild_view,
+    newest_builds,
+    short_digest,
+    steps_table,
+    truncate,
+)
 from galleon.cli.render.imageversion import (
     IMAGEVERSION_COLUMNS,
     imageversion_list,
@@ -39,6 +52,7 @@ from galleon.cli.render.pieces import (
     listing,
     percent,
     progress,
+    section,
     state,
     table,
     text,
@@ -57,32 +71,42 @@ from galleon.cli.render.scaleset import (
 __all__ = [
     "BAR_WIDTH",
     "DASH",
+    "IMAGEBUILD_COLUMNS",
     "IMAGEVERSION_COLUMNS",
     "SCALESET_COLUMNS",
     "STATE_STYLES",
     "Column",
     "age",
     "bar",
+    "build_columns",
+    "builds_view",
     "conditions_table",
     "elapsed",
     "fields",
     "format_bytes",
     "heading",
     "history_view",
+    "imagebuild_list",
+    "imagebuild_view",
     "imageversion_list",
     "instances_table",
     "listing",
+    "newest_builds",
     "newest_first",
     "percent",
     "progress",
     "replication_view",
     "scaleset_list",
     "scaleset_view",
+    "section",
+    "short_digest",
     "state",
+    "steps_table",
     "table",
     "text",
     "timestamp",
     "to_text",
+    "truncate",
     "upgrade_view",
     "versions_view",
 ]
