@@ -1,7 +1,6 @@
 """The image builder's CRDs (ImageTemplate, ImageBuild) on a real kube-apiserver.
 
-Installed from `render_builder_crds()` (they are not in crds/ yet: no controller acts
-on them, so this module installs them itself and removes them at the end), they must:
+Installed from crds/ with the others by the session's control plane, they must:
 
 - be accepted: structural, every CEL rule compiled and within the cost budget;
 - admit every good example and refuse every bad one of tests/data/builder_api.yaml
@@ -17,12 +16,10 @@ Nothing runs here but the API server: no operator, no registry.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import itertools
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,7 +32,7 @@ from lightkube.types import PatchType
 from pydantic import BaseModel, ValidationError
 
 from galleon import GROUP, VERSION
-from galleon.api.crd import render_builder_crds
+from galleon.api.crd import file_name, kind_named
 from galleon.api.imagebuild import SPEC_IMMUTABLE_MESSAGE, ImageBuildSpec
 from galleon.api.imagetemplate import ImageTemplateSpec, check_name
 from galleon_testkit.binaries import REPO_ROOT
@@ -65,21 +62,12 @@ DIGEST = "sha256:" + "0" * 64
 
 
 @pytest.fixture(scope="module")
-def builder_crds(
-    control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, dict[str, Any]]]:
-    """The builder's CRDs, installed and Established for this module, then deleted."""
-    rendered = render_builder_crds()
-    folder: Path = tmp_path_factory.mktemp("builder-crds")
-    for name, crd in rendered.items():
-        (folder / name).write_text(yaml.safe_dump(crd, sort_keys=False))
-    names = control_plane.apply_crds(folder)
-    assert sorted(names) == sorted(crd["metadata"]["name"] for crd in rendered.values())
-    yield {crd["spec"]["names"]["kind"]: crd for crd in rendered.values()}
-    client = control_plane.client()
-    for name in names:
-        with contextlib.suppress(ApiError):
-            client.delete(CustomResourceDefinition, name)
+def builder_crds(control_plane: ControlPlane) -> dict[str, dict[str, Any]]:
+    """Kind → the builder's CRD as crds/ holds it (the session's plane installed it)."""
+    return {
+        kind: yaml.safe_load((REPO_ROOT / "crds" / file_name(kind_named(kind))).read_text())
+        for kind in RESOURCES
+    }
 
 
 # -- the examples ------------------------------------------------------------------

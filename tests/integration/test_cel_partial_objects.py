@@ -7,9 +7,11 @@ evaluate ("no such key"), refusing an object the documentation says is fine. Tha
 is how `sharingProfile: {permissions: Private}` came to be refused.
 
 So, for every node of every generated CRD that carries `x-kubernetes-validations`
-(found by walking `crds/`, so a new rule cannot be missed), the node is written
-partially: with its required fields only, with each optional field alone, whole,
-and left out (the API server then writes its declared default). Each such object
+(found by walking `crds/`, so a new rule cannot be missed), written into the first
+example of its kind that holds it (and, in a list, into the first item that does:
+an ImageTemplate's steps are of different types), the node is written partially:
+with its required fields only, with each optional field alone, whole, and left out
+(the API server then writes its declared default). Each such object
 must be judged by the API server exactly as by the pydantic model (whose defaults
 are the documented ones): admitted by both, or refused by both, and never with a
 rule that could not be evaluated. Rules that compare with `oldSelf` are also run on
@@ -61,15 +63,23 @@ SAMPLES: dict[tuple[str, str], Any] = {
 }
 
 
-def examples() -> dict[str, dict[str, Any]]:
-    """The first example of each galleon kind, with the SAMPLES merged in."""
-    documents: dict[str, dict[str, Any]] = {}
+def examples() -> dict[str, list[dict[str, Any]]]:
+    """The examples of each galleon kind: the first of examples/, with the SAMPLES
+    merged in; for a kind examples/ does not show (the image builder's, until its user
+    docs land), the good objects of tests/data/builder_api.yaml, the richest first
+    (tests/integration/test_builder_admission.py checks those further)."""
+    documents: dict[str, list[dict[str, Any]]] = {}
     for path in sorted((REPO_ROOT / "examples").glob("*.yaml")):
         for document in yaml.safe_load_all(path.read_text()):
             if document and document["apiVersion"].startswith("galleon.dev/"):
-                documents.setdefault(document["kind"], document)
+                documents.setdefault(document["kind"], [document])
+    shown_kinds = set(documents)
+    builder = yaml.safe_load((REPO_ROOT / "tests" / "data" / "builder_api.yaml").read_text())
+    for document in sorted(builder["good"], key=lambda d: -len(yaml.safe_dump(d))):
+        if document["kind"] not in shown_kinds:
+            documents.setdefault(document["kind"], []).append(document)
     for (kind, dotted), value in SAMPLES.items():
-        node = documents[kind]
+        node = documents[kind][0]
         *parents, last = dotted.split(".")
         for key in parents:
             node = node.setdefault(key, {})
@@ -107,21 +117,43 @@ def shown(path: tuple[str, ...]) -> str:
     return ".".join(path).replace(".[]", "[]") or "(object)"
 
 
-def value_at(document: Any, path: tuple[str, ...]) -> Any:
+def locate(document: Any, path: tuple[str, ...]) -> list[int] | None:
+    """For each `[]` of `path`, the index of the first item holding the rest of the
+    path; None when nothing holds it."""
+    if not path:
+        return []
+    key, rest = path[0], path[1:]
+    if key == ITEMS:
+        for index, item in enumerate(document if isinstance(document, list) else []):
+            found = locate(item, rest)
+            if found is not None:
+                return [index, *found]
+        return None
+    if not isinstance(document, dict) or key not in document:
+        return None
+    return locate(document[key], rest)
+
+
+def value_at(document: Any, path: tuple[str, ...], indexes: list[int]) -> Any:
+    chosen = iter(indexes)
     node = document
     for key in path:
-        node = node[0] if key == ITEMS else node[key]
+        node = node[next(chosen)] if key == ITEMS else node[key]
     return node
 
 
-def with_value(document: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
-    """A copy of `document` with `value` at `path` (a list at `[]` keeps that one item);
-    `value` ... (Ellipsis) removes the field instead."""
+def with_value(
+    document: dict[str, Any], path: tuple[str, ...], indexes: list[int], value: Any
+) -> dict[str, Any]:
+    """A copy of `document` with `value` at `path` (a list on the way keeps only the
+    chosen item, a list at `[]` only `value`); `value` ... (Ellipsis) removes the field
+    instead."""
     result = copy.deepcopy(document)
+    chosen = iter(indexes)
     node: Any = result
     for key in path[:-1]:
         if key == ITEMS:
-            node[:] = node[:1]
+            node[:] = [node[next(chosen)]]
             node = node[0]
         else:
             node = node[key]
@@ -159,26 +191,30 @@ def partial_values(value: Any, schema: dict[str, Any]) -> Iterator[tuple[str, An
     yield "whole", value
 
 
-def variants(kind: str, document: dict[str, Any], schema: dict[str, Any]) -> Iterator[Any]:
-    """(rule path, label, document, transition) for every rule node of `schema`."""
+def variants(kind: str, documents: list[dict[str, Any]], schema: dict[str, Any]) -> Iterator[Any]:
+    """(rule path, label, document, transition, the example it was written into) for
+    every rule node of `schema`, written into the first of `documents` holding it."""
     for path, node, parent in rule_nodes(schema):
         if not path:
-            yield path, "whole", document, False  # metadata rules: nothing to leave out
+            # Metadata rules: nothing to leave out.
+            yield path, "whole", documents[0], False, documents[0]
             continue
-        try:
-            value = value_at(document, path)
-        except (KeyError, IndexError):
+        holding = [(d, locate(d, path)) for d in documents]
+        document, indexes = next(((d, i) for d, i in holding if i is not None), (None, None))
+        if document is None or indexes is None:
             pytest.fail(
                 f"{kind} {shown(path)} carries CEL rules but no example holds it: add a "
                 "sample to SAMPLES",
                 pytrace=False,
             )
+        value = value_at(document, path, indexes)
         transition = any("oldSelf" in rule["rule"] for rule in node[VALIDATIONS])
         for label, partial in partial_values(value, node):
-            yield path, label, with_value(document, path, partial), transition
+            yield path, label, with_value(document, path, indexes, partial), transition, document
         optional = path[-1] != ITEMS and path[-1] not in (parent.get("required") or [])
         if optional:
-            yield path, "left-out", with_value(document, path, ...), transition
+            left_out = with_value(document, path, indexes, ...)
+            yield path, "left-out", left_out, transition, document
 
 
 def model_refusal(kind: str, document: dict[str, Any]) -> str | None:
@@ -212,9 +248,9 @@ def test_every_cel_rule_holds_on_partial_objects(kube: Client, namespace: str) -
     counter = itertools.count()
     checked: list[str] = []
     disagreements: list[str] = []
-    transitions: list[tuple[str, tuple[str, ...], str, dict[str, Any]]] = []
+    transitions: list[tuple[str, tuple[str, ...], str, dict[str, Any], dict[str, Any]]] = []
     for kind, schema in schemas.items():
-        for path, label, document, transition in variants(kind, documents[kind], schema):
+        for path, label, document, transition, example in variants(kind, documents[kind], schema):
             where = f"{kind} {shown(path)} {label}"
             name = f"{namespace}-p{next(counter)}"[:63].rstrip("-")
             candidate = named(document, name, namespace)
@@ -232,15 +268,15 @@ def test_every_cel_rule_holds_on_partial_objects(kube: Client, namespace: str) -
                     f"({expected})"
                 )
             if transition and refused is None:
-                transitions.append((kind, path, label, candidate))
+                transitions.append((kind, path, label, candidate, example))
     assert not disagreements, "\n".join(disagreements)
     assert len(checked) > 40, checked
     assert transitions, "no rule compares with oldSelf any more: drop the update half"
 
     created: list[tuple[str, str]] = []
     try:
-        for kind, path, label, partial in transitions:
-            whole = named(documents[kind], f"{namespace}-u{next(counter)}"[:63], namespace)
+        for kind, path, label, partial, example in transitions:
+            whole = named(example, f"{namespace}-u{next(counter)}"[:63], namespace)
             partial = named(partial, f"{namespace}-u{next(counter)}"[:63], namespace)
             for old, new in ((whole, partial), (partial, whole)):
                 stored = kube.create(codecs.from_dict(old))
@@ -261,7 +297,7 @@ def test_every_cel_rule_holds_on_partial_objects(kube: Client, namespace: str) -
                     )
     finally:
         for kind, name in created:
-            resource = type(codecs.from_dict({**documents[kind], "metadata": {"name": name}}))
+            resource = type(codecs.from_dict({**documents[kind][0], "metadata": {"name": name}}))
             scoped = kind_named(kind).scope == "Namespaced"
             with contextlib.suppress(ApiError):
                 kube.delete(resource, name, namespace=namespace if scoped else None)

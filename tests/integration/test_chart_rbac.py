@@ -17,10 +17,12 @@ from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import Namespace, Node, Pod, Secret
+from lightkube.resources.core_v1 import ConfigMap, Namespace, Node, Pod, Secret
 from lightkube.types import PatchType
 
+from galleon.api.crd import KINDS
 from galleon.kube.resources import ImageVersion, ScaleSet
+from galleon_testkit.chart import of_kind, render
 from galleon_testkit.fleets import FleetHarness
 from galleon_testkit.registry import Registry
 from galleon_testkit.waiting import wait_for
@@ -95,11 +97,13 @@ def test_the_operator_works_as_the_chart_service_account(
     "action",
     [
         "list secrets",
+        "list config maps",
         "delete a secret",
         "create a deployment",
         "patch a node",
         "patch a pod",
-        "create an image version",
+        "delete an image version",
+        "create an image template",
         "delete a scale set",
         "delete a namespace",
     ],
@@ -113,6 +117,7 @@ def test_what_the_operator_does_not_do_is_refused(
     node = next(iter(kube.list(Node))).metadata.name
     attempts: dict[str, Callable[[], Any]] = {
         "list secrets": lambda: list(as_operator.list(Secret, namespace=namespace)),
+        "list config maps": lambda: list(as_operator.list(ConfigMap, namespace=namespace)),
         "delete a secret": lambda: as_operator.delete(Secret, "token", namespace=namespace),
         "create a deployment": lambda: as_operator.create(
             codecs.from_dict(
@@ -140,11 +145,14 @@ def test_what_the_operator_does_not_do_is_refused(
             namespace=namespace,
             patch_type=PatchType.MERGE,
         ),
-        "create an image version": lambda: as_operator.create(
+        "delete an image version": lambda: as_operator.delete(
+            ImageVersion, "any", namespace=namespace
+        ),
+        "create an image template": lambda: as_operator.create(
             codecs.from_dict(
                 {
                     "apiVersion": "galleon.dev/v1alpha1",
-                    "kind": "ImageVersion",
+                    "kind": "ImageTemplate",
                     "metadata": {"name": "x", "namespace": namespace},
                     "spec": {},
                 }
@@ -158,3 +166,42 @@ def test_what_the_operator_does_not_do_is_refused(
     assert refused.value.status.code == 403, refused.value.status
     # The admin still can (the refusal is RBAC, not a broken request).
     assert kube.get(Secret, "token", namespace=namespace)
+
+
+def grants(role: dict[str, Any], resource: str, verb: str) -> bool:
+    return any(
+        "galleon.dev" in rule.get("apiGroups", [])
+        and resource in rule.get("resources", [])
+        and verb in rule.get("verbs", [])
+        for rule in role["rules"]
+    )
+
+
+def test_the_operator_role_covers_every_kind_and_the_builders_writes() -> None:
+    """Every kind of `KINDS` watched and patched, its status patched (never more); the
+    image builder creates and prunes ImageBuilds and creates the ImageVersions they
+    publish; Secrets and ConfigMaps are read one by one, never listed."""
+    role = next(d for d in of_kind(render(), "ClusterRole") if d["metadata"]["name"] == "galleon")
+    for kind in KINDS:
+        for verb in ("get", "list", "watch", "patch"):
+            assert grants(role, kind.plural, verb), (kind.plural, verb)
+        assert grants(role, f"{kind.plural}/status", "patch"), kind.plural
+        assert not grants(role, f"{kind.plural}/status", "update"), kind.plural
+    written = {
+        (resource, verb)
+        for rule in role["rules"]
+        if "galleon.dev" in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+        if verb in ("create", "delete", "update")
+    }
+    assert written == {
+        ("imagebuilds", "create"),
+        ("imagebuilds", "delete"),
+        ("imageversions", "create"),
+        ("scalesets/finalizers", "update"),
+    }
+    core = [r for r in role["rules"] if r["apiGroups"] == [""]]
+    read = next(r for r in core if "secrets" in r["resources"])
+    assert sorted(read["resources"]) == ["configmaps", "secrets"]
+    assert read["verbs"] == ["get"]

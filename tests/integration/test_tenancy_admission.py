@@ -29,6 +29,7 @@ from lightkube.resources.core_v1 import Namespace, Pod
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding, Role
 from lightkube.types import PatchType
 
+from galleon.api.crd import KINDS
 from galleon.kube.resources import ImageDefinition, Region, ScaleSet
 from galleon_testkit.admission import POLICY_TEMPLATE, is_policy_refusal, scaleset_manifest
 from galleon_testkit.chart import CHART, helm, of_kind, render
@@ -78,6 +79,16 @@ def test_the_chart_renders_the_user_roles_and_the_policy() -> None:
     assert grants(roles["admin"], "imagedefinitions", "use")
     assert not grants(roles["edit"], "imagedefinitions", "use")
     assert [r["verbs"] for r in roles["image-user"]["rules"]] == [["use"]]
+    # Every namespaced kind: read by view, written by edit and admin, status never.
+    for kind in (k for k in KINDS if k.scope == "Namespaced"):
+        for suffix in ("view", "edit", "admin"):
+            assert grants(roles[suffix], kind.plural, "get"), (suffix, kind.plural)
+            assert grants(roles[suffix], f"{kind.plural}/status", "get"), (suffix, kind.plural)
+            assert not grants(roles[suffix], f"{kind.plural}/status", "patch"), suffix
+        assert not grants(roles["view"], kind.plural, "create"), kind.plural
+        for suffix in ("edit", "admin"):
+            assert grants(roles[suffix], kind.plural, "create"), (suffix, kind.plural)
+            assert grants(roles[suffix], kind.plural, "delete"), (suffix, kind.plural)
     # The operator's own role: exactly `update` on scalesets/finalizers for the plugin.
     operator_role = next(
         d for d in of_kind(documents, "ClusterRole") if d["metadata"]["name"] == "galleon"

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,16 @@ import pytest
 import yaml
 
 from galleon.api.crd import kind_named
+from galleon.api.imagebuild import BuildPhase
 
 REPO = Path(__file__).resolve().parents[2]
 ARGOCD = REPO / "helm" / "galleon" / "argocd"
 HARNESS = ARGOCD / "harness.lua"
 GROUP = "galleon.dev"
-SCRIPTS = {kind: ARGOCD / f"{GROUP}_{kind}.lua" for kind in ("ImageVersion", "ScaleSet", "Region")}
+SCRIPTS = {
+    kind: ARGOCD / f"{GROUP}_{kind}.lua"
+    for kind in ("ImageVersion", "ScaleSet", "Region", "ImageTemplate", "ImageBuild")
+}
 WITHOUT_HEALTH_CHECK = {
     "Gallery": "a home region and a prefix: nothing to roll out or wait for",
     "ImageDefinition": "its status only summarises its ImageVersions, which have their own check",
@@ -40,6 +45,8 @@ MUST_REACH = {
     "ImageVersion": {"Healthy", "Progressing", "Degraded"},
     "ScaleSet": {"Healthy", "Progressing", "Degraded", "Suspended"},
     "Region": {"Healthy", "Progressing", "Degraded"},
+    "ImageTemplate": {"Healthy", "Progressing", "Degraded"},
+    "ImageBuild": {"Healthy", "Progressing", "Degraded"},
 }
 """The health statuses each script's fixtures must show it returning."""
 
@@ -117,6 +124,41 @@ def test_health_check(fixture: Path, expected: dict[str, Any]) -> None:
     }
 
 
+@pytest.mark.parametrize("phase", [*typing.get_args(BuildPhase), None])
+def test_an_image_builds_health_is_its_phase(phase: str | None) -> None:
+    """Succeeded is Healthy, Failed Degraded, any other phase (or none) Progressing."""
+    obj = load(ARGOCD / "testdata" / "imagebuild" / "building.yaml")
+    obj["status"].pop("phase")
+    if phase is not None:
+        obj["status"]["phase"] = phase
+    result = run(SCRIPTS["ImageBuild"], obj)
+    assert result.returncode == 0, result.stderr
+    expected = {"Succeeded": "Healthy", "Failed": "Degraded"}.get(phase or "", "Progressing")
+    assert json.loads(result.stdout)["status"] == expected
+
+
+@pytest.mark.parametrize("ready", ["True", "False", None])
+@pytest.mark.parametrize("phase", [*typing.get_args(BuildPhase), None])
+def test_an_image_templates_health_is_ready_then_its_last_build(
+    ready: str | None, phase: str | None
+) -> None:
+    """Ready=True is Healthy whatever the last build; else a failed last build is
+    Degraded, anything else Progressing."""
+    obj = load(ARGOCD / "testdata" / "imagetemplate" / "building.yaml")
+    conditions = obj["status"]["conditions"]
+    if ready is None:
+        conditions[:] = [c for c in conditions if c["type"] != "Ready"]
+    else:
+        next(c for c in conditions if c["type"] == "Ready")["status"] = ready
+    obj["status"]["lastBuild"] = {"name": "hardened-ubuntu-3"} | ({"phase": phase} if phase else {})
+    result = run(SCRIPTS["ImageTemplate"], obj)
+    assert result.returncode == 0, result.stderr
+    expected = "Progressing"
+    if ready == "True" or phase == "Failed":
+        expected = "Healthy" if ready == "True" else "Degraded"
+    assert json.loads(result.stdout)["status"] == expected
+
+
 def test_the_harness_refuses_what_argocd_cm_scripts_do_not_get(tmp_path: Path) -> None:
     """No string library, no string methods, a status Argo CD knows: else the harness fails."""
     for body, error in (
@@ -135,7 +177,7 @@ def test_the_harness_refuses_what_argocd_cm_scripts_do_not_get(tmp_path: Path) -
 # The scripts and fixtures --------------------------------------------------------------------
 
 
-def test_the_three_scripts_exist() -> None:
+def test_the_scripts_are_the_known_ones() -> None:
     assert sorted(p.name for p in ARGOCD.glob("*.lua") if p != HARNESS) == sorted(
         p.name for p in SCRIPTS.values()
     )

@@ -3,8 +3,7 @@
 The good and bad examples are tests/data/builder_api.yaml, shared with
 tests/integration/test_builder_admission.py, which sends them to a real API server:
 every good object is admitted and every bad one refused, by the model here with the
-words the API server says there. The CRDs are rendered by `render_builder_crds()`
-and are not (yet) among `render_all()`'s: no controller acts on them.
+words the API server says there. The CRDs are `render_all()`'s, as crds/ holds them.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from galleon.api.crd import BUILDER_KINDS, KINDS, Kind, render_all, render_builder_crds
+from galleon.api.crd import KINDS, Kind, kind_named, render_all
 from galleon.api.customize import STEP_MEMBERS, CustomizeStep, TemplateImageSource
 from galleon.api.imagebuild import ImageBuildSpec, ImageBuildStatus
 from galleon.api.imagetemplate import ImageTemplateSpec, ImageTemplateStatus, LastBuild, check_name
@@ -27,6 +26,7 @@ from galleon.api.imageversion import ImageSource
 from galleon.controllers.registries import source_access
 
 REPO = Path(__file__).resolve().parents[2]
+BUILDER_KINDS = (kind_named("ImageTemplate"), kind_named("ImageBuild"))
 DATA = yaml.safe_load((REPO / "tests" / "data" / "builder_api.yaml").read_text())
 SPECS: dict[str, type[BaseModel]] = {
     "ImageTemplate": ImageTemplateSpec,
@@ -100,7 +100,7 @@ def model_locations(document: dict[str, Any]) -> list[tuple[str | int, ...]]:
 
 
 def crd_schema(kind: Kind) -> dict[str, Any]:
-    crd = render_builder_crds()[f"galleon.dev_{kind.plural}.yaml"]
+    crd = render_all()[f"galleon.dev_{kind.plural}.yaml"]
     schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     return schema
 
@@ -292,7 +292,7 @@ def json_path_exists(schema: dict[str, Any], path: str) -> bool:
 
 @pytest.mark.parametrize("kind", BUILDER_KINDS, ids=lambda k: k.kind)
 def test_crds_present_themselves_for_kubectl(kind: Kind) -> None:
-    crd = render_builder_crds()[f"galleon.dev_{kind.plural}.yaml"]
+    crd = render_all()[f"galleon.dev_{kind.plural}.yaml"]
     names = crd["spec"]["names"]
     assert names["categories"] == ["galleon"]
     assert crd["spec"]["scope"] == "Namespaced"
@@ -303,17 +303,18 @@ def test_crds_present_themselves_for_kubectl(kind: Kind) -> None:
     schema = crd_schema(kind)
     for column in columns:
         assert json_path_exists(schema, column["jsonPath"]), column
-    taken = {n for k in KINDS for n in (k.kind, k.plural, k.singular, *k.short_names)}
+    others = [k for k in KINDS if k != kind]
+    taken = {n for k in others for n in (k.kind, k.plural, k.singular, *k.short_names)}
     assert not taken & {kind.kind, kind.plural, kind.singular, *kind.short_names}
 
 
-def test_the_builder_is_not_registered_before_its_controller() -> None:
-    """No CRD without a controller: the builder's kinds stay out of crds/ and the chart
-    until the controller lands (then move them into KINDS and run `make crds`)."""
-    builder = set(render_builder_crds())
+def test_the_builder_kinds_are_registered() -> None:
+    """The builder's kinds are among `KINDS`, so in crds/, the chart and the reference."""
+    builder = {f"galleon.dev_{kind.plural}.yaml" for kind in BUILDER_KINDS}
     assert builder == {"galleon.dev_imagetemplates.yaml", "galleon.dev_imagebuilds.yaml"}
-    assert not builder & set(render_all())
-    assert not builder & {p.name for p in (REPO / "crds").glob("*.yaml")}
+    assert builder <= set(render_all())
+    assert builder <= {p.name for p in (REPO / "crds").glob("*.yaml")}
+    assert builder <= {p.name for p in (REPO / "helm" / "galleon" / "files" / "crds").iterdir()}
 
 
 def test_the_spec_of_a_build_is_immutable() -> None:

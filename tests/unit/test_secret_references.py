@@ -15,6 +15,7 @@ hostile registry, are in tests/integration/test_secret_boundary.py.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 from collections.abc import Iterator
@@ -64,6 +65,38 @@ def example_spec(kind: str) -> dict[str, Any]:
     raise LookupError(kind)
 
 
+def example_specs(kind: str) -> list[dict[str, Any]]:
+    """The spec of examples/ for `kind`, else (the image builder's kinds, which
+    examples/ does not show yet) those of tests/data/builder_api.yaml's good objects."""
+    with contextlib.suppress(LookupError):
+        return [example_spec(kind)]
+    data = yaml.safe_load((REPO / "tests" / "data" / "builder_api.yaml").read_text())
+    return [copy.deepcopy(d["spec"]) for d in data["good"] if d["kind"] == kind]
+
+
+def placements(node: Any, path: tuple[str, ...], value: Any) -> Iterator[Any]:
+    """Copies of `node` with `value` at `path`, creating the objects on the way; a `[]`
+    in `path` gives one copy per item of that list."""
+    key, rest = path[0], path[1:]
+    if key == "[]":
+        for index, item in enumerate(node):
+            for placed in placements(item, rest, value):
+                yield [*node[:index], placed, *node[index + 1 :]]
+    elif not rest:
+        yield {**node, key: value}
+    else:
+        for placed in placements(node.get(key) or {}, rest, value):
+            yield {**node, key: placed}
+
+
+def accepted(kind: Kind, spec: dict[str, Any]) -> bool:
+    try:
+        kind.spec.model_validate(spec)
+    except ValidationError:
+        return False
+    return True
+
+
 def secret_refs(node: dict[str, Any], path: tuple[str, ...] = ()) -> Iterator[tuple[Any, ...]]:
     """(path below spec, schema node) of every `*SecretRef` of a schema."""
     for key, child in (node.get("properties") or {}).items():
@@ -79,6 +112,12 @@ def spec_schema(kind: Kind) -> dict[str, Any]:
     schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     return dict(schema["properties"]["spec"])
 
+
+NAMED_BY_KEY = {
+    "ImageTemplate": "one model holds a template's image sources (source.image and every "
+    "Layer step's image), so its messages name the reference by its key alone",
+}
+"""Kinds whose `*SecretRef` messages name the reference by its key, not its whole path."""
 
 NAMESPACED_REFS = [
     pytest.param(kind, path, node, id=f"{kind.kind}.{'.'.join(path)}")
@@ -97,6 +136,10 @@ def test_the_namespaced_secret_references_are_the_ones_we_know() -> None:
     assert {param.id for param in NAMESPACED_REFS} == {
         "ImageVersion.source.credentialsSecretRef",
         "ImageVersion.source.tls.caSecretRef",
+        "ImageTemplate.source.image.credentialsSecretRef",
+        "ImageTemplate.source.image.tls.caSecretRef",
+        "ImageTemplate.customize.[].layer.image.credentialsSecretRef",
+        "ImageTemplate.customize.[].layer.image.tls.caSecretRef",
     }
 
 
@@ -108,25 +151,30 @@ def test_every_secret_reference_of_a_namespaced_kind_refuses_a_namespace(
     assert "namespace" in node["properties"]
     rules = {rule["rule"]: rule["message"] for rule in node["x-kubernetes-validations"]}
     message = rules[NO_NAMESPACE]
+    named = path[-1] if kind.kind in NAMED_BY_KEY else ".".join(path)
     assert message == (
-        f"an {kind.kind} may only reference Secrets of its own namespace; "
-        f"remove {'.'.join(path)}.namespace"
+        f"an {kind.kind} may only reference Secrets of its own namespace; remove {named}.namespace"
     )
 
-    # The model refuses it with the same words.
-    spec = example_spec(kind.kind)
-    assert "[]" not in path, "extend this test to lists of references"
-    parent = spec
-    for key in path[:-1]:
-        parent = parent.setdefault(key, {})
-    parent[path[-1]] = {"name": "push", "namespace": "galleon-system"}
+    # The model refuses it with the same words, in an example that is accepted
+    # without the namespace (for a list, the first item where the reference fits).
+    foreign = {"name": "push", "namespace": "galleon-system"}
+    local = {"name": "push"}
+    spec = next(
+        (
+            with_namespace
+            for example in example_specs(kind.kind)
+            for with_namespace, without in zip(
+                placements(example, path, foreign), placements(example, path, local), strict=True
+            )
+            if accepted(kind, without)
+        ),
+        None,
+    )
+    assert spec is not None, f"no example of {kind.kind} takes {named} without a namespace"
     with pytest.raises(ValidationError) as refused:
         kind.spec.model_validate(spec)
     assert message in str(refused.value)
-
-    # Without the namespace the same spec is accepted.
-    del parent[path[-1]]["namespace"]
-    kind.spec.model_validate(spec)
 
 
 @pytest.mark.parametrize(

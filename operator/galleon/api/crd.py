@@ -3,10 +3,12 @@
 `hack/gen_crds.py` writes `render_all()` into `crds/`; a unit test fails when the
 files there differ from what the models generate, so the two never drift.
 
-The image builder's kinds (`BUILDER_KINDS`) are rendered by `render_builder_crds()`
-only, for tests to install: they join `KINDS` (and so `crds/`, the chart and
-docs/reference.md) with their controller, since a CRD nothing acts on would accept
-objects that do nothing.
+`KINDS` is every kind galleon serves: the replication and rollout kinds (Region,
+Gallery, ImageDefinition, ImageVersion, ScaleSet) and the image builder's
+(ImageTemplate, ImageBuild). Each is also in crds/ and the chart's copy
+(`make crds`), docs/reference.md, `galleon.kube.resources`, the chart's RBAC and,
+where it has conditions, an Argo CD health check (helm/galleon/argocd/) or a reason
+for none (tests/unit/test_argocd_health.py).
 """
 
 from __future__ import annotations
@@ -207,10 +209,6 @@ KINDS: tuple[Kind, ...] = (
         scale=True,
         metadata_rules=SCALESET_METADATA_RULES,
     ),
-)
-
-
-BUILDER_KINDS: tuple[Kind, ...] = (
     Kind(
         kind="ImageTemplate",
         plural="imagetemplates",
@@ -273,7 +271,6 @@ BUILDER_KINDS: tuple[Kind, ...] = (
         ),
     ),
 )
-"""The image builder's kinds: rendered by `render_builder_crds()`, not in `KINDS` yet."""
 
 
 def openapi_schema(kind: Kind) -> dict[str, Any]:
@@ -341,17 +338,12 @@ def file_name(kind: Kind) -> str:
 
 
 def render_all() -> dict[str, dict[str, Any]]:
-    """File name → CRD, for every kind."""
-    return {file_name(kind): render(kind) for kind in KINDS}
+    """File name → CRD, for every kind.
 
-
-def render_builder_crds() -> dict[str, dict[str, Any]]:
-    """File name → CRD, for the image builder's kinds (not yet in `render_all()`).
-
-    >>> sorted(render_builder_crds())
-    ['galleon.dev_imagebuilds.yaml', 'galleon.dev_imagetemplates.yaml']
+    >>> sorted(render_all())[:2]
+    ['galleon.dev_galleries.yaml', 'galleon.dev_imagebuilds.yaml']
     """
-    return {file_name(kind): render(kind) for kind in BUILDER_KINDS}
+    return {file_name(kind): render(kind) for kind in KINDS}
 
 
 def kind_named(name: str) -> Kind:
