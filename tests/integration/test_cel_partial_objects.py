@@ -65,19 +65,17 @@ SAMPLES: dict[tuple[str, str], Any] = {
 
 def examples() -> dict[str, list[dict[str, Any]]]:
     """The examples of each galleon kind: the first of examples/, with the SAMPLES
-    merged in; for a kind examples/ does not show (the image builder's, until its user
-    docs land), the good objects of tests/data/builder_api.yaml, the richest first
-    (tests/integration/test_builder_admission.py checks those further)."""
+    merged in; then, for the image builder's kinds, the good objects of
+    tests/data/builder_api.yaml, the richest first (between them they hold every rule
+    node; tests/integration/test_builder_admission.py checks them further)."""
     documents: dict[str, list[dict[str, Any]]] = {}
     for path in sorted((REPO_ROOT / "examples").glob("*.yaml")):
         for document in yaml.safe_load_all(path.read_text()):
             if document and document["apiVersion"].startswith("galleon.dev/"):
                 documents.setdefault(document["kind"], [document])
-    shown_kinds = set(documents)
     builder = yaml.safe_load((REPO_ROOT / "tests" / "data" / "builder_api.yaml").read_text())
     for document in sorted(builder["good"], key=lambda d: -len(yaml.safe_dump(d))):
-        if document["kind"] not in shown_kinds:
-            documents.setdefault(document["kind"], []).append(document)
+        documents.setdefault(document["kind"], []).append(document)
     for (kind, dotted), value in SAMPLES.items():
         node = documents[kind][0]
         *parents, last = dotted.split(".")
