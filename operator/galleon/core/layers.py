@@ -22,10 +22,12 @@ Rules of this module (pure, stdlib only):
     step names (`Directory`). Why it matters: a layer's directory entry replaces
     the base's directory attributes, so a /tmp written 0755 would break the image;
   - gzip (the default) is galleon's own 10-byte header (no name, mtime 0, OS
-    "unknown"), raw deflate at `GZIP_LEVEL`, CRC-32 and length: only the deflate
+    "unknown"), raw deflate at `GZIP_LEVEL` in blocks of `GZIP_BLOCK` input bytes
+    (each primed with the 32 KiB before it, so they deflate in parallel; a block
+    whose sample does not shrink is stored), CRC-32 and length: only the deflate
     implementation could change the bytes, and `gzip_is_reproducible()` checks it
-    against a known answer. `"none"` gives uncompressed tar layers: the same bytes
-    with any zlib, pulled at full size.
+    against a known answer covering each kind of block. `"none"` gives uncompressed
+    tar layers: the same bytes with any zlib, pulled at full size.
 - A layer's diff_id is the sha256 of its uncompressed tar; its digest that of the
   bytes pushed (the same for "none").
 - Paths are strict: absolute POSIX paths, normalized (no empty, `.` or `..`
@@ -59,7 +61,7 @@ import re
 import struct
 import tarfile
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -68,6 +70,14 @@ EPOCH = "1970-01-01T00:00:00Z"
 GZIP_LEVEL = 6
 """zlib's default level: what `gzip` and most image tools use; pinned so the bytes
 never follow a library's default."""
+GZIP_BLOCK = 1 << 20
+"""Input bytes deflated on their own (pinned: it shapes the bytes, like the level)."""
+DICTIONARY = 32 << 10
+"""The history a block is primed with: deflate's whole window, so a block boundary
+costs almost no ratio."""
+SAMPLE = 16 << 10
+STORE_RATIO = 0.97
+"""A block whose first SAMPLE bytes do not get below this share at level 1 is stored."""
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 """Magic, deflate, no flags (no name, no comment), mtime 0, no extra flags, OS unknown."""
 LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
@@ -91,8 +101,11 @@ LINKED_DIRECTORIES = {
 }
 """Symlinks in merged-/usr images (/bin -> usr/bin) and FHS 3 ones (/var/run -> /run):
 a layer entry at or under them would replace the link with a directory."""
-KNOWN_ANSWER_INPUT = b"".join(b"galleon layer %d\n" % i for i in range(4096))
-KNOWN_ANSWER_DIGEST = "sha256:4eb2c4a192e9e35b8874a152c9d4c9a3b7a83472600eebd5a19d7c8f5dcb5f07"
+KNOWN_ANSWER_INPUT = b"".join(b"galleon layer %d\n" % i for i in range(70_000)) + b"".join(
+    hashlib.sha256(b"%d" % i).digest() for i in range(40_000)
+)
+"""Two compressible blocks, a third primed across the boundary, and random bytes stored."""
+KNOWN_ANSWER_DIGEST = "sha256:df1f97fa238e736245b8451e2e3d7c3f418c5c798bbec4b44835956d357c766e"
 """sha256 of `gzip_bytes(KNOWN_ANSWER_INPUT)` with zlib 1.2.x at `GZIP_LEVEL`."""
 ENV_NAME = re.compile(r"[^=\x00]{1,1024}")
 USER = re.compile(r"[A-Za-z0-9._-]{1,256}(:[A-Za-z0-9._-]{1,256})?")
@@ -438,14 +451,55 @@ def sort_key(path: str) -> tuple[bytes, ...]:
     return tuple(part.encode() for part in path.split("/"))
 
 
-def gzip_bytes(data: bytes, level: int = GZIP_LEVEL) -> bytes:
-    """`data` as one gzip member with a fixed header: no name, mtime 0, OS unknown.
+Mapper = Callable[[Callable[[int], bytes], Iterable[int]], Iterable[bytes]]
+"""`map` or an executor's `map`: how the blocks of one gzip member are deflated (the
+bytes are the same either way; an executor's threads deflate them in parallel, as
+zlib lets go of the GIL)."""
+
+
+def _deflate_block(data: bytes, index: int, level: int) -> bytes:
+    """Block `index` of `data` (`GZIP_BLOCK` bytes) as raw deflate, primed with the
+    32 KiB before it, ending byte-aligned (a sync flush), or final when it is the last.
+    A block whose first `SAMPLE` bytes do not shrink at level 1 is stored (level 0):
+    already-compressed or random content costs a copy, not a search for matches."""
+    start = index * GZIP_BLOCK
+    end = min(len(data), start + GZIP_BLOCK)
+    view = memoryview(data)[start:end]
+    sample = view[:SAMPLE]
+    stored = len(sample) == SAMPLE and len(zlib.compress(sample, 1)) >= SAMPLE * STORE_RATIO
+    if stored or start == 0:
+        compressor = zlib.compressobj(
+            0 if stored else level, zlib.DEFLATED, -zlib.MAX_WBITS, 8, zlib.Z_DEFAULT_STRATEGY
+        )
+    else:
+        compressor = zlib.compressobj(
+            level,
+            zlib.DEFLATED,
+            -zlib.MAX_WBITS,
+            8,
+            zlib.Z_DEFAULT_STRATEGY,
+            zdict=data[max(0, start - DICTIONARY) : start],
+        )
+    flush = zlib.Z_FINISH if end >= len(data) else zlib.Z_SYNC_FLUSH
+    return compressor.compress(view) + compressor.flush(flush)
+
+
+def gzip_bytes(data: bytes, level: int = GZIP_LEVEL, mapper: Mapper = map) -> bytes:
+    """`data` as one gzip member with a fixed header (no name, mtime 0, OS unknown):
+    blocks of `GZIP_BLOCK` bytes deflated on their own (`_deflate_block`), one stream.
+    The bytes depend only on `data`, `level` and zlib, never on `mapper`.
 
     >>> gzip_bytes(b"")[:10] == GZIP_HEADER, len(gzip_bytes(b""))
     (True, 20)
+    >>> import concurrent.futures, gzip, os
+    >>> data = os.urandom(GZIP_BLOCK) + b"text " * 300_000
+    >>> with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    ...     parallel = gzip_bytes(data, mapper=pool.map)
+    >>> parallel == gzip_bytes(data) and gzip.decompress(parallel) == data
+    True
     """
-    compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 8, zlib.Z_DEFAULT_STRATEGY)
-    body = compressor.compress(data) + compressor.flush()
+    blocks = max(1, -(-len(data) // GZIP_BLOCK))
+    body = b"".join(mapper(lambda index: _deflate_block(data, index, level), range(blocks)))
     trailer = struct.pack("<II", zlib.crc32(data) & 0xFFFFFFFF, len(data) & 0xFFFFFFFF)
     return GZIP_HEADER + body + trailer
 
@@ -517,7 +571,11 @@ def tar_bytes(entries: Iterable[Entry]) -> bytes:
 
 
 def _layer(
-    entries: Sequence[Entry], compression: Compression, limits: Limits, what: str
+    entries: Sequence[Entry],
+    compression: Compression,
+    limits: Limits,
+    what: str,
+    mapper: Mapper = map,
 ) -> BuiltLayer:
     if len(entries) > limits.entries:
         raise BuildRefused(f"{what}: {len(entries)} entries, more than {limits.entries}")
@@ -530,7 +588,7 @@ def _layer(
         return BuiltLayer(tar, LAYER_TAR, diff_id, diff_id, len(tar), len(entries))
     if compression != "gzip":
         raise BuildRefused(f"{what}: compression {_said(compression)} is not gzip or none")
-    data = gzip_bytes(tar)
+    data = gzip_bytes(tar, mapper=mapper)
     return BuiltLayer(data, LAYER_GZIP, diff_id, sha256(data), len(data), len(entries))
 
 
@@ -551,7 +609,11 @@ def _parent_entries(path: str, parents: Sequence[Directory], *, itself: bool) ->
 
 
 def file_layer(
-    step: File, *, compression: Compression = "gzip", limits: Limits = LIMITS
+    step: File,
+    *,
+    compression: Compression = "gzip",
+    limits: Limits = LIMITS,
+    mapper: Mapper = map,
 ) -> BuiltLayer:
     """The layer of one File step: its parent directories, then the file.
 
@@ -565,7 +627,7 @@ def file_layer(
     entries.append(
         Entry(step.path[1:], "file", step.mode, step.uid, step.gid, content=step.content)
     )
-    return _layer(entries, compression, limits, f"File {step.path}")
+    return _layer(entries, compression, limits, f"File {step.path}", mapper)
 
 
 # -- archives -------------------------------------------------------------------------
@@ -660,7 +722,11 @@ def _stays_inside(
 
 
 def archive_layer(
-    step: Archive, *, compression: Compression = "gzip", limits: Limits = LIMITS
+    step: Archive,
+    *,
+    compression: Compression = "gzip",
+    limits: Limits = LIMITS,
+    mapper: Mapper = map,
 ) -> BuiltLayer:
     """The layer of one Archive step: the parents of its destination, the destination,
     then the archive's entries under it (missing directories made 0755).
@@ -706,7 +772,7 @@ def archive_layer(
                 written[relative] = Entry(relative, "directory", 0o755, implied_uid, implied_gid)
     for entry in entries.values():
         written[entry.path] = entry
-    return _layer(list(written.values()), compression, limits, what)
+    return _layer(list(written.values()), compression, limits, what, mapper)
 
 
 def _member_entry(

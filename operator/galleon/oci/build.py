@@ -18,7 +18,8 @@ Rules of this module:
   across repositories; else streamed registry to registry by `galleon.oci.copy`
   (read once, digest-checked as it flows, never held whole) → copied.
 - New layers (`galleon.core.layers`: tar and gzip are CPU work) are built in a
-  worker thread, so the loop keeps serving, and uploaded unless already there;
+  worker thread, so the loop keeps serving, their gzip blocks deflated on one
+  thread per CPU (the bytes do not depend on it), and uploaded unless already there;
   then the config; then the manifest by digest, and only then by tag: a tag never
   names an image whose blobs are not all there.
 - The output is an OCI image manifest with an OCI config whatever the base's kind
@@ -37,7 +38,9 @@ Rules of this module:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -473,6 +476,20 @@ async def build_image(
     )
 
 
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _deflate_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads a layer's gzip blocks are deflated on, one per CPU, shared by every
+    build of the process (zlib lets go of the GIL: the blocks deflate in parallel)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = concurrent.futures.ThreadPoolExecutor(
+            max_workers=os.cpu_count() or 1, thread_name_prefix="deflate"
+        )
+    return _POOL
+
+
 async def _run_step(
     step: Step,
     index: int,
@@ -486,13 +503,18 @@ async def _run_step(
     """One step's diff_ids and its layers with the tasks placing them (none for a config step)."""
     if isinstance(step, File | Archive):
         try:
+            mapper = _deflate_pool().map
             if isinstance(step, File):
                 built = await asyncio.to_thread(
-                    layers.file_layer, step, compression=compression, limits=limits
+                    layers.file_layer, step, compression=compression, limits=limits, mapper=mapper
                 )
             else:
                 built = await asyncio.to_thread(
-                    layers.archive_layer, step, compression=compression, limits=limits
+                    layers.archive_layer,
+                    step,
+                    compression=compression,
+                    limits=limits,
+                    mapper=mapper,
                 )
         except BuildRefused as error:
             raise BuildRefused(f"step {index}: {error}") from None
