@@ -125,6 +125,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "default 2, or --replication-concurrency when lower)",
     )
     parser.add_argument(
+        "--build-concurrency",
+        type=int,
+        default=int(os.environ.get("GALLEON_BUILD_CONCURRENCY", "2")),
+        help="image builds running at the same time (each holds its new layers in memory)",
+    )
+    parser.add_argument(
         "--region-concurrency",
         type=int,
         default=int(os.environ.get("GALLEON_REGION_CONCURRENCY", "2")),

@@ -117,6 +117,24 @@ INSTANCE_UPGRADES = Counter(
     "Instances upgraded by rolling upgrades, by result (Healthy, Unhealthy, RolledBack).",
     ["result"],
 )
+BUILDS = Counter(
+    "galleon_image_builds_total",
+    "Image builds that ended, by result (Succeeded, Unchanged, Failed) and failure reason.",
+    ["namespace", "result", "reason"],
+)
+BUILD_DURATION = Histogram(
+    "galleon_image_build_duration_seconds",
+    "Time from an image build's start to its end, by result.",
+    ["result"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 14400),
+)
+BUILD_STEP_DURATION = Histogram(
+    "galleon_image_build_step_duration_seconds",
+    "Time one customization step of a build took, by step type.",
+    ["type"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300),
+)
+BUILDS_RUNNING = Gauge("galleon_image_builds_running", "Image builds holding a build slot now.")
 KUBE_REQUESTS = Counter(
     "galleon_kube_requests_total",
     "Kubernetes API requests made by a controller's passes and the Events it posts "

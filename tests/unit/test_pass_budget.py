@@ -81,6 +81,7 @@ class Source:
         *,
         tags: Sequence[str],
         progress: Any,
+        staged: Any = None,
     ) -> Mapping[Location, Any]:
         self.calls.append((namespace, tuple(d.location for d in destinations)))
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]

@@ -66,12 +66,14 @@ def example_spec(kind: str) -> dict[str, Any]:
 
 
 def example_specs(kind: str) -> list[dict[str, Any]]:
-    """The spec of examples/ for `kind`, else (the image builder's kinds, which
-    examples/ does not show yet) those of tests/data/builder_api.yaml's good objects."""
+    """The spec of examples/ for `kind`, and for the image builder's kinds also those of
+    tests/data/builder_api.yaml's good objects (which use every kind of source)."""
+    specs = []
     with contextlib.suppress(LookupError):
-        return [example_spec(kind)]
+        specs.append(example_spec(kind))
     data = yaml.safe_load((REPO / "tests" / "data" / "builder_api.yaml").read_text())
-    return [copy.deepcopy(d["spec"]) for d in data["good"] if d["kind"] == kind]
+    specs.extend(copy.deepcopy(d["spec"]) for d in data["good"] if d["kind"] == kind)
+    return specs
 
 
 def placements(node: Any, path: tuple[str, ...], value: Any) -> Iterator[Any]:

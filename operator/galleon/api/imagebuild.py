@@ -40,10 +40,17 @@ SPEC_IMMUTABLE_MESSAGE = (
     "ImageBuild instead)"
 )
 BuildPhase = Literal[
-    "Pending", "Resolving", "Building", "Pushing", "Publishing", "Succeeded", "Failed"
+    "Pending",
+    "Resolving",
+    "Building",
+    "Pushing",
+    "Validating",
+    "Publishing",
+    "Succeeded",
+    "Failed",
 ]
 """Where a build stands (also what a template's status.lastBuild.phase reports)."""
-BuildReason = Literal["Manual", "Created", "SourceImageUpdate"]
+BuildReason = Literal["Manual", "Created", "TemplateUpdate", "SourceImageUpdate"]
 StepPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped"]
 INPUT_NAME_MAX = 128
 MAX_INPUTS = MAX_STEPS + 1
@@ -77,7 +84,8 @@ class ImageBuildSpec(SpecModel):
     reason: BuildReason = Field(
         default="Manual",
         description="Why the build exists: Manual (a user created it), Created (the "
-        "template's first build), SourceImageUpdate (its source has a new digest).",
+        "template's first build), TemplateUpdate (its spec changed), SourceImageUpdate (its "
+        "source definition has a newer latest version).",
     )
 
 
@@ -116,6 +124,32 @@ class BuildStepStatus(StatusModel):
     )
 
 
+CheckName = Literal["podReady", "command"]
+OUTPUT_MAX = 4096
+
+
+class ValidationResult(StatusModel):
+    """One check of the built image and how it went."""
+
+    name: CheckName = Field(description="podReady or command.")
+    phase: StepPhase = Field(
+        default="Pending", description="Pending, Running, Succeeded, Failed or Skipped."
+    )
+    pod: str | None = Field(default=None, max_length=NAME_MAX, description="The check's Pod.")
+    node: str | None = Field(default=None, max_length=NAME_MAX, description="Node it ran on.")
+    duration_seconds: float | None = Field(
+        default=None, ge=0, description="From the Pod's creation to the check's end."
+    )
+    message: str = Field(
+        default="", max_length=STEP_MESSAGE_MAX, description="What happened (exit code, reason)."
+    )
+    output: str = Field(
+        default="",
+        max_length=OUTPUT_MAX,
+        description="The end of the container's log, when the check failed.",
+    )
+
+
 class BuildInput(StatusModel):
     """One input of the build and the digest it had, for provenance."""
 
@@ -138,11 +172,21 @@ class ImageBuildStatus(StatusModel):
     phase: BuildPhase | None = Field(
         default=None,
         description="Pending, Resolving (source and inputs to digests), Building (the layers), "
-        "Pushing (to the staging image), Publishing (the ImageVersion), Succeeded or Failed.",
+        "Pushing (to the staging image), Validating (the template's checks), Publishing (the "
+        "ImageVersion), Succeeded or Failed.",
     )
     start_time: datetime | None = Field(default=None, description="When the build started.")
     completion_time: datetime | None = Field(
         default=None, description="When it succeeded or failed."
+    )
+    template_generation: int | None = Field(
+        default=None, ge=1, le=GENERATION_MAX, description="Generation of the template built."
+    )
+    source: str | None = Field(
+        default=None,
+        max_length=IMAGE_REFERENCE_MAX,
+        description="Where the source was read: host/repository@digest (and, for a gallery "
+        "version, which one).",
     )
     source_digest: str | None = Field(
         default=None,
@@ -168,6 +212,12 @@ class ImageBuildStatus(StatusModel):
         default_factory=list,
         max_length=MAX_STEPS,
         description="Each customization step, in the template's order.",
+        json_schema_extra=list_map("name"),
+    )
+    validation: list[ValidationResult] = Field(
+        default_factory=list,
+        max_length=2,
+        description="Each check of template's validate, in order (podReady, command).",
         json_schema_extra=list_map("name"),
     )
     inputs: list[BuildInput] = Field(

@@ -7,14 +7,15 @@ Rules of this module:
   (`galleon.api.imagebuild`), which its status summarises.
 - Every cross-field rule is written twice, as a CEL rule and a model validator with
   the same message; `SPEC_RULES` are those spanning the spec's fields.
-- `validate` and `triggers` will join the spec as further optional fields, their
-  cross-field rules in `SPEC_RULES`.
+- The status is also the template controller's memory: which generation and which
+  source digest it last created a build for, and the failed builds in a row it has
+  counted, so a restarted operator neither builds twice nor forgets a failing streak.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -37,6 +38,7 @@ from galleon.api.common import (
     validations,
 )
 from galleon.api.customize import (
+    ARGUMENT_MAX,
     MAX_STEPS,
     STEP_NAMES_MESSAGE,
     CustomizeStep,
@@ -93,6 +95,19 @@ SOURCE_SAME_DEFINITION_MESSAGE = (
     'distribute.versioning.scheme "Source" must not publish into the source\'s own image '
     "definition: that version exists already"
 )
+TRIGGER_SOURCE_MESSAGE = (
+    'triggers.sourceImageUpdate needs source.imageVersion with version "latest": only a '
+    "gallery definition's latest version is watched for a newer one"
+)
+VALIDATION_TIMEOUT_MAX_SECONDS = 4 * 3600
+VALIDATION_TIMEOUT_MAX_MESSAGE = (
+    f"validate.timeout must be at most PT4H ({VALIDATION_TIMEOUT_MAX_SECONDS} seconds)"
+)
+CHECK_MESSAGE = "validate must set podReady, command or both"
+PROBE_MESSAGE = "readinessProbe must set exactly one of httpGet, tcpSocket and exec"
+MAX_COMMAND = 64
+FAILED_BUILDS_TO_SUSPEND = 3
+"""Failed builds in a row after which the source-update trigger is switched off."""
 BUILD_TIMEOUT_MAX_MESSAGE = (
     f"buildTimeout must be at most P1D ({BUILD_TIMEOUT_MAX_SECONDS} seconds)"
 )
@@ -225,6 +240,161 @@ class Distribution(SpecModel):
     )
 
 
+class HTTPGetProbe(SpecModel):
+    """An HTTP GET to the validation Pod (any answer from 200 to 399 is Ready)."""
+
+    path: str = Field(default="/", max_length=1024, pattern=r"^/[^\s]*$", description="Path.")
+    port: int = Field(ge=1, le=65535, description="Port of the container.")
+
+
+class TCPSocketProbe(SpecModel):
+    """A TCP connection to the validation Pod."""
+
+    port: int = Field(ge=1, le=65535, description="Port of the container.")
+
+
+class ExecProbe(SpecModel):
+    """A command run in the validation Pod's container (exit 0 is Ready)."""
+
+    command: list[Annotated[str, Field(max_length=ARGUMENT_MAX)]] = Field(
+        min_length=1, max_length=MAX_COMMAND, description="Command and arguments."
+    )
+
+
+class ReadinessProbe(SpecModel):
+    """When the validation Pod counts as Ready: exactly one probe."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": validations(
+            exactly_one_rule(("httpGet", "tcpSocket", "exec"), PROBE_MESSAGE)
+        )
+    }
+
+    http_get: HTTPGetProbe | None = Field(default=None, description="An HTTP GET.")
+    tcp_socket: TCPSocketProbe | None = Field(default=None, description="A TCP connection.")
+    exec: ExecProbe | None = Field(default=None, description="A command.")
+    period_seconds: int = Field(default=2, ge=1, le=300, description="Seconds between probes.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ReadinessProbe:
+        check_exactly_one((self.http_get, self.tcp_socket, self.exec), PROBE_MESSAGE)
+        return self
+
+
+class PodReadyCheck(SpecModel):
+    """The built image runs as a Pod on the home region's nodes (its own entrypoint and
+    command) and must turn Ready."""
+
+    readiness_probe: ReadinessProbe | None = Field(
+        default=None,
+        description="When the Pod is Ready (default: once its container runs).",
+    )
+
+
+TOLERATION_MESSAGE = 'a toleration with operator "Exists" has no value; one with "Equal" has a key'
+
+
+class Toleration(SpecModel):
+    """A taint the validation Pods tolerate (Kubernetes' Toleration), e.g. of a node
+    pool kept for validation."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": validations(
+            cel(
+                "(has(self.operator) && self.operator == 'Exists') "
+                "? (!has(self.value) || self.value == '') : (has(self.key) && self.key != '')",
+                TOLERATION_MESSAGE,
+            )
+        )
+    }
+
+    key: str = Field(
+        default="",
+        max_length=317,
+        pattern=r"^([A-Za-z0-9][-A-Za-z0-9_.]*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$|^$",
+        description="Taint key (empty with operator Exists: every taint).",
+    )
+    operator: Literal["Exists", "Equal"] = Field(default="Equal", description="Exists or Equal.")
+    value: str = Field(default="", max_length=63, description="Taint value (Equal).")
+    effect: Literal["", "NoSchedule", "PreferNoSchedule", "NoExecute"] = Field(
+        default="", description="Taint effect (empty: every effect)."
+    )
+
+    @model_validator(mode="after")
+    def _operator_fits(self) -> Toleration:
+        if (self.operator == "Exists" and self.value) or (
+            self.operator == "Equal" and not self.key
+        ):
+            raise ValueError(TOLERATION_MESSAGE)
+        return self
+
+
+class Validation(SpecModel):
+    """Checks of the built image before it is published: each runs as a Pod of the
+    image on a node of the gallery's home region, in the template's namespace."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": validations(
+            cel("has(self.podReady) || has(self.command)", CHECK_MESSAGE)
+        )
+    }
+
+    pod_ready: PodReadyCheck | None = Field(
+        default=None, description="The image must boot: its Pod must turn Ready."
+    )
+    command: list[Annotated[str, Field(max_length=ARGUMENT_MAX)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_COMMAND,
+        description="A command run in a Pod of the image (replacing its entrypoint) that must "
+        "exit 0, e.g. [/bin/sh, -c, 'test -f /etc/motd'].",
+    )
+    timeout: str = duration_field(
+        "PT10M",
+        "How long each check may take, pulling the image included, ISO 8601.",
+        maximum=VALIDATION_TIMEOUT_MAX_SECONDS,
+        maximum_message=VALIDATION_TIMEOUT_MAX_MESSAGE,
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Taints of the home region's nodes the validation Pods tolerate.",
+    )
+    continue_distribute_on_failure: bool = Field(
+        default=False,
+        description="Publish the image even when a check fails (the build then says so in "
+        "its Validated condition); by default a failed check publishes nothing.",
+    )
+
+    @field_validator("timeout")
+    @classmethod
+    def _iso_duration(cls, value: str) -> str:
+        if not is_iso8601_duration(value):
+            raise ValueError(f"{DURATION_MESSAGE}; got {value!r}")
+        if duration_seconds(value) > VALIDATION_TIMEOUT_MAX_SECONDS:
+            raise ValueError(f"{VALIDATION_TIMEOUT_MAX_MESSAGE}; got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _a_check(self) -> Validation:
+        if self.pod_ready is None and self.command is None:
+            raise ValueError(CHECK_MESSAGE)
+        return self
+
+
+class Triggers(SpecModel):
+    """When galleon starts a build by itself (besides the template's creation and each
+    change of its spec)."""
+
+    source_image_update: bool = Field(
+        default=False,
+        description="Build again when the source definition gets a newer latest version "
+        f"(source.imageVersion with version latest only). Switched off, with the condition "
+        f"TriggersSuspended, after {FAILED_BUILDS_TO_SUSPEND} failed builds in a row, until "
+        "a build succeeds or the spec changes.",
+    )
+
+
 # -- the spec ----------------------------------------------------------------------
 
 
@@ -242,8 +412,16 @@ SPEC_RULES = (
         SOURCE_SAME_DEFINITION_MESSAGE,
         field_path=".distribute.imageDefinitionName",
     ),
+    cel(
+        "!has(self.triggers) || !has(self.triggers.sourceImageUpdate) "
+        "|| !self.triggers.sourceImageUpdate || (has(self.source.imageVersion) "
+        "&& (!has(self.source.imageVersion.version) "
+        "|| self.source.imageVersion.version == 'latest'))",
+        TRIGGER_SOURCE_MESSAGE,
+        field_path=".triggers.sourceImageUpdate",
+    ),
 )
-"""Rules across the spec's fields (validate and triggers will add theirs here)."""
+"""Rules across the spec's fields (validate will add its own here)."""
 
 
 class ImageTemplateSpec(SpecModel):
@@ -266,6 +444,16 @@ class ImageTemplateSpec(SpecModel):
         "How long one build may take before it fails, ISO 8601 (e.g. PT30M).",
         maximum=BUILD_TIMEOUT_MAX_SECONDS,
         maximum_message=BUILD_TIMEOUT_MAX_MESSAGE,
+    )
+    validate_: Validation | None = Field(
+        default=None,
+        alias="validate",
+        description="Checks of the built image before it is published (none by default).",
+    )
+    triggers: Triggers = Field(
+        default_factory=Triggers,
+        description="Builds galleon starts by itself.",
+        json_schema_extra=object_default(Triggers),
     )
     history_limit: int = Field(
         default=10,
@@ -303,6 +491,8 @@ class ImageTemplateSpec(SpecModel):
             and source.image_definition_name == self.distribute.image_definition_name
         ):
             raise ValueError(SOURCE_SAME_DEFINITION_MESSAGE)
+        if self.triggers.source_image_update and (source is None or source.version != LATEST):
+            raise ValueError(TRIGGER_SOURCE_MESSAGE)
         return self
 
 
@@ -330,8 +520,8 @@ class LastBuild(StatusModel):
     name: str = Field(max_length=NAME_MAX, description="Name of the ImageBuild.")
     phase: BuildPhase | None = Field(
         default=None,
-        description="Its phase: Pending, Resolving, Building, Pushing, Publishing, Succeeded "
-        "or Failed.",
+        description="Its phase: Pending, Resolving, Building, Pushing, Validating, "
+        "Publishing, Succeeded or Failed.",
     )
     output_digest: str | None = Field(
         default=None,
@@ -361,4 +551,23 @@ class ImageTemplateStatus(StatusModel):
         max_length=DIGEST_MAX,
         pattern=DIGEST_PATTERN,
         description="Digest of the image of the latest successful build.",
+    )
+    triggered_generation: int | None = Field(
+        default=None,
+        ge=0,
+        description="metadata.generation galleon last created a build for (0: none yet).",
+    )
+    triggered_source_digest: str | None = Field(
+        default=None,
+        max_length=DIGEST_MAX,
+        pattern=DIGEST_PATTERN,
+        description="Source digest galleon last created a build for (source-update trigger).",
+    )
+    failed_builds_in_a_row: int = Field(
+        default=0, ge=0, description="Finished builds that failed since the last success."
+    )
+    counted_build: str | None = Field(
+        default=None,
+        max_length=NAME_MAX,
+        description="Newest finished build counted in failedBuildsInARow.",
     )

@@ -22,6 +22,8 @@ class Config:
     copy_attempts_per_pass: int = 3
     #: Seconds after which a replication pass starts no retry (same ending as above).
     retry_seconds_per_pass: float = 120.0
+    #: Image builds running at the same time (a build holds its new layers in memory).
+    build_concurrency: int = 2
     #: Destination registries of one region written to at the same time, all versions together.
     region_concurrency: int = 2
     #: Minimum seconds between two progress writes of one ImageVersion's status.

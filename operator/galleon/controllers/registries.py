@@ -7,6 +7,10 @@ failure surfaces as a `RegistryError` with a reason. Which namespace a Secret is
 read from is decided here, once per kind: a Region's (cluster-scoped) where it says,
 else the operator's; an ImageVersion's always its own (`source_access`). The
 credentials are those of the registry's host only (`galleon.kube.credentials`).
+A version whose source is its own definition's staging repository in a registry of
+its gallery's home region (an image galleon built: `staged_endpoint`) is read with
+that registry's access: the repository is derived from the version's own namespace,
+so no tenant reaches another's staged images that way.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from galleon.api.common import LocalSecretReference, SecretReference
 from galleon.api.imageversion import ImageSource
@@ -172,6 +177,39 @@ def _source_url(source: ImageSource) -> tuple[str, str, str]:
     return f"{scheme}://{reference.host}", reference.repository, reference.reference
 
 
+def staged_endpoint(
+    source: ImageSource, staging_repository: str, endpoints: Sequence[RegistryEndpoint]
+) -> RegistryEndpoint | None:
+    """The registry of `endpoints` that `source` names the staging repository of, if
+    it names exactly `staging_repository` there (host, scheme and path); else None.
+
+    >>> e = RegistryEndpoint.model_validate({"name": "r0", "url": "http://reg:5000"})
+    >>> s = ImageSource.model_validate(
+    ...     {"image": "reg:5000/g/ns/gal/os__staging@sha256:" + "a" * 64, "plainHTTP": True}
+    ... )
+    >>> staged_endpoint(s, "g/ns/gal/os__staging", [e]).name
+    'r0'
+    >>> staged_endpoint(s, "g/other/gal/os__staging", [e]) is None
+    True
+    """
+    try:
+        reference = parse(source.image)
+    except InvalidReference:
+        return None
+    if reference.repository != staging_repository:
+        return None
+    scheme = "http" if source.plain_http else "https"
+    for endpoint in endpoints:
+        parts = urlsplit(endpoint.url)
+        if (
+            parts.scheme == scheme
+            and parts.netloc.lower() == reference.host.lower()
+            and parts.path in ("", "/")
+        ):
+            return endpoint
+    return None
+
+
 class Registries:
     """The registry calls of the controllers, with the operator's namespace as the home
     of cluster-scoped Regions' Secrets and the operator's address policy for every
@@ -191,10 +229,15 @@ class Registries:
 
     @contextlib.asynccontextmanager
     async def source_client(
-        self, source: ImageSource, namespace: str
+        self, source: ImageSource, namespace: str, staged: RegistryEndpoint | None = None
     ) -> AsyncIterator[RegistryClient]:
         """A client of an ImageVersion's source registry (Secrets of the version's
-        `namespace` only, whatever the references say)."""
+        `namespace` only, whatever the references say), or of the home region's
+        registry `staged` that `staged_endpoint` found the source in."""
+        if staged is not None:
+            async with self.endpoint_client(staged) as client:
+                yield client
+            return
         url, _, _ = _source_url(source)
         async with _client(url, source_access(source, namespace), self.policy) as client:
             yield client
@@ -210,10 +253,12 @@ class Registries:
             return False, f"{error.reason}: {error}"
         return True, ""
 
-    async def resolve_source(self, source: ImageSource, namespace: str) -> Resolved:
+    async def resolve_source(
+        self, source: ImageSource, namespace: str, staged: RegistryEndpoint | None = None
+    ) -> Resolved:
         """The digest, media type and total blob size of the source image."""
         _, repository, reference = _source_url(source)
-        async with self.source_client(source, namespace) as client:
+        async with self.source_client(source, namespace, staged) as client:
             resolution = await client.resolve(repository, reference)
         return Resolved(resolution.digest, resolution.media_type, resolution.size)
 
@@ -227,13 +272,14 @@ class Registries:
         *,
         tags: Sequence[str],
         progress: Callable[[Location, int, int], None],
+        staged: RegistryEndpoint | None = None,
     ) -> Mapping[Location, Any]:
         """Copy the source image (pinned to `digest`) to every destination at once."""
         _, source_repository, _ = _source_url(source)
         async with contextlib.AsyncExitStack() as stack:
             try:
                 source_client_ = await stack.enter_async_context(
-                    self.source_client(source, namespace)
+                    self.source_client(source, namespace, staged)
                 )
             except RegistryError as error:
                 return {d.location: error for d in destinations}

@@ -95,6 +95,7 @@ def config_from(args: argparse.Namespace) -> Config:
             max(1, args.replication_concurrency), max(1, args.namespace_replication_concurrency)
         ),
         region_concurrency=max(1, args.region_concurrency),
+        build_concurrency=max(1, args.build_concurrency),
         status_interval=max(0.0, args.status_interval),
         operator_namespace=args.operator_namespace,
         deny_cidrs=tuple(args.deny_cidr),

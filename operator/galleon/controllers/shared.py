@@ -239,8 +239,11 @@ class Runtime:
     recounted when that changes)."""
     passes: Passes = field(default_factory=Passes)
     """The replication passes running now (deletion stops them first)."""
+    builds: asyncio.Semaphore = field(init=False)
+    """Slots of the image builds running now (`Config.build_concurrency`)."""
 
     def __post_init__(self) -> None:
+        self.builds = asyncio.Semaphore(self.config.build_concurrency)
         self.replication = ReplicationSlots(
             self.config.replication_concurrency,
             self.config.region_concurrency,

@@ -111,6 +111,31 @@ UNHEALTHY_BEFORE_UPGRADE: Final = "MaxUnhealthyInstancePercentExceededBeforeRoll
 UNHEALTHY_UPGRADED: Final = "MaxUnhealthyUpgradedInstancePercentExceededInRollingUpgrade"
 
 
+# The image builder (galleon.controllers.builder).
+TRIGGERS_SUSPENDED: Final = "TriggersSuspended"
+BUILD_SUCCEEDED: Final = "BuildSucceeded"
+BUILD_FAILED: Final = "BuildFailed"
+BUILD_RUNNING: Final = "BuildRunning"
+BUILD_WAITING: Final = "BuildWaiting"
+BUILD_STARTED: Final = "BuildStarted"
+NO_BUILD_YET: Final = "NoBuildYet"
+TEMPLATE_NOT_FOUND: Final = "TemplateNotFound"
+TEMPLATE_CHANGED: Final = "TemplateChanged"
+INPUT_NOT_FOUND: Final = "InputNotFound"
+CHECKSUM_MISMATCH: Final = "ChecksumMismatch"
+DOWNLOAD_FAILED: Final = "DownloadFailed"
+BUILD_REFUSED: Final = "BuildRefused"
+PUSH_FAILED: Final = "PushFailed"
+VERSION_REFUSED: Final = "VersionRefused"
+BUILD_TIMED_OUT: Final = "BuildTimedOut"
+UNCHANGED: Final = "Unchanged"
+PUBLISHED: Final = "Published"
+FAILED_IN_A_ROW: Final = "FailedBuildsInARow"
+TRIGGERS_ACTIVE: Final = "TriggersActive"
+VALIDATED: Final = "Validated"
+VALIDATION_FAILED: Final = "ValidationFailed"
+VALIDATION_PASSED: Final = "ValidationPassed"
+
 def upgrade_ended(code: str) -> str:
     """The Upgrading reason of an upgrade that ended without completing.
 

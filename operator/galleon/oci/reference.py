@@ -16,6 +16,11 @@ _HOST = re.compile(
 )
 
 
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+"""The distribution grammar of a repository path (`__` and runs of `-` included)."""
+
+
 class InvalidReference(ValueError):
     pass
 
@@ -59,6 +64,6 @@ def parse(text: str) -> Reference:
         path, _, tag = path.rpartition(":")
         if not _TAG.fullmatch(tag):
             raise InvalidReference(f"{text!r}: invalid tag {tag!r} (the OCI tag grammar)")
-    if not re.fullmatch(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*", path):
+    if not _REPOSITORY.fullmatch(path):
         raise InvalidReference(f"{text!r}: invalid repository {path!r}")
     return Reference(host, path, tag or None, digest or None)

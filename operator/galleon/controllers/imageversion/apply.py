@@ -90,6 +90,8 @@ class Replicator:
         self.namespace = body["metadata"]["namespace"]
         self._started: dict[str, float] = {}
         self.failed_before: dict[Location, str] = {}
+        self.staged: RegistryEndpoint | None = None
+        """The home region registry a build staged the source in (`registries.staged_endpoint`)."""
         """Replicas recorded Failed before this pass (set by the caller from the status
         as read, before the plan re-queues them), with their message: failing again the
         same way is not news, and posts no second Event."""
@@ -232,6 +234,7 @@ class Replicator:
                     self.repository,
                     tags=[self.spec.version],
                     progress=progress,
+                    staged=self.staged,
                 )
             finally:
                 flusher.cancel()

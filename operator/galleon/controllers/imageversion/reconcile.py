@@ -34,6 +34,7 @@ from pydantic import ValidationError
 
 from galleon import clock
 from galleon.api.imageversion import ImageVersionSpec
+from galleon.api.region import RegistryEndpoint
 from galleon.controllers import registries
 from galleon.controllers.common import as_dict, post_once, report_failure
 from galleon.controllers.gallery import refresh_definition
@@ -43,7 +44,7 @@ from galleon.controllers.imageversion.status_writer import StatusWriter, Version
 from galleon.controllers.indexes import first
 from galleon.controllers.loop import Retry
 from galleon.controllers.shared import Runtime
-from galleon.core import reasons, references, times
+from galleon.core import builds, reasons, references, times
 from galleon.core import replication as rep
 from galleon.core.conditions import kstatus
 from galleon.core.imageversion_status import (
@@ -97,6 +98,7 @@ class Publication:
         self.runtime = runtime
         self.versions_index, self.regions_index = versions, regions
         self.scalesets_index = scalesets or {}
+        self.staged: RegistryEndpoint | None = None
 
     async def fail(self, error: Exception) -> None:
         """A pass failed in a way no rule foresaw: say so on the ImageVersion."""
@@ -148,6 +150,7 @@ class Publication:
             post_once(body, writer.status, reasons.READY, False, reasons.INVALID_SPEC, message)
             await writer.set_conditions(kstatus(False, reasons.INVALID_SPEC, message, stalled=True))
             return PERMANENT_RETRY_SECONDS
+        self.staged = self.staged_endpoint(spec, gallery, definition)
         digest = await self.source(body, writer, spec, repository)
         if digest is None:
             return PERMANENT_RETRY_SECONDS
@@ -220,7 +223,9 @@ class Publication:
         if recorded:
             return str(recorded)
         try:
-            resolved = await self.runtime.registries.resolve_source(spec.source, self.namespace)
+            resolved = await self.runtime.registries.resolve_source(
+                spec.source, self.namespace, self.staged
+            )
         except registries.RegistryError as error:
             reason = SOURCE_ERROR_REASONS.get(
                 error.reason,
@@ -256,6 +261,23 @@ class Publication:
         )
         return resolved.digest
 
+    def staged_endpoint(
+        self, spec: ImageVersionSpec, gallery: Mapping[str, Any], definition: Mapping[str, Any]
+    ) -> RegistryEndpoint | None:
+        """The home region registry a build of this definition staged the source in, if
+        the source is exactly there (see `registries.staged_endpoint`)."""
+        gallery_spec = gallery.get("spec") or {}
+        home = self.regions().get(str(gallery_spec.get("location", "")))
+        if home is None:
+            return None
+        staging = builds.staging_repository(
+            gallery_spec.get("repositoryPrefix", "galleon"),
+            self.namespace,
+            gallery["metadata"]["name"],
+            definition["metadata"]["name"],
+        )
+        return registries.staged_endpoint(spec.source, staging, home.endpoints)
+
     def regions(self) -> dict[str, RegionInfo]:
         """Every Region, from the watch-fed index."""
         regions = {name: first(self.regions_index, name) for name in self.regions_index}
@@ -289,6 +311,7 @@ class Publication:
             body, spec, self.runtime, record, writer, regions, repository, digest
         )
         replicator.failed_before = failed_before
+        replicator.staged = self.staged
         missing = await replicator.verify(plan.keep)
         pending = [*plan.copy, *missing]
         if pending:

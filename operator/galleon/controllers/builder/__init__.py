@@ -1,0 +1,2 @@
+"""The image builder's controllers: ImageTemplate (triggers, history, status) and
+ImageBuild (one run, `run`)."""
