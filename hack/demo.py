@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 from lightkube import codecs
 
-from galleon.kube.resources import ImageDefinition, ImageVersion, ScaleSet
+from galleon.kube.resources import ImageBuild, ImageDefinition, ImageVersion, ScaleSet
 from galleon.oci import RegistryClient
 from galleon.oci.reference import parse
 from galleon_testkit import nodes
@@ -51,6 +51,7 @@ from galleon_testkit.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+TEMPLATE = "hardened"
 NAMESPACE = "galleon-demo"
 
 
@@ -103,6 +104,43 @@ def watch_version(plane: ControlPlane, name: str, timeout: float = 180) -> None:
             return
         time.sleep(1)
     raise SystemExit(f"{name} did not finish replicating within {timeout:.0f}s")
+
+
+def watch_build(plane: ControlPlane, reason: str, timeout: float = 180) -> str:
+    """Wait for the template's build of `reason` to end; print it; the ImageVersion
+    it published."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        found = [
+            b
+            for b in plane.client().list(
+                ImageBuild, namespace=NAMESPACE, labels={"galleon.dev/template": TEMPLATE}
+            )
+            if (b.get("spec") or {}).get("reason") == reason
+        ]
+        if found:
+            build = found[-1]
+            status = build.get("status") or {}
+            phase = status.get("phase", "Pending")
+            text = f"  build {build['metadata']['name']} ({reason}): {phase}"
+            if text != last:
+                print(text, flush=True)
+                last = text
+            if status.get("phase") == "Failed":
+                raise SystemExit(f"the build failed: {status.get('message')}")
+            if status.get("phase") == "Succeeded":
+                for step in status.get("steps") or []:
+                    digest = (step.get("layerDigest") or "")[:19]
+                    print(
+                        f"    step {step['name']:<12} {step['type']:<12} "
+                        f"{step.get('durationSeconds', 0):.3f}s {digest}",
+                        flush=True,
+                    )
+                print(f"    {status.get('message')}", flush=True)
+                return str(status["imageVersion"]["name"])
+        time.sleep(1)
+    raise SystemExit(f"no {reason} build of {TEMPLATE} ended within {timeout:.0f}s")
 
 
 def show_definition(plane: ControlPlane, version: str, timeout: float = 60) -> None:
@@ -309,11 +347,15 @@ def main() -> None:
             d["metadata"]["name"] for d in documents(EXAMPLES / "04-imageversion-1.0.0.yaml")
         )
         watch_version(plane, first)
+        print(f"building ImageTemplate {TEMPLATE} from it:")
+        watch_version(plane, watch_build(plane, "Created"))
         real = node is not None
         watch_scaleset(plane, name, all_on("1.0.0", capacity), "running 1.0.0", real=real)
         newer_path = next(EXAMPLES.glob("*imageversion-1.0.2.yaml"))
         apply(plane, newer_path)
         watch_version(plane, documents(newer_path)[0]["metadata"]["name"])
+        print(f"a new base version: ImageTemplate {TEMPLATE} builds again by itself:")
+        watch_version(plane, watch_build(plane, "SourceImageUpdate"))
         print("image definitions:")
         show_definition(plane, "1.0.2")
         print(f"rolling 1.0.2 out to ScaleSet {name} in batches:")

@@ -33,6 +33,9 @@ def test_the_demo_replicates_the_examples_and_rolls_the_scaleset_out(tmp_path: P
     assert completed.returncode == 0, output
     assert "ubuntu-server-1-0-0: Completed (3/3 regions)" in output
     assert "ubuntu-server-1-0-2: Completed (3/3 regions)" in output
+    assert "build hardened-g1 (Created): Succeeded" in output, output[-4000:]
+    assert "ubuntu-server-hardened-1.0.0: Completed (3/3 regions)" in output
+    assert "ubuntu-server-hardened-1.0.2: Completed (3/3 regions)" in output
     assert "per region: eastus2=1.0.2, southcentralus=1.0.2, westcentralus=1.0.2" in output, (
         output[-4000:]
     )
