@@ -30,7 +30,7 @@ from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBi
 from lightkube.types import PatchType
 
 from galleon.api.crd import KINDS
-from galleon.kube.resources import ImageDefinition, Region, ScaleSet
+from galleon.kube.resources import ImageDefinition, ImageTemplate, Region, ScaleSet
 from galleon_testkit.admission import POLICY_TEMPLATE, is_policy_refusal, scaleset_manifest
 from galleon_testkit.chart import CHART, helm, of_kind, render
 from galleon_testkit.cluster_fixtures import short_name
@@ -97,15 +97,16 @@ def test_the_chart_renders_the_user_roles_and_the_policy() -> None:
     assert finalizers == [
         {"apiGroups": ["galleon.dev"], "resources": ["scalesets/finalizers"], "verbs": ["update"]}
     ]
-    policy = of_kind(documents, "ValidatingAdmissionPolicy")
-    binding = of_kind(documents, "ValidatingAdmissionPolicyBinding")
-    assert len(policy) == 1 and len(binding) == 1
-    assert binding[0]["spec"] == {
-        "policyName": policy[0]["metadata"]["name"],
-        "validationActions": ["Deny"],
-    }
-    rules = policy[0]["spec"]["matchConstraints"]["resourceRules"]
-    assert [r["resources"] for r in rules] == [["scalesets"]]  # not status, not scale
+    policies = of_kind(documents, "ValidatingAdmissionPolicy")
+    bindings = of_kind(documents, "ValidatingAdmissionPolicyBinding")
+    assert len(policies) == 2 and len(bindings) == 2
+    assert [b["spec"] for b in bindings] == [
+        {"policyName": p["metadata"]["name"], "validationActions": ["Deny"]} for p in policies
+    ]
+    # The main resources only: not status, not scale.
+    assert [
+        [r["resources"] for r in p["spec"]["matchConstraints"]["resourceRules"]] for p in policies
+    ] == [[["scalesets"]], [["imagetemplates"]]]
 
 
 def test_the_policy_and_the_user_roles_can_be_left_out() -> None:
@@ -123,19 +124,19 @@ def test_the_policy_and_the_user_roles_can_be_left_out() -> None:
 def test_the_control_plane_runs_the_chart_policy_type_checked(kube: Client) -> None:
     """The session's policy is the chart's, and the apiserver type-checked it cleanly
     (the kit already proved it enforced before the first test)."""
-    rendered = of_kind(render(), "ValidatingAdmissionPolicy")[0]
-    name = rendered["metadata"]["name"]
+    for rendered in of_kind(render(), "ValidatingAdmissionPolicy"):
+        name = rendered["metadata"]["name"]
 
-    def checked() -> Any:
-        status = kube.get(ValidatingAdmissionPolicy, name).status
-        return status if status and status.observedGeneration else None
+        def checked(name: str = name) -> Any:
+            status = kube.get(ValidatingAdmissionPolicy, name).status
+            return status if status and status.observedGeneration else None
 
-    status = wait_for(checked, timeout=30, description="the policy's type checking reported")
-    installed = kube.get(ValidatingAdmissionPolicy, name)
-    assert installed.spec is not None
-    assert installed.spec.to_dict()["validations"] == rendered["spec"]["validations"]
-    warnings = status.typeChecking.expressionWarnings if status.typeChecking else None
-    assert not warnings, warnings
+        status = wait_for(checked, timeout=30, description=f"{name}'s type checking reported")
+        installed = kube.get(ValidatingAdmissionPolicy, name)
+        assert installed.spec is not None
+        assert installed.spec.to_dict()["validations"] == rendered["spec"]["validations"]
+        warnings = status.typeChecking.expressionWarnings if status.typeChecking else None
+        assert not warnings, (name, warnings)
 
 
 # -- fixtures: the users and their namespaces --------------------------------------------
@@ -365,6 +366,61 @@ def test_an_editor_may_not_use_another_namespace_definition_until_granted(
     assert created.spec["imageReference"]["namespace"] == a
     # image-user grants `use` only: no read of A's objects.
     assert refused(lambda: editor.get(ImageDefinition, "ubuntu", namespace=a)).status.code == 403
+
+
+def template_from(namespace: str, definition_namespace: str) -> Any:
+    """An ImageTemplate of `namespace` that builds from ubuntu of `definition_namespace`."""
+    return ImageTemplate.from_dict(
+        {
+            "apiVersion": "galleon.dev/v1alpha1",
+            "kind": "ImageTemplate",
+            "metadata": {"name": "from-shared", "namespace": namespace},
+            "spec": {
+                "source": {
+                    "imageVersion": {
+                        "imageDefinitionName": "ubuntu",
+                        "namespace": definition_namespace,
+                    }
+                },
+                "customize": [
+                    {
+                        "name": "motd",
+                        "type": "File",
+                        "file": {"destination": "/etc/motd", "content": {"inline": "hi"}},
+                    }
+                ],
+                "distribute": {
+                    "imageDefinitionName": "ubuntu-b",
+                    "publishingProfile": {"targetRegions": [{"name": "admission-test"}]},
+                },
+            },
+        }
+    )
+
+
+def test_an_editor_may_not_build_from_another_namespace_definition_until_granted(
+    tenancy: Tenancy, request: pytest.FixtureRequest
+) -> None:
+    user = short_name(request.node.nodeid, "builder")
+    tenancy.bind(tenancy.consumer, "edit", user)
+    editor = tenancy.client_for(user)
+    a = tenancy.publisher
+    error = refused_by_policy_eventually(
+        lambda: editor.create(template_from(tenancy.consumer, a), dry_run=True),
+        "the policy to refuse the editor's template building from A",
+    )
+    assert error.status.code == 403 and error.status.reason == "Forbidden"
+    assert f"user may not use imagedefinition {a}/ubuntu" in str(error.status.message)
+    # Its own namespace's definitions need nothing more than edit.
+    admitted_eventually(
+        lambda: editor.create(template_from(tenancy.consumer, tenancy.consumer), dry_run=True),
+        "a template building from its own namespace",
+    )
+    tenancy.bind(a, "galleon-image-user", user)
+    admitted_eventually(
+        lambda: editor.create(template_from(tenancy.consumer, a), dry_run=True),
+        "the same template once the editor may use A's definition",
+    )
 
 
 def test_a_user_with_only_edit_in_b_may_not_grant_himself_use_in_a(
