@@ -41,7 +41,14 @@ from pydantic import ValidationError
 
 from galleon.api.crd import kind_named
 from galleon.api.scaleset import check_name
-from galleon.kube.resources import Gallery, ImageDefinition, ImageVersion, Region, ScaleSet
+from galleon.kube.resources import (
+    Gallery,
+    ImageDefinition,
+    ImageTemplate,
+    ImageVersion,
+    Region,
+    ScaleSet,
+)
 from galleon_testkit.binaries import REPO_ROOT
 from galleon_testkit.waiting import WaitTimeout, wait_for
 
@@ -59,6 +66,7 @@ RESOURCES = {
     "ImageDefinition": ImageDefinition,
     "ImageVersion": ImageVersion,
     "ScaleSet": ScaleSet,
+    "ImageTemplate": ImageTemplate,
 }
 MAY_BE_READY = {"Gallery", "ImageDefinition"}
 """Kinds whose parents exist in this world, so a valid one is rightly Ready."""

@@ -525,8 +525,9 @@ state = "{root / "state"}"
         for point in mounts_under(self.workdir, self.sockets):
             _unmount(point)
         for path in sorted(self._netns):
-            if path in mounts_under(Path(path)):
-                _unmount(path)
+            # mountinfo names the resolved path (/run/netns/..., /var/run is a link).
+            for point in mounts_under(Path(path)):
+                _unmount(point)
             with contextlib.suppress(OSError):
                 os.unlink(path)
         if self._bridge_created and self.bridge in _links():
