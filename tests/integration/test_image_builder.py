@@ -712,3 +712,92 @@ def test_validation_runs_the_built_image_on_a_real_node_and_a_failing_check_publ
             with contextlib.suppress(ApiError):
                 kube.delete(ImageTemplate, t.metadata.name, namespace=namespace)
         fleet.cleanup()
+
+
+class GatedFiles(Files):
+    """`Files` whose answers wait until `open()` (a download that is slow to come)."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.gate = threading.Event()
+        self.asked = threading.Event()
+        served, gate, asked = files, self.gate, self.asked
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                asked.set()
+                gate.wait(timeout=180)
+                body = served.get(self.path.split("?")[0]) or b""
+                with contextlib.suppress(OSError):
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def open(self) -> None:
+        self.gate.set()
+
+    def __exit__(self, *_: Any) -> None:
+        self.gate.set()
+        super().__exit__()
+
+
+def test_an_operator_killed_mid_build_resumes_it_and_publishes_once(
+    fleet: FleetHarness, kube: Any, namespace: str, operator: Any, operator_factory: Any
+) -> None:
+    tool = b"#!/bin/sh\necho tool\n"
+    with GatedFiles({"/tool.sh": tool}) as files:
+        definition(kube, namespace, "os-resumed")
+        template(
+            kube,
+            namespace,
+            "resumed",
+            [
+                {
+                    "name": "tool",
+                    "type": "File",
+                    "file": {
+                        "destination": "/usr/local/bin/tool",
+                        "mode": 0o755,
+                        "content": {
+                            "url": {
+                                "url": f"{files.url}/tool.sh",
+                                "sha256Checksum": hashlib.sha256(tool).hexdigest(),
+                            }
+                        },
+                    },
+                }
+            ],
+            distribute={
+                "imageDefinitionName": "os-resumed",
+                "publishingProfile": {"targetRegions": [{"name": fleet.west}]},
+            },
+        )
+        assert files.asked.wait(timeout=60), "the build never asked for its download"
+        [build] = builds_of(kube, namespace, "resumed")
+        name = build["metadata"]["name"]
+        before = kube.get(ImageBuild, name, namespace=namespace)["status"]
+        assert before["phase"] == "Resolving"
+        operator.kill()  # mid-build: its download is in flight
+        operator_factory(namespaces=[namespace])
+        files.open()
+        status = wait_build(kube, namespace, name)
+    assert status["phase"] == "Succeeded", status
+    assert status["startTime"] == before["startTime"]  # the timeout counts from the first start
+    versions = versions_of(kube, namespace, "os-resumed")
+    assert [v["spec"]["version"] for v in versions] == ["1.0.0"]
+    assert versions[0]["metadata"]["annotations"]["galleon.dev/built-by"] == name
+    assert len(builds_of(kube, namespace, "resumed")) == 1  # no second build either
+    started = [
+        e
+        for e in kube.list(Event, namespace=namespace, fields={"involvedObject.name": name})
+        if e.reason == "BuildStarted"
+    ]
+    assert len(started) == 1, [e.message for e in started]
