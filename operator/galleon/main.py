@@ -127,8 +127,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--build-concurrency",
         type=int,
-        default=int(os.environ.get("GALLEON_BUILD_CONCURRENCY", "2")),
+        default=int(os.environ.get("GALLEON_BUILD_CONCURRENCY", "1")),
         help="image builds running at the same time (each holds its new layers in memory)",
+    )
+    parser.add_argument(
+        "--build-max-step-mib",
+        type=int,
+        default=int(os.environ.get("GALLEON_BUILD_MAX_STEP_MIB", "64")),
+        help="largest File or Archive step, in MiB of content (a layer is built in memory: "
+        "about 7 MiB of memory per MiB at its peak)",
     )
     parser.add_argument(
         "--region-concurrency",

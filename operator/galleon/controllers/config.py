@@ -23,7 +23,10 @@ class Config:
     #: Seconds after which a replication pass starts no retry (same ending as above).
     retry_seconds_per_pass: float = 120.0
     #: Image builds running at the same time (a build holds its new layers in memory).
-    build_concurrency: int = 2
+    build_concurrency: int = 1
+    #: Largest File or Archive step (bytes of content, and of a download or archive
+    #: read): a layer is built in memory, about 7 times its content at its peak.
+    build_max_step_bytes: int = 64 << 20
     #: Destination registries of one region written to at the same time, all versions together.
     region_concurrency: int = 2
     #: Minimum seconds between two progress writes of one ImageVersion's status.

@@ -96,6 +96,7 @@ def config_from(args: argparse.Namespace) -> Config:
         ),
         region_concurrency=max(1, args.region_concurrency),
         build_concurrency=max(1, args.build_concurrency),
+        build_max_step_bytes=max(1, args.build_max_step_mib) << 20,
         status_interval=max(0.0, args.status_interval),
         operator_namespace=args.operator_namespace,
         deny_cidrs=tuple(args.deny_cidr),

@@ -56,6 +56,7 @@ from galleon.controllers.loop import backoff
 from galleon.controllers.shared import Runtime
 from galleon.core import builds, layers, reasons, times
 from galleon.core.conditions import kstatus, merged
+from galleon.core.layers import Limits
 from galleon.kube import client as kube
 from galleon.kube.resources import Gallery, ImageBuild, ImageDefinition, ImageTemplate, ImageVersion
 from galleon.metrics import BUILD_DURATION, BUILD_STEP_DURATION, BUILDS, BUILDS_RUNNING
@@ -391,6 +392,7 @@ class BuildRun:
                 repository,
                 builds.staging_tag(self.name),
                 registries=extra,
+                limits=Limits(bytes=self.runtime.config.build_max_step_bytes),
             )
         host = urlsplit(staging.url).netloc
         staged = f"{host}/{repository}@{result.digest}"
@@ -448,7 +450,7 @@ class BuildRun:
                 data = await download(
                     ref.url,
                     ref.sha256_checksum,
-                    limit=sources.MAX_INPUT_BYTES,
+                    limit=self.runtime.config.build_max_step_bytes,
                     policy=self.runtime.registries.policy,
                 )
             except DownloadRefused as error:
@@ -464,6 +466,14 @@ class BuildRun:
                         reasons.DOWNLOAD_FAILED, f"step {step.name}: {error}", step.name
                     ) from error
                 raise
+        limit = self.runtime.config.build_max_step_bytes
+        if len(data) > limit:
+            raise BuildFailed(
+                reasons.BUILD_REFUSED,
+                f"step {step.name}: its {kind} input is {len(data)} bytes, more than the "
+                f"operator's --build-max-step-mib ({limit >> 20} MiB)",
+                step.name,
+            )
         contents[step.name] = data
         return "sha256:" + hashlib.sha256(data).hexdigest()
 

@@ -35,9 +35,6 @@ from galleon.core.versions import LATEST, VersionFacts, latest_overall
 from galleon.kube import client as kube
 from galleon.kube.resources import Gallery, ImageDefinition, ImageVersion, Region
 
-MAX_INPUT_BYTES = 512 * 1024 * 1024
-"""Largest File or Archive input (what `galleon.core.layers.LIMITS` builds)."""
-
 
 class BuildFailed(Exception):
     """A build that cannot succeed as it stands: `reason` and a message for its status."""
