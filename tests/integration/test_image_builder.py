@@ -33,7 +33,7 @@ from lightkube.resources.core_v1 import ConfigMap, Event, Namespace, Node, Pod
 from lightkube.types import PatchType
 
 from galleon.kube.resources import Gallery, ImageBuild, ImageTemplate, ImageVersion, ScaleSet
-from galleon.oci import RegistryClient
+from galleon.oci import RegistryClient, referrers
 from galleon_testkit.fleets import FleetHarness
 from galleon_testkit.images import build_image, push_image
 from galleon_testkit.realfleet import RealFleet
@@ -139,6 +139,22 @@ async def manifest_and_layers(
             config_response.release()
     manifest["_config"] = config
     return manifest, blobs
+
+
+async def _provenance(registry: Registry, repository: str, digest: str) -> dict[str, Any]:
+    """The build provenance referring to `repository@digest` in `registry`."""
+    async with RegistryClient(registry.url) as client:
+        found = await referrers.listed(client, repository, digest)
+        [provenance] = [r for r in found if r.artifact_type == referrers.PROVENANCE_TYPE]
+        artifact = json.loads((await client.get_manifest(repository, provenance.digest)).data)
+        assert artifact["subject"]["digest"] == digest
+        response = await client.open_blob(repository, artifact["layers"][0]["digest"])
+        try:
+            document = json.loads(await response.read())
+        finally:
+            response.release()
+    document["_digest"] = provenance.digest
+    return dict(document)
 
 
 def listing(layer: bytes) -> list[str]:
@@ -314,6 +330,21 @@ def test_a_template_builds_publishes_and_rolls_out_and_rebuilds_when_the_base_ch
     assert [layer["digest"] for layer in manifest["layers"][base_layers + 3 :]] == [
         b.digest for b in app_image.layers
     ]
+    # The provenance is a referrer of the image, copied with it (the fallback tag:
+    # distribution 2.x has no referrers API).
+    provenance = asyncio.run(
+        _provenance(east_registry, completed["repository"], status["outputDigest"])
+    )
+    assert provenance["build"] == {
+        "name": first["metadata"]["name"],
+        "namespace": namespace,
+        "template": "hardened",
+        "generation": 1,
+    }
+    assert provenance["source"]["digest"] == fleet.digest("1.0.0")
+    assert provenance["inputs"] == status["inputs"]
+    assert provenance["output"] == {"digest": status["outputDigest"]}
+    assert annotations["galleon.dev/provenance"] == provenance["_digest"]
     config = manifest["_config"]["config"]
     assert "APP_MODE=production" in config["Env"]
     assert config["Labels"]["org.example.team"] == "platform"

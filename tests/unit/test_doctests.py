@@ -40,6 +40,7 @@ MODULES = [
     "galleon.oci.build",
     "galleon.oci.client",
     "galleon.oci.download",
+    "galleon.oci.referrers",
     "galleon.controllers.loop",
     "galleon.controllers.registries",
     "galleon.controllers.shared",

@@ -29,9 +29,10 @@ from galleon.api.region import RegistryEndpoint
 from galleon.core.replication import Location
 from galleon.kube import client as kube
 from galleon.kube.credentials import registry_host
-from galleon.oci import RegistryClient, Target, copy_image_to_many
+from galleon.oci import RegistryClient, Target, copy_image_to_many, referrers
 from galleon.oci import errors as oci_errors
 from galleon.oci.addresses import AddressPolicy
+from galleon.oci.copy import CopyResult
 from galleon.oci.reference import InvalidReference, parse
 
 RegistryError = oci_errors.RegistryError
@@ -98,9 +99,7 @@ async def _ca_file(secret: SecretName | None) -> AsyncIterator[str | None]:
 
 
 @contextlib.asynccontextmanager
-async def _client(
-    url: str, access: Access, policy: AddressPolicy
-) -> AsyncIterator[RegistryClient]:
+async def _client(url: str, access: Access, policy: AddressPolicy) -> AsyncIterator[RegistryClient]:
     credentials = await _credentials(access.credentials, registry_host(url))
     async with _ca_file(access.ca) as ca_file:
         client = RegistryClient(
@@ -210,6 +209,57 @@ def staged_endpoint(
     return None
 
 
+async def copy_referrers(
+    source: RegistryClient,
+    repository: str,
+    digest: str,
+    copied: Sequence[tuple[Destination, Target]],
+    outcomes: dict[Location, Any],
+) -> None:
+    """Copy the referrers of `repository@digest` (a build's provenance, signatures,
+    SBOMs) to every destination the image reached, and list them there (the
+    referrers API, else the fallback tag). A referrer the source lists but does not
+    hold is skipped; any other failure becomes that destination's outcome (retried
+    like a failed copy)."""
+    try:
+        found = await referrers.listed(source, repository, digest)
+    except RegistryError as error:
+        outcomes.update({d.location: error for d, _ in copied})
+        return
+    if not found:
+        return
+    live = list(copied)
+    kept: list[referrers.Referrer] = []
+    for referrer in found:
+        try:
+            results = await copy_image_to_many(
+                source,
+                repository,
+                referrer.digest,
+                [Target(t.client, t.repository) for _, t in live],
+            )
+        except oci_errors.NotFound:
+            continue  # listed, not there: nothing to copy
+        except RegistryError as error:
+            outcomes.update({d.location: error for d, _ in live})
+            return
+        kept.append(referrer)
+        for (destination, _), result in zip(live, results, strict=True):
+            if isinstance(result, RegistryError):
+                outcomes[destination.location] = result
+        live = [
+            (d, t)
+            for (d, t), r in zip(live, results, strict=True)
+            if not isinstance(r, RegistryError)
+        ]
+    for destination, target in live:
+        try:
+            if not await referrers.supports_api(target.client, target.repository, digest):
+                await referrers.add_to_fallback(target.client, target.repository, digest, kept)
+        except RegistryError as error:
+            outcomes[destination.location] = error
+
+
 class Registries:
     """The registry calls of the controllers, with the operator's namespace as the home
     of cluster-scoped Regions' Secrets and the operator's address policy for every
@@ -309,6 +359,13 @@ class Registries:
             except RegistryError as error:
                 return {**outcomes, **{d.location: error for d in live}}
             outcomes.update({d.location: r for d, r in zip(live, results, strict=True)})
+            copied = [
+                (d, t)
+                for d, t, r in zip(live, targets, results, strict=True)
+                if isinstance(r, CopyResult)
+            ]
+            if copied:
+                await copy_referrers(source_client_, source_repository, digest, copied, outcomes)
             return outcomes
 
     async def has_manifest(self, endpoint: RegistryEndpoint, repository: str, digest: str) -> bool:

@@ -16,6 +16,7 @@ Rules of this module:
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +40,9 @@ PROVENANCE_ANNOTATIONS = {
     "generation": "galleon.dev/built-from-generation",
     "build": "galleon.dev/built-by",
     "source": "galleon.dev/built-from-source",
+    "provenance": "galleon.dev/provenance",
 }
+PROVENANCE_PREDICATE = "https://galleon.dev/provenance/v1"
 """Annotations a published ImageVersion carries about the build that made it."""
 
 
@@ -95,6 +98,40 @@ def build_name(template: str, reason: str, key: str) -> str:
     if reason == "SourceImageUpdate":
         return _bounded_name(template, f"-s-{key.removeprefix('sha256:')[:12]}")
     return _bounded_name(template, f"-g{key}")
+
+
+def provenance(
+    *,
+    namespace: str,
+    template: str,
+    generation: int,
+    build: str,
+    source: str,
+    source_digest: str,
+    inputs: Sequence[Mapping[str, str]],
+    output_digest: str,
+) -> bytes:
+    """The provenance document of a build (compact JSON, keys sorted): what it was
+    made from, attached to its image as a referrer.
+
+    >>> document = provenance(namespace="a", template="t", generation=2, build="t-g2",
+    ...     source="reg/os@sha256:1", source_digest="sha256:1", inputs=[], output_digest="sha256:2")
+    >>> document[:40]
+    b'{"build":{"generation":2,"name":"t-g2","'
+    """
+    document = {
+        "predicateType": PROVENANCE_PREDICATE,
+        "build": {
+            "name": build,
+            "namespace": namespace,
+            "template": template,
+            "generation": generation,
+        },
+        "source": {"reference": source, "digest": source_digest},
+        "inputs": [{"name": i["name"], "digest": i["digest"]} for i in inputs],
+        "output": {"digest": output_digest},
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
 # -- versions ----------------------------------------------------------------------

@@ -569,9 +569,13 @@ class RegistryClient:
             return False
         return True
 
-    async def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
+    async def put_manifest(
+        self, repository: str, reference: str, manifest: Manifest
+    ) -> str | None:
+        """Push `manifest` under `reference`; the registry's `OCI-Subject` answer (the
+        subject digest it indexed as a referrer), if it gave one."""
         check_reference(reference, f"{self.host}/{repository}")
-        await self.request(
+        response = await self.request(
             "PUT",
             f"/v2/{repository}/manifests/{reference}",
             scope=f"repository:{repository}:pull,push",
@@ -579,6 +583,8 @@ class RegistryClient:
             data=manifest.data,
             ok=(201, 202),
         )
+        subject = response.headers.get("OCI-Subject")
+        return subject if subject and checked.DIGEST_PATTERN.fullmatch(subject) else None
 
     async def delete_manifest(self, repository: str, digest: str) -> bool:
         """Delete by digest; False when it was not there."""

@@ -17,6 +17,9 @@ Rules of this module:
   image by digest, which replication reads with that registry's access.
 - A build publishes nothing when an ImageVersion of the definition already has its
   output digest (Succeeded, reason Unchanged): the same inputs publish once.
+- The build's provenance (template, generation, source, each input's digest) is
+  pushed as an OCI referrer of the image before its version is created, so the
+  version's replication copies it; the version's annotations name it.
 - The ImageVersion is not owned by the build (pruning history never deletes a
   version); it carries the provenance annotations of `galleon.core.builds`.
 - The template's checks (`validate`) run after the push, on the home region's
@@ -60,7 +63,7 @@ from galleon.core.layers import Limits
 from galleon.kube import client as kube
 from galleon.kube.resources import Gallery, ImageBuild, ImageDefinition, ImageTemplate, ImageVersion
 from galleon.metrics import BUILD_DURATION, BUILD_STEP_DURATION, BUILDS, BUILDS_RUNNING
-from galleon.oci import RegistryClient
+from galleon.oci import RegistryClient, referrers
 from galleon.oci import errors as oci_errors
 from galleon.oci.build import BuildResult, build_image
 from galleon.oci.download import DownloadRefused, download
@@ -600,8 +603,12 @@ class BuildRun:
                 )
             except builds.VersionRefused as error:
                 raise BuildFailed(reasons.VERSION_REFUSED, str(error)) from error
+            attached = await self.attach_provenance(template, generation, staging, staged, result)
             document = self.version_document(
                 spec, template, generation, staging, staged, result, version
+            )
+            document["metadata"]["annotations"][builds.PROVENANCE_ANNOTATIONS["provenance"]] = (
+                attached
             )
             try:
                 created = await kube.client().create(ImageVersion(document))
@@ -615,6 +622,40 @@ class BuildRun:
             reasons.VERSION_REFUSED,
             f"could not create a version of {definition}: the names were taken {ATTEMPTS} times",
         )
+
+    async def attach_provenance(
+        self,
+        template: str,
+        generation: int,
+        staging: RegistryEndpoint,
+        staged: str,
+        result: BuildResult,
+    ) -> str:
+        """Push the build's provenance as a referrer of its image (before the version
+        exists, so its replication copies it); the referrer's digest."""
+        document = builds.provenance(
+            namespace=self.namespace,
+            template=template,
+            generation=generation,
+            build=self.name,
+            source=str(self.status.get("source", ""))[:2048],
+            source_digest=str(self.status.get("sourceDigest", "")),
+            inputs=list(self.status.get("inputs") or []),
+            output_digest=result.digest,
+        )
+        subject = referrers.Subject(
+            result.manifest.media_type, result.digest, len(result.manifest.data)
+        )
+        manifest = referrers.artifact(
+            subject,
+            referrers.PROVENANCE_TYPE,
+            [(referrers.PROVENANCE_TYPE, document)],
+            {builds.PROVENANCE_ANNOTATIONS["build"]: self.name},
+        )
+        repository = parse(staged).repository
+        async with self.runtime.registries.endpoint_client(staging) as client:
+            await referrers.push(client, repository, subject, manifest, [document])
+        return manifest.digest
 
     def version_document(
         self,
