@@ -29,7 +29,7 @@ import pytest
 from lightkube import Client, codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import ConfigMap, Event, Namespace, Node, Pod
+from lightkube.resources.core_v1 import ConfigMap, Event, Namespace, Node, Pod, Secret
 from lightkube.types import PatchType
 
 from galleon.kube.resources import Gallery, ImageBuild, ImageTemplate, ImageVersion, ScaleSet
@@ -39,7 +39,7 @@ from galleon_testkit.images import build_image, push_image
 from galleon_testkit.realfleet import RealFleet
 from galleon_testkit.realnode import TOLERATION, RealNode
 from galleon_testkit.registry import Registry
-from galleon_testkit.waiting import wait_for
+from galleon_testkit.waiting import stays_true, wait_for
 from galleon_testkit.world import World
 
 pytestmark = pytest.mark.integration
@@ -483,8 +483,19 @@ def test_each_bad_input_fails_its_build_clearly_and_publishes_nothing(
                 "404",
             ),
         }
+        missing_image = f"{fleet.world.source.host}/nothing/here:1.0"
+        cases["no-source"] = (
+            {"inline": "x"},
+            "SourceNotFound",
+            "nothing/here",
+        )
         for name, (content, _, _) in cases.items():
             definition(kube, namespace, f"os-{name}")
+            source = (
+                {"image": {"image": missing_image, "plainHTTP": True}}
+                if name == "no-source"
+                else {"imageVersion": {"imageDefinitionName": "os"}}
+            )
             template(
                 kube,
                 namespace,
@@ -500,6 +511,7 @@ def test_each_bad_input_fails_its_build_clearly_and_publishes_nothing(
                     "imageDefinitionName": f"os-{name}",
                     "publishingProfile": {"targetRegions": [{"name": fleet.west}]},
                 },
+                source=source,
             )
         for name, (_, reason, words) in cases.items():
             build = wait_for(
@@ -513,7 +525,8 @@ def test_each_bad_input_fails_its_build_clearly_and_publishes_nothing(
             assert ready["status"] == "False" and ready["reason"] == reason, (name, ready)
             assert words in status["message"], (name, status["message"])
             assert "sig=secret" not in json.dumps(status)
-            assert status["steps"][0]["phase"] == "Failed"
+            expected_step = "Skipped" if name == "no-source" else "Failed"
+            assert status["steps"][0]["phase"] == expected_step, (name, status["steps"])
             assert versions_of(kube, namespace, f"os-{name}") == []
             events = [
                 e.message
@@ -845,3 +858,140 @@ def test_an_operator_killed_mid_build_resumes_it_and_publishes_once(
         if e.reason == "BuildStarted"
     ]
     assert len(started) == 1, [e.message for e in started]
+
+
+def test_failing_builds_suspend_the_source_trigger_and_history_is_bounded(
+    control_plane: Any,
+    kube: Any,
+    namespace: str,
+    registry_factory: Callable[[int], list[Registry]],
+    operator: Any,
+    tmp_path: Path,
+) -> None:
+    world = World(kube, namespace, registry_factory(4))
+    versions = ("1.0.0", "1.0.1", "1.0.2", "1.0.3", "1.0.4")
+    fleet = FleetHarness.with_versions(world, tmp_path, control_plane.client, versions=versions)
+    try:
+        fleet.publish("1.0.0", [fleet.west])
+        definition(kube, namespace, "os-flaky")
+        template(
+            kube,
+            namespace,
+            "flaky",
+            [
+                {
+                    "name": "motd",
+                    "type": "File",
+                    "file": {
+                        "destination": "/etc/motd",
+                        "content": {"secretKeyRef": {"name": "motd", "key": "text"}},
+                    },
+                }
+            ],
+            distribute={
+                "imageDefinitionName": "os-flaky",
+                "publishingProfile": {"targetRegions": [{"name": fleet.west}]},
+            },
+            triggers={"sourceImageUpdate": True},
+            historyLimit=2,
+        )
+
+        def finished() -> list[dict[str, Any]]:
+            return [
+                b
+                for b in builds_of(kube, namespace, "flaky")
+                if (b.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+            ]
+
+        def template_status() -> dict[str, Any]:
+            return dict(kube.get(ImageTemplate, "flaky", namespace=namespace).get("status") or {})
+
+        # The Secret is missing: the first build and two triggered by new base
+        # versions fail; then the trigger is off.
+        for count, version in enumerate(("", "1.0.1", "1.0.2"), start=1):
+            if version:
+                fleet.publish(version, [fleet.west])
+            wait_for(
+                lambda count=count: template_status().get("failedBuildsInARow") == count,
+                timeout=90,
+                description=f"{count} failed builds in a row",
+            )
+        suspended = wait_for(
+            lambda: next(
+                (
+                    c
+                    for c in template_status().get("conditions", [])
+                    if c["type"] == "TriggersSuspended" and c["status"] == "True"
+                ),
+                None,
+            ),
+            timeout=30,
+            description="the source trigger suspended",
+        )
+        assert suspended["reason"] == "FailedBuildsInARow", suspended
+        assert "3 builds failed in a row" in suspended["message"]
+        # History: at most historyLimit finished builds are kept.
+        wait_for(lambda: len(finished()) == 2, timeout=30, description="two builds kept")
+        names = {b["metadata"]["name"] for b in builds_of(kube, namespace, "flaky")}
+        fleet.publish("1.0.3", [fleet.west])
+        # Two template passes and more: no new build while suspended.
+        stays_true(
+            lambda: {b["metadata"]["name"] for b in builds_of(kube, namespace, "flaky")} == names,
+            duration=35,
+            description="no build while the trigger is suspended",
+        )
+
+        # The Secret appears; a manual build succeeds and switches the trigger on again,
+        # and the next base version is built by itself.
+        kube.create(
+            Secret(
+                metadata=ObjectMeta(name="motd", namespace=namespace),
+                stringData={"text": "from a secret\n"},
+            )
+        )
+        kube.create(
+            ImageBuild(
+                {
+                    "apiVersion": "galleon.dev/v1alpha1",
+                    "kind": "ImageBuild",
+                    "metadata": {
+                        "name": "flaky-fixed",
+                        "namespace": namespace,
+                        "labels": {TEMPLATE_LABEL: "flaky"},
+                    },
+                    "spec": {"templateName": "flaky"},
+                }
+            )
+        )
+        fixed = wait_build(kube, namespace, "flaky-fixed")
+        assert fixed["phase"] == "Succeeded", fixed
+        assert fixed["sourceDigest"] == fleet.digest("1.0.3")
+        wait_for(
+            lambda: any(
+                c["type"] == "TriggersSuspended" and c["status"] == "False"
+                for c in template_status().get("conditions", [])
+            ),
+            timeout=30,
+            description="the source trigger on again",
+        )
+        fleet.publish("1.0.4", [fleet.west])
+        wait_for(
+            lambda: any(
+                (b.get("status") or {}).get("sourceDigest") == fleet.digest("1.0.4")
+                and b["status"].get("phase") == "Succeeded"
+                for b in builds_of(kube, namespace, "flaky")
+            ),
+            timeout=120,
+            description="1.0.4 built by the trigger",
+        )
+        # The template prunes on its next pass.
+        wait_for(lambda: len(finished()) <= 2, timeout=30, description="history pruned to two")
+        assert sorted(v["spec"]["version"] for v in versions_of(kube, namespace, "os-flaky")) == [
+            "1.0.0",
+            "1.0.1",
+        ]
+    finally:
+        for t in list(kube.list(ImageTemplate, namespace=namespace)):
+            with contextlib.suppress(ApiError):
+                kube.delete(ImageTemplate, t.metadata.name, namespace=namespace)
+        world.cleanup()
