@@ -20,6 +20,7 @@ from galleon.api.common import (
     LABEL_NAME_MAX,
     MAX_REGIONS,
     MAX_REPLICAS_PER_REGION,
+    MESSAGE_MAX,
     NAME_MAX,
     REPOSITORY_PREFIX_MAX,
     VERSION_MAX,
@@ -334,6 +335,16 @@ class ReplicationStatus(StatusModel):
     )
 
 
+class VersionQuarantine(StatusModel):
+    """Why this version is quarantined (its ImageDefinition's controller writes it)."""
+
+    since: datetime | None = Field(default=None, description="When the upgrade faulted.")
+    scale_set: str = Field(
+        max_length=2 * NAME_MAX + 1, description="namespace/name of the ScaleSet that faulted."
+    )
+    message: str = Field(default="", max_length=MESSAGE_MAX, description="The fault.")
+
+
 class ImageVersionStatus(StatusModel):
     """Observed state of an ImageVersion."""
 
@@ -359,4 +370,10 @@ class ImageVersionStatus(StatusModel):
     )
     replication_status: ReplicationStatus | None = Field(
         default=None, description="Replication to each target region."
+    )
+    quarantine: VersionQuarantine | None = Field(
+        default=None,
+        description="Set while the version is quarantined after a faulted upgrade: not "
+        "latest anywhere, no upgrade to it starts (annotate galleon.dev/release-quarantine "
+        "with a time at or after `since` to release it).",
     )

@@ -14,16 +14,19 @@ Rules of this module:
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 import kopf
 
 from galleon import GROUP, VERSION, clock
-from galleon.api.imagedefinition import MAX_USED_BY
+from galleon.api.imagedefinition import MAX_QUARANTINED, MAX_USED_BY, ImageDefinitionSpec
 from galleon.controllers.common import as_dict, measured, post_once, version_facts
-from galleon.core import reasons
+from galleon.core import reasons, times, waves
 from galleon.core.conditions import kstatus, merged
 from galleon.core.versions import latest_by_region, latest_overall
 from galleon.kube import client as kube
@@ -107,9 +110,65 @@ async def refresh_definition(
         async for v in kube.client().list(ImageVersion, namespace=namespace)
         if (v.get("spec") or {}).get("imageDefinitionName") == name
     ]
+    now = clock.now()
     facts = [version_facts(v) for v in versions]
-    latest = latest_overall(facts)
-    by_region = latest_by_region(facts)
+    members = (
+        [member_of(s) for s in scalesets.get((namespace, name), ())]
+        if scalesets is not None
+        else None
+    )
+    quarantined = (
+        waves.quarantines(
+            recorded_quarantines(status),
+            members,
+            {
+                f.version: times.parse_or_none(
+                    ((v.get("metadata") or {}).get("annotations") or {}).get(
+                        waves.RELEASE_ANNOTATION
+                    )
+                )
+                for f, v in zip(facts, versions, strict=True)
+            },
+            [f.version for f in facts],
+        )[-MAX_QUARANTINED:]
+        if members is not None
+        else recorded_quarantines(status)
+    )
+    banned = {q.version for q in quarantined}
+    usable = [replace(f, excluded_from_latest=True) if f.version in banned else f for f in facts]
+    latest = latest_overall(usable)
+    policy = ImageDefinitionSpec.model_validate(spec).release_policy if spec else None
+    release_fields: dict[str, Any]
+    if policy is None:
+        release_fields = {
+            "latestVersionByRegion": [
+                {"region": region, "version": version}
+                for region, version in sorted(latest_by_region(usable).items())
+            ],
+            "release": None,
+        }
+    elif members is None:
+        release_fields = {}  # the rules need the ScaleSets: the next pass with them decides
+    else:
+        found = waves.release(
+            [
+                waves.Wave(
+                    tuple(w.regions),
+                    times.duration(w.bake_time, timedelta(0)),
+                    w.min_healthy_percent,
+                    w.name,
+                )
+                for w in policy.waves
+            ],
+            facts,
+            members,
+            recorded_release(status),
+            banned,
+            now,
+        )
+        release_fields = release_status(found)
+        if found.next_change is not None:
+            schedule_refresh(namespace, name, found.next_change, now, scalesets)
     if gallery is None:
         ready, reason = False, reasons.GALLERY_NOT_FOUND
         message = f'gallery "{spec.get("galleryName")}" does not exist in namespace {namespace}'
@@ -126,22 +185,197 @@ async def refresh_definition(
             message if not gallery else "",
         ),
     ]
-    await kube.patch_status(
-        ImageDefinition,
-        name,
-        {
-            "observedGeneration": meta.get("generation"),
-            "latestVersion": latest,
-            "latestVersionByRegion": [
-                {"region": region, "version": version}
-                for region, version in sorted(by_region.items())
-            ],
-            "versionCount": len(versions),
-            **(used_by(scalesets, namespace, name) if scalesets is not None else {}),
-            "conditions": merged(status, meta.get("generation"), updates, clock.now()),
-        },
-        namespace,
+    before = {q["version"] for q in status.get("quarantinedVersions") or []}
+    for q in quarantined:
+        if q.version not in before:
+            kopf.warn(
+                cast(Any, body),
+                reason=reasons.VERSION_QUARANTINED,
+                message=f"{q.version} quarantined: the upgrade of scaleset {q.scale_set} "
+                f"faulted: {q.message}",
+            )
+    for version in sorted(before - banned):
+        kopf.info(
+            cast(Any, body),
+            reason=reasons.QUARANTINE_RELEASED,
+            message=f"{version} is no longer quarantined",
+        )
+    written = {
+        "observedGeneration": meta.get("generation"),
+        "latestVersion": latest,
+        **release_fields,
+        "quarantinedVersions": [quarantine_status(q) for q in quarantined],
+        "versionCount": len(versions),
+        **(used_by(scalesets, namespace, name) if scalesets is not None else {}),
+        "conditions": merged(status, meta.get("generation"), updates, now),
+    }
+    if any(not same(written[k], status.get(k)) for k in written):
+        await kube.patch_status(ImageDefinition, name, written, namespace)
+    await mark_quarantines(namespace, versions, {q.version: q for q in quarantined})
+
+
+def same(written: Any, stored: Any) -> bool:
+    """Whether a status field written by merge patch (which drops null fields) would
+    read back as `stored` (an extra write when unsure, never a missed one).
+
+    >>> same({"a": None, "b": [1]}, {"b": [1]}), same([], None), same("x", "y")
+    (True, True, False)
+    """
+
+    def pruned(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: pruned(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [pruned(v) for v in value]
+        return value
+
+    found = pruned(written)
+    return found == stored or (found in ([], None) and stored in ([], None))
+
+
+def member_of(entry: Mapping[str, Any]) -> waves.Member:
+    """A ScaleSets-index entry as the release rules see it."""
+    facts = entry.get("release") or {}
+    return waves.Member(
+        namespace=entry["namespace"],
+        name=entry["name"],
+        region=facts.get("region") or "",
+        follows_latest=bool(facts.get("followsLatest")),
+        capacity=int(facts.get("capacity") or 0),
+        current_version=facts.get("currentVersion"),
+        healthy={v: n for v, n in facts.get("healthy") or () if v},
+        upgrade_from=facts.get("upgradeFrom"),
+        upgrade_to=facts.get("upgradeTo"),
+        upgrade_code=facts.get("upgradeCode"),
+        upgrade_since=times.parse_or_none(facts.get("upgradeSince")),
+        upgrade_message=facts.get("upgradeMessage") or "",
     )
+
+
+def recorded_quarantines(status: Mapping[str, Any]) -> list[waves.Quarantine]:
+    return [
+        waves.Quarantine(
+            q["version"], times.parse_or_none(q.get("since")), q.get("scaleSet", ""),
+            q.get("message", ""),
+        )
+        for q in status.get("quarantinedVersions") or []
+        if q.get("version")
+    ]
+
+
+def quarantine_status(q: waves.Quarantine) -> dict[str, Any]:
+    return {
+        "version": q.version,
+        "since": times.format(q.since) if q.since else None,
+        "scaleSet": q.scale_set,
+        "message": q.message,
+    }
+
+
+def recorded_release(status: Mapping[str, Any]) -> waves.Recorded:
+    release = status.get("release") or {}
+    return waves.Recorded(
+        version=release.get("version"),
+        waves={
+            w["wave"]: waves.RecordedWave(
+                times.parse_or_none(w.get("releasedAt")), times.parse_or_none(w.get("upgradedAt"))
+            )
+            for w in release.get("waves") or []
+            if isinstance(w.get("wave"), int)
+        },
+        released={
+            r["region"]: r["version"]
+            for r in status.get("latestVersionByRegion") or []
+            if r.get("region") and r.get("version")
+        },
+    )
+
+
+def _time(moment: datetime | None) -> str | None:
+    return times.format(moment) if moment is not None else None
+
+
+def release_status(found: waves.Release) -> dict[str, Any]:
+    """The status fields of a release (`waves.release`)."""
+    return {
+        "latestVersionByRegion": [
+            {
+                "region": r.region,
+                "version": r.version,
+                "wave": r.wave,
+                "pendingVersion": r.pending,
+                "opensAt": _time(r.opens_at),
+                "message": r.message or None,
+            }
+            for r in found.regions
+        ],
+        "release": {
+            "version": found.version,
+            "waves": [
+                {
+                    "wave": w.number,
+                    "name": w.wave.name,
+                    "state": w.state,
+                    "releasedAt": _time(w.released_at),
+                    "upgradedAt": _time(w.upgraded_at),
+                    "opensAt": _time(w.opens_at),
+                    "message": w.message or None,
+                }
+                for w in found.waves
+            ],
+        },
+    }
+
+
+async def mark_quarantines(
+    namespace: str, versions: Sequence[Mapping[str, Any]], quarantined: Mapping[str, Any]
+) -> None:
+    """Say on each ImageVersion whether it is quarantined (written only when it changes)."""
+    for v in versions:
+        version = (v.get("spec") or {}).get("version")
+        q = quarantined.get(str(version))
+        wanted = None
+        if q is not None:
+            wanted = {k: x for k, x in quarantine_status(q).items() if k != "version"}
+        if (v.get("status") or {}).get("quarantine") != wanted:
+            await kube.patch_status(
+                ImageVersion, v["metadata"]["name"], {"quarantine": wanted}, namespace
+            )
+
+
+_refreshes: dict[tuple[str, str], asyncio.TimerHandle] = {}
+_running: set[asyncio.Task[None]] = set()
+
+
+def schedule_refresh(
+    namespace: str,
+    name: str,
+    when: datetime,
+    now: datetime,
+    scalesets: Mapping[Any, Any] | None,
+) -> None:
+    """Refresh the definition again when a bake ends (in memory: a restarted operator
+    refreshes every definition on resume, and the timer every minute)."""
+    key = (namespace, name)
+    pending = _refreshes.pop(key, None)
+    if pending is not None:
+        pending.cancel()
+    loop = asyncio.get_running_loop()
+    delay = max(0.0, (when - now).total_seconds()) + 0.5
+
+    async def refresh() -> None:
+        try:
+            await refresh_definition(namespace, name, scalesets)
+        except Exception:  # the minute timer tries again; say why this one failed
+            logger.exception("%s/%s: refresh after a bake failed", namespace, name)
+
+    def fire() -> None:
+        _refreshes.pop(key, None)
+        task = loop.create_task(refresh())
+        _running.add(task)
+        task.add_done_callback(_running.discard)
+
+    _refreshes[key] = loop.call_later(delay, fire)
 
 
 @kopf.on.event(*VERSIONS)

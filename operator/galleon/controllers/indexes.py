@@ -63,7 +63,44 @@ def scalesets_by_definition(
     versions they run or move to: who uses an image, across namespaces, without a list."""
     reference = spec.get("imageReference") or {}
     source = (reference.get("namespace") or namespace, reference.get("imageDefinitionName"))
-    return {source: {"namespace": namespace, "name": name, "versions": versions_in_use(status)}}
+    return {
+        source: {
+            "namespace": namespace,
+            "name": name,
+            "versions": versions_in_use(status),
+            "release": release_facts(spec, status),
+        }
+    }
+
+
+def release_facts(spec: Any, status: Any) -> dict[str, Any]:
+    """What the release waves and quarantine read of a ScaleSet (`galleon.core.waves.Member`).
+
+    >>> facts = release_facts({"region": "eastus2", "capacity": 2,
+    ...     "imageReference": {"version": "latest"}},
+    ...     {"currentVersion": "1.0.1", "rollingUpgrade": {"fromVersion": "1.0.0",
+    ...      "toVersion": "1.0.1", "runningStatus": {"code": "Completed"}}})
+    >>> facts["region"], facts["followsLatest"], facts["upgradeCode"]
+    ('eastus2', True, 'Completed')
+    """
+    spec, status = spec or {}, status or {}
+    upgrade = status.get("rollingUpgrade") or {}
+    running = upgrade.get("runningStatus") or {}
+    return {
+        "region": spec.get("region"),
+        "followsLatest": (spec.get("imageReference") or {}).get("version") == "latest",
+        "capacity": spec.get("capacity") or 0,
+        "currentVersion": status.get("currentVersion"),
+        "healthy": tuple(
+            (v.get("version"), v.get("healthy") or 0)
+            for v in status.get("instancesByVersion") or []
+        ),
+        "upgradeFrom": upgrade.get("fromVersion"),
+        "upgradeTo": upgrade.get("toVersion"),
+        "upgradeCode": running.get("code"),
+        "upgradeSince": upgrade.get("phaseSince"),
+        "upgradeMessage": (upgrade.get("error") or {}).get("message") or "",
+    }
 
 
 def versions_in_use(status: Any) -> tuple[str, ...]:

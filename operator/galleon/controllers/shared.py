@@ -237,6 +237,9 @@ class Runtime:
     references: dict[Key, tuple[str, str]] = field(default_factory=dict)
     """ScaleSet → the (namespace, name) of the ImageDefinition it follows (its users are
     recounted when that changes)."""
+    release_facts: dict[Key, Any] = field(default_factory=dict)
+    """What each ScaleSet last meant for its definition's release waves and quarantine
+    (the definition is refreshed only when it changes)."""
     passes: Passes = field(default_factory=Passes)
     """The replication passes running now (deletion stops them first)."""
     builds: asyncio.Semaphore = field(init=False)

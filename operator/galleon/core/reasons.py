@@ -136,6 +136,11 @@ VALIDATED: Final = "Validated"
 VALIDATION_FAILED: Final = "ValidationFailed"
 VALIDATION_PASSED: Final = "ValidationPassed"
 
+# Release waves and quarantine (galleon.core.waves)
+VERSION_QUARANTINED: Final = "VersionQuarantined"
+QUARANTINE_RELEASED: Final = "QuarantineReleased"
+WAITING_FOR_WAVE: Final = "WaitingForWave"
+
 def upgrade_ended(code: str) -> str:
     """The Upgrading reason of an upgrade that ended without completing.
 

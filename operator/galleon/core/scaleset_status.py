@@ -286,6 +286,14 @@ def set_upgrading(facts: ScaleSetFacts) -> Update:
         )
     if trigger.message:
         return (reasons.UPGRADING, "False", trigger.reason, trigger.message)
+    if facts.resolution.reason == reasons.WAITING_FOR_WAVE:
+        # A newer version is held by the definition's release waves: say what it waits for.
+        return (
+            reasons.UPGRADING,
+            "False",
+            reasons.WAITING_FOR_WAVE,
+            f"no upgrade running; {facts.resolution.message}",
+        )
     return (reasons.UPGRADING, "False", reasons.UP_TO_DATE, "no upgrade running")
 
 

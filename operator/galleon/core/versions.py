@@ -12,7 +12,7 @@ Rules of this module:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import semver
 
@@ -148,15 +148,68 @@ class Resolution:
     """Human-readable explanation."""
 
 
-def resolve(versions: Iterable[VersionFacts], region: str, requested: str) -> Resolution:
+@dataclass(frozen=True)
+class Released:
+    """What the definition's release waves let a region follow (`galleon.core.waves`)."""
+
+    version: str | None
+    """The newest version released to the region (None: none yet)."""
+    pending: str | None = None
+    """A newer version waiting for the region's wave."""
+    message: str = ""
+    """Why it waits."""
+
+
+def resolve(
+    versions: Iterable[VersionFacts],
+    region: str,
+    requested: str,
+    quarantined: Mapping[str, str] | None = None,
+    released: Released | None = None,
+) -> Resolution:
     """Resolve a ScaleSet's `imageReference.version` ("latest" or pinned) in `region`.
+
+    `quarantined` is version → why (never latest); `released` is what the release waves
+    allow in the region (None: the definition has no waves).
 
     >>> done = {"eastus2": RegionFacts(completed=True)}
     >>> resolve([VersionFacts("1.0.0", regions=done), VersionFacts("1.0.2")],
     ...         "eastus2", "latest").waiting_for_replication
     '1.0.2'
+    >>> both = [VersionFacts("1.0.0", regions=done), VersionFacts("1.0.2", regions=done)]
+    >>> resolve(both, "eastus2", "latest", {"1.0.2": "web faulted"}).target
+    '1.0.0'
+    >>> print(resolve(both, "eastus2", "latest",
+    ...               released=Released("1.0.0", "1.0.2", "wave 2 waits")).message)
+    latest in eastus2 is 1.0.0; 1.0.2 waits for its wave: wave 2 waits
     """
     versions = list(versions)
+    quarantined = quarantined or {}
+    if requested == LATEST and (quarantined or released is not None):
+        ceiling = released.version if released is not None else None
+        allowed = [
+            v
+            for v in versions
+            if v.version not in quarantined
+            and (released is None or (ceiling is not None and not is_newer(v.version, ceiling)))
+        ]
+        found = resolve(allowed, region, requested)
+        if released is None or not released.pending:
+            return found
+        waits = f"{released.pending} waits for its wave: {released.message}"
+        if found.target is None:
+            return Resolution(
+                None,
+                released.pending,
+                reasons.WAITING_FOR_WAVE,
+                f"no version is released to {region} yet; {waits}",
+            )
+        return replace(
+            found,
+            waiting_for_replication=released.pending,
+            reason=reasons.WAITING_FOR_WAVE,
+            message=f"latest in {region} is {found.target}; {waits}",
+        )
     if requested == LATEST:
         target = latest_in_region(versions, region)
         newest = _highest(

@@ -17,6 +17,7 @@ import kopf
 
 from galleon import GROUP, VERSION
 from galleon.controllers.gallery import refresh_definition
+from galleon.controllers.indexes import first, release_facts
 from galleon.controllers.loop import run_daemon
 from galleon.controllers.scaleset.apply import Applier
 from galleon.controllers.scaleset.reconcile import ScaleSetReconciler
@@ -82,6 +83,7 @@ async def scaleset_changed(
     namespace: Any,
     memo: Any,
     scalesets_by_definition: Any = None,
+    definitions_by_name: Any = None,
     **_: Any,
 ) -> None:
     """Wake the daemon on spec or control changes (not on its own status writes); when
@@ -110,9 +112,31 @@ async def scaleset_changed(
     before = references.pop(key, None)
     if not deleted:
         references[key] = followed
-    if deleted or before != followed:
+    # What the release waves and quarantine read of this ScaleSet (its upgrade's end,
+    # its health): a change refreshes the definition it follows.
+    facts = None if deleted else (followed, release_key(body, followed, definitions_by_name))
+    seen = runtime_of(memo).release_facts
+    changed_release = seen.get(key) != facts
+    if facts is None:
+        seen.pop(key, None)
+    else:
+        seen[key] = facts
+    if deleted or before != followed or changed_release:
         for source_namespace, definition in sorted({followed, *([before] if before else [])}):
             await refresh_definition(source_namespace, definition, scalesets_by_definition)
+
+
+def release_key(
+    body: Any, followed: tuple[str, str], definitions: Any
+) -> tuple[Any, ...]:
+    """The ScaleSet's release facts that can change what its definition releases: its
+    instances' health only counts when a wave of that definition asks for a share."""
+    facts = release_facts(body.get("spec"), body.get("status"))
+    definition = first(definitions or {}, followed) or {}
+    policy = (definition.get("spec") or {}).get("releasePolicy") or {}
+    if not any(w.get("minHealthyPercent") is not None for w in policy.get("waves") or []):
+        facts.pop("healthy")
+    return tuple(sorted(facts.items()))
 
 
 @kopf.on.event("", "v1", "pods", labels={inst.SCALESET_LABEL: kopf.PRESENT})

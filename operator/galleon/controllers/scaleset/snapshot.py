@@ -28,7 +28,7 @@ from galleon.core import rollout as ro
 from galleon.core import times
 from galleon.core.sharing import Sharing, needs_labels, sharing
 from galleon.core.upgrade_trigger import Controls, RecordedUpgrade
-from galleon.core.versions import Resolution, resolve
+from galleon.core.versions import Released, Resolution, resolve
 from galleon.kube import client as kube
 from galleon.kube.resources import ScaleSet
 
@@ -288,7 +288,16 @@ async def read_snapshot(
         endpoints=endpoints,
         node_selector=node_selector(region_spec, spec.region),
         resolution=resolve(
-            [version_facts(v) for v in versions], spec.region, spec.image_reference.version
+            [version_facts(v) for v in versions],
+            spec.region,
+            spec.image_reference.version,
+            *release_of(
+                sources.definition(
+                    definition_namespace(namespace, spec),
+                    spec.image_reference.image_definition_name,
+                ),
+                spec.region,
+            ),
         ),
         images=version_images(versions, spec.region, endpoints),
         pods=pods,
@@ -296,6 +305,27 @@ async def read_snapshot(
         pod_uids=uids,
         sharing=found,
         listed_at=listed_at,
+    )
+
+
+def release_of(
+    definition: Mapping[str, Any] | None, region: str
+) -> tuple[dict[str, str], Released | None]:
+    """(quarantined version → why, what the release waves allow in `region` (None: no
+    waves)), from the ImageDefinition's status (`galleon.core.waves` decides it there)."""
+    status = (definition or {}).get("status") or {}
+    quarantined = {
+        q["version"]: f"scaleset {q.get('scaleSet')} faulted: {q.get('message', '')}"
+        for q in status.get("quarantinedVersions") or []
+        if q.get("version")
+    }
+    if not ((definition or {}).get("spec") or {}).get("releasePolicy"):
+        return quarantined, None
+    line: Mapping[str, Any] = next(
+        (r for r in status.get("latestVersionByRegion") or [] if r.get("region") == region), {}
+    )
+    return quarantined, Released(
+        line.get("version"), line.get("pendingVersion"), line.get("message") or ""
     )
 
 
