@@ -21,6 +21,7 @@ from galleon.core.rollout import (
     UPGRADED,
     Create,
     Delete,
+    Hold,
     Instance,
     Observation,
     Policy,
@@ -288,3 +289,78 @@ def test_a_batch_healthy_at_once_starts_the_next_batch_in_the_same_decision() ->
     assert (decided.rollout.batch, decided.rollout.members) == (2, (2, 3))
     assert decided.rollout.upgraded == (0, 1)
     assert sorted(a.index for a in decided.actions if isinstance(a, Delete)) == [2, 3]
+
+
+WINDOW = "OutsideMaintenanceWindow"
+
+
+def test_a_hold_starts_no_upgrade_and_looks_again_when_it_lifts() -> None:
+    cluster = Cluster(10)
+    cluster.start("1.0.0")
+    opens = Hold(WINDOW, "next window opens in 12s", T0 + timedelta(seconds=12))
+    quarantine = Hold("VersionQuarantined", "1.0.2 is quarantined")  # lifts when it lifts
+    for holds, requeue in [
+        ((opens,), 12.0),
+        ((quarantine,), 30.0),
+        ((quarantine, opens), 12.0),
+        ((replace(opens, until=T0 - timedelta(seconds=5)),), 1.0),  # lifted: look at once
+    ]:
+        fleet = Observation(10, cluster.observe(), "1.0.0", "1.0.2", holds=holds)
+        decided = plan(fleet, None, Policy(), T0)
+        assert (decided.actions, decided.rollout, decided.events) == ((), None, ())
+        assert decided.requeue_after == requeue, holds
+    # A user's start request is held too: windows gate every start.
+    asked = Observation(10, cluster.observe(), "1.0.0", "1.0.2", start_requested=True)
+    assert plan(replace(asked, holds=(opens,)), None, Policy(), T0).rollout is None
+    assert plan(asked, None, Policy(), T0).rollout is not None
+
+
+def test_a_hold_mid_rollout_lets_the_batch_finish_then_no_batch_starts_until_it_lifts() -> None:
+    cluster = Cluster(10)
+    cluster.start("1.0.0")
+    state, _ = drive(cluster, "1.0.0", "1.0.2", Policy(), steps=2)
+    assert state is not None and state.batch == 1 and state.phase == "Replacing"
+    lifts = T0 + timedelta(hours=1)
+    hold = Hold(WINDOW, "next window opens in 1h", lifts)
+    events: list[ro.Event] = []
+    for _ in range(200):
+        fleet = Observation(10, cluster.observe(), "1.0.0", "1.0.2", holds=(hold,))
+        decided = plan(fleet, state, Policy(), cluster.now)
+        events.extend(decided.events)
+        cluster.apply(decided.actions)
+        state = decided.rollout
+        assert state is not None and state.batch == 1, "a batch started while held"
+        if state.phase == "Pausing":
+            break
+        cluster.now += timedelta(seconds=decided.requeue_after)
+    assert state is not None and state.upgraded == (0, 1) and state.code == "RollingForward"
+    assert [e.reason for e in events] == ["BatchCompleted"]
+    # Between batches the planner looks again no later than the hold lifts...
+    cluster.now = lifts - timedelta(seconds=20)
+    fleet = Observation(10, cluster.observe(), "1.0.0", "1.0.2", holds=(hold,))
+    waiting = plan(fleet, state, Policy(), cluster.now)
+    assert (waiting.actions, waiting.requeue_after) == ((), 20.0)
+    # ... and once it has lifted, batch 2 starts.
+    cluster.now = lifts
+    state, _ = drive(cluster, "1.0.0", "1.0.2", Policy(), state=state)
+    assert state is not None and state.code == "Completed"
+    assert all(p.revision == "1.0.2" for p in cluster.pods.values())
+
+
+def test_a_held_upgrade_can_still_be_cancelled() -> None:
+    cluster = Cluster(10)
+    cluster.start("1.0.0")
+    state, _ = drive(cluster, "1.0.0", "1.0.2", Policy(), steps=3)
+    assert state is not None and state.active
+    held = Hold(WINDOW, "next window opens tomorrow", T0 + timedelta(days=1))
+    while state.phase != "Pausing":  # the running batch finishes first
+        fleet = Observation(10, cluster.observe(), "1.0.0", "1.0.2", holds=(held,))
+        decided = plan(fleet, state, Policy(), cluster.now)
+        cluster.apply(decided.actions)
+        assert decided.rollout is not None
+        state = decided.rollout
+        cluster.now += timedelta(seconds=decided.requeue_after)
+    fleet = Observation(10, cluster.observe(), "1.0.0", "1.0.2", holds=(held,), cancel=True)
+    cancelled = plan(fleet, replace(state, cancel_requested=True), Policy(), cluster.now)
+    assert cancelled.rollout is not None and cancelled.rollout.code == "Cancelled"
+    assert cancelled.actions == ()

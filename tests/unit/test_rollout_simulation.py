@@ -22,13 +22,17 @@ every step the invariants of a rolling upgrade are checked:
 - data-disk identity: instances are only created at free indexes inside
   0..capacity-1, on the disk of that index, so the index set stays the same;
 - when the rollout faults with rollback on, the rolled-back instances end on the
-  source revision.
+  source revision;
+- while the ScaleSet is paused or held (a hold: a closed maintenance window), no
+  batch and no upgrade starts, and the planner looks again no later than the hold
+  lifts.
 
 Seeds (hypothesis) vary the pods' start and deletion delays and the order in
 which the planner sees its instances; a table of named scenarios covers a healthy
 rollout, a bad version that faults and rolls back, pods that are never created
 (refused), a few instances failing, evictions inside and outside the batch,
-pauses, a cancel and a scale-in mid-rollout.
+pauses, a maintenance window closing mid-rollout, a cancel and a scale-in
+mid-rollout.
 
 Representative seeded runs are kept as narrated golden logs in
 tests/unit/golden/<scenario>.log, one line per step. After an intended change of
@@ -58,6 +62,7 @@ from galleon.core.rollout import (
     Code,
     Create,
     Delete,
+    Hold,
     Instance,
     Observation,
     Phase,
@@ -89,6 +94,8 @@ class Change:
     phase: Phase | None = None
     pause_for: timedelta | None = None
     """Set `spec.paused` for this long, then unset it."""
+    hold_for: timedelta | None = None
+    """A hold (the maintenance window closes) for this long, then it lifts."""
     cancel: bool = False
     """Annotate the ScaleSet to cancel the upgrade (persisted as cancel_requested)."""
     capacity: int | None = None
@@ -101,6 +108,8 @@ class Change:
             return f"the kubelet evicts instance {self.evict} (its pod fails)"
         if self.pause_for is not None:
             return f"user pauses the ScaleSet for {_clock(self.pause_for)}"
+        if self.hold_for is not None:
+            return f"the maintenance window closes for {_clock(self.hold_for)}"
         if self.cancel:
             return "user asks to cancel the upgrade"
         return f"user sets capacity to {self.capacity}"
@@ -208,6 +217,11 @@ SCENARIOS = [
         changes=(Change(3, pause_for=timedelta(minutes=4)),),
     ),
     Scenario(
+        "a-maintenance-window-closes-during-a-batch",
+        Expect("Completed", on_target=ALL),
+        changes=(Change(2, phase="Replacing", hold_for=timedelta(minutes=7)),),
+    ),
+    Scenario(
         "cancel-mid-rollout",
         Expect("Cancelled", on_target=(0, 1, 2, 3)),
         policy=Policy(pause=timedelta(seconds=30)),
@@ -233,6 +247,7 @@ GOLDEN_RUNS = [  # (scenario, seed): the narrated logs under tests/unit/golden/
     ("cancel-mid-rollout", 5),
     ("target-pods-never-created-fault-and-roll-back", 6),
     ("evictions-replaced-and-counted", 7),
+    ("a-maintenance-window-closes-during-a-batch", 8),
 ]
 
 
@@ -264,6 +279,7 @@ class World:
         self.capacity = scenario.capacity
         self.target = SOURCE  # the target revision is published after the first look
         self.paused_until: datetime | None = None
+        self.held_until: datetime | None = None
         self.disks = {i: f"disk-{i}" for i in range(scenario.capacity)}
         self.pods: dict[int, Pod] = {}
         for index in range(scenario.capacity):
@@ -297,7 +313,13 @@ class World:
         )
         source = _majority(outdated) or _majority(live)
         paused = self.paused_until is not None and self.now < self.paused_until
-        return Observation(self.capacity, tuple(instances), source, self.target, paused=paused)
+        holds: tuple[Hold, ...] = ()
+        if self.held_until is not None and self.now < self.held_until:
+            opens = f"the window opens at {_offset(self.held_until)}"
+            holds = (Hold("OutsideMaintenanceWindow", opens, self.held_until),)
+        return Observation(
+            self.capacity, tuple(instances), source, self.target, paused=paused, holds=holds
+        )
 
     def _instance(self, index: int, pod: Pod) -> Instance:
         deleting = pod.gone_at is not None
@@ -390,7 +412,7 @@ class World:
     # -- time
 
     def next_event(self) -> datetime | None:
-        moments = [self.paused_until] if self.paused_until else []
+        moments = [m for m in (self.paused_until, self.held_until) if m is not None]
         for pod in self.pods.values():
             moments += [m for m in (pod.ready_at, pod.fails_at, pod.gone_at) if m is not None]
         later = [m for m in moments if m > self.now]
@@ -458,6 +480,7 @@ def replay(scenario: Scenario, seed: int, max_steps: int = 1500) -> Run:
         batch = frozenset(after.members) if after is not None and after.active else frozenset()
         world.apply(decided.actions, batch)
         _check_step(world, rollout, decided, limit)
+        _check_held(observed, rollout, decided, world.now, policy)
         _check_availability(world, observed, decided, limit)
         previous, rollout = rollout, decided.rollout
         if step == 0:  # the first look was at the fleet before its new target existed
@@ -491,6 +514,8 @@ def _user_change(change: Change, world: World, rollout: Rollout | None) -> Rollo
         world.evict(change.evict)
     if change.pause_for is not None:
         world.paused_until = world.now + change.pause_for
+    if change.hold_for is not None:
+        world.held_until = world.now + change.hold_for
     if change.capacity is not None:
         world.capacity = change.capacity
     if change.cancel and rollout is not None and rollout.code == "RollingForward":
@@ -538,6 +563,38 @@ def _check_step(world: World, before: Rollout | None, decided: Plan, limit: int)
         assert after.batch - before.batch in (0, 1), "more than one batch in one step"
     for index, pod in world.pods.items():
         assert pod.disk == world.disks[index] == f"disk-{index}", f"instance {index} lost its disk"
+
+
+def _check_held(
+    observed: Observation, before: Rollout | None, decided: Plan, now: datetime, policy: Policy
+) -> None:
+    """Paused or held: no batch and no upgrade starts, and while the hold is what the
+    plan waits for (between batches, or before a start), the planner looks again no
+    later than the earliest hold lifts."""
+    if not observed.paused and not observed.holds:
+        return
+    after = decided.rollout
+    if after is not None and (before is None or after.started != before.started):
+        pytest.fail(f"an upgrade started while held: {observed.holds or 'paused'}")
+    if after is not None and before is not None and after.batch > before.batch:
+        pytest.fail(f"batch {after.batch} started while held: {observed.holds or 'paused'}")
+    waits_for_the_hold = (
+        after is None
+        or (not after.active and after == before)
+        or (
+            after.active
+            and after.phase == "Pausing"
+            and now - (after.phase_since or now) >= policy.pause
+        )
+    )
+    if not waits_for_the_hold:
+        # A batch runs, the pause between batches does, or the upgrade just ended: the
+        # hold is not what the plan waits for.
+        return
+    for hold in observed.holds:
+        if hold.until is not None:
+            wait = max(1.0, (hold.until - now).total_seconds())
+            assert decided.requeue_after <= wait, f"looks again after {hold} lifted"
 
 
 def _check_availability(world: World, observed: Observation, decided: Plan, limit: int) -> None:
@@ -702,7 +759,16 @@ def test_every_step_keeps_the_invariants_and_the_run_ends_as_expected(
     pause=st.sampled_from([0, 30, 90]),
     ready_after=st.tuples(st.integers(0, 60), st.integers(0, 400)).map(sorted).map(tuple),
     change=st.sampled_from(
-        ["none", "cancel", "pause", "scale-out", "scale-in", "evict", "evict-while-waiting"]
+        [
+            "none",
+            "cancel",
+            "pause",
+            "hold",
+            "scale-out",
+            "scale-in",
+            "evict",
+            "evict-while-waiting",
+        ]
     ),
     change_at=st.integers(1, 4),
     seed=st.integers(0, 2**32 - 1),
@@ -744,6 +810,7 @@ def test_the_invariants_hold_for_any_fleet_and_policy(
             "none": (),
             "cancel": (Change(change_at, cancel=True),),
             "pause": (Change(change_at, pause_for=timedelta(minutes=2)),),
+            "hold": (Change(change_at, hold_for=timedelta(minutes=3)),),
             "scale-out": (Change(change_at, capacity=capacity + change_at),),
             "scale-in": (Change(change_at, capacity=max(0, capacity - change_at)),),
             "evict": (Change(change_at, evict=seed % capacity),),
@@ -796,6 +863,33 @@ _NEVER_CREATED = Rollout(
 _FAULTED = Rollout(SOURCE, TARGET, T0, code="Faulted", phase="Done", error_code=UPGRADED)
 _MIN_READY = Policy(min_ready=timedelta(seconds=15))
 _UPGRADE = f"{SOURCE} -> {TARGET}"
+_WINDOW = Hold(
+    "OutsideMaintenanceWindow",
+    "next window opens 2026-11-22T12:00:00+01:00",
+    T0 + timedelta(hours=2),
+)
+_HELD = (
+    "held by OutsideMaintenanceWindow until 2026-11-22T11:00:00Z: next window opens "
+    "2026-11-22T12:00:00+01:00"
+)
+
+
+def _on_target(fleet: tuple[Instance, ...], upgraded: int) -> tuple[Instance, ...]:
+    """`fleet` with its first `upgraded` instances on the target."""
+    return tuple(replace(i, revision=TARGET) if i.index < upgraded else i for i in fleet)
+
+
+def _after_batch(batch: int) -> Rollout:
+    """Between batches: `batch` batches of 2 done, the pause after them over."""
+    return Rollout(
+        SOURCE,
+        TARGET,
+        T0 - timedelta(minutes=10),
+        phase="Pausing",
+        batch=batch,
+        upgraded=tuple(range(2 * batch)),
+        phase_since=T0 - timedelta(minutes=5),
+    )
 
 
 @pytest.mark.parametrize(
@@ -828,6 +922,46 @@ _UPGRADE = f"{SOURCE} -> {TARGET}"
             Policy(),
             (f"no upgrade: {_UPGRADE} held while the ScaleSet is paused",),
             id="paused-before-the-start",
+        ),
+        pytest.param(
+            Observation(10, _steady_fleet(10), SOURCE, TARGET, holds=(_WINDOW,)),
+            None,
+            Policy(),
+            (f"no upgrade: {_UPGRADE} {_HELD}",),
+            id="held-before-the-start",
+        ),
+        pytest.param(
+            Observation(10, _on_target(_steady_fleet(10), 2), SOURCE, TARGET, holds=(_WINDOW,)),
+            _after_batch(1),
+            Policy(),
+            (f"batch 2 waits (2 of 10 upgraded): {_HELD}",),
+            id="held-between-batches",
+        ),
+        pytest.param(
+            Observation(10, _on_target(_steady_fleet(10), 10), SOURCE, TARGET, holds=(_WINDOW,)),
+            _after_batch(4),
+            Policy(),
+            (
+                "before batch 5: 0 of 10 unhealthy, at most 2 allowed (20%)",
+                f"completed: all 10 instances run {TARGET}",
+            ),
+            id="held-with-nothing-left-to-replace-completes",
+        ),
+        pytest.param(
+            Observation(10, _steady_fleet(10)[2:], SOURCE, TARGET, holds=(_WINDOW,)),
+            _NEVER_CREATED,
+            Policy(),
+            (
+                f"batch 1 finishes, the next one waits: {_HELD}",
+                "batch 1 of 5: health timeout (5m) passed since the batch began, instances "
+                "0, 1 gone: judging the batch",
+                f"batch 1 of 5 done: 0 healthy, 2 unhealthy (instances 0, 1) on {TARGET}",
+                "2 of 2 upgraded unhealthy, at most 0 allowed (20%): Faulted",
+                f"rollback on: instances 0, 1 go back to {SOURCE}",
+                f"rollback of instances 0, 1: 0 of 2 on {SOURCE}, health timeout in 5m",
+                f"creating instances 0, 1 on {SOURCE}, keeping their indexes and data disks",
+            ),
+            id="a-held-batch-is-still-judged-and-rolled-back",
         ),
         pytest.param(
             Observation(12, _steady_fleet(10), SOURCE, TARGET),

@@ -248,3 +248,67 @@ def test_an_ignored_control_annotation_is_said_in_upgrading() -> None:
     f = replace(facts(), intent=intent)
     message = conditions_of(f)[reasons.UPGRADING]["message"]
     assert "galleon.dev/start-upgrade ignored" in message and "zone" in message, message
+
+
+WINDOW = ro.Hold(
+    "OutsideMaintenanceWindow",
+    "outside maintenance window: next opens 2026-06-01T17:00:00+02:00 (in 3h)",
+    T0 + timedelta(hours=3),
+)
+BETWEEN_BATCHES = replace(ROLLING, phase="Pausing", members=(), upgraded=(0, 1, 2))
+
+
+def held(f: ScaleSetFacts, *holds: ro.Hold) -> ScaleSetFacts:
+    """`f` as a pass whose upgrade intent carries `holds`."""
+    return replace(f, intent=replace(f.intent, holds=holds))
+
+
+@pytest.mark.parametrize(
+    ("f", "upgrading", "ready"),
+    [
+        pytest.param(
+            held(facts(target=NEW), WINDOW),
+            ("False", "OutsideMaintenanceWindow", f"the upgrade to 1.0.1 waits: {WINDOW.message}"),
+            ("True", reasons.INSTANCES_HEALTHY, "False"),
+            id="an-upgrade-that-waits-to-start",
+        ),
+        pytest.param(
+            held(
+                facts([healthy(i, NEW) for i in range(3)] + [healthy(3)], BETWEEN_BATCHES, NEW),
+                WINDOW,
+            ),
+            (
+                "True",
+                reasons.ROLLING_FORWARD,
+                f"upgrading 1.0.0 to 1.0.1: batch 2, 3 of 4 upgraded; the next batch waits: "
+                f"{WINDOW.message}",
+            ),
+            ("False", "OutsideMaintenanceWindow", "False"),
+            id="held-between-batches-is-not-reconciling",
+        ),
+        pytest.param(
+            held(facts([healthy(0, NEW), healthy(1, NEW), healthy(3)], ROLLING, NEW), WINDOW),
+            (
+                "True",
+                reasons.ROLLING_FORWARD,
+                f"upgrading 1.0.0 to 1.0.1: batch 2, 2 of 4 upgraded; the next batch waits: "
+                f"{WINDOW.message}",
+            ),
+            ("False", reasons.ROLLING_FORWARD, "True"),
+            id="a-held-upgrade-whose-batch-runs-is-reconciling",
+        ),
+        pytest.param(
+            held(facts(target=OLD), WINDOW),
+            ("False", reasons.UP_TO_DATE, "no upgrade running"),
+            ("True", reasons.INSTANCES_HEALTHY, "False"),
+            id="a-hold-with-nothing-to-upgrade-is-not-said",
+        ),
+    ],
+)
+def test_holds_are_said_where_they_bite(
+    f: ScaleSetFacts, upgrading: tuple[str, str, str], ready: tuple[str, str, str]
+) -> None:
+    found = set_upgrading(f)
+    assert found[1:] == upgrading
+    ready_, reconciling, _stalled = set_ready(f, found)
+    assert (ready_[1], ready_[2], reconciling[1]) == ready

@@ -246,3 +246,19 @@ def test_annotations_that_are_not_times_are_no_controls() -> None:
     )
     assert controls.start_at is None
     assert controls.cancel_at == T0
+
+
+def test_holds_passed_in_reach_the_planner_and_hold_the_start() -> None:
+    quarantine = ro.Hold("VersionQuarantined", "1.0.1 is quarantined until its soak ends")
+    intent = upgrade_intent(
+        spec(), fleet("1.0.0-h"), "1.0.1-h", RecordedUpgrade(), Controls(), T0, holds=[quarantine]
+    )
+    assert intent.holds == (quarantine,)
+    observed = intent.observation(spec(), fleet("1.0.0-h"), "1.0.1-h")
+    assert observed.holds == (quarantine,)
+    decided = ro.plan(observed, intent.rollout, intent.policy, T0)
+    assert decided.rollout is None and decided.actions == ()
+    assert decided.notes == (
+        "no upgrade: 1.0.0-h -> 1.0.1-h held by VersionQuarantined: 1.0.1 is quarantined "
+        "until its soak ends",
+    )

@@ -10,6 +10,10 @@ Rules of this module:
 - One function per condition type, and each always sets it: `set_upgrading`,
   `set_ready` (the kstatus trio Ready/Reconciling/Stalled), `set_degraded`.
   Reasons are constants of `galleon.core.reasons`; messages carry the numbers.
+- Holds (`UpgradeIntent.holds`) are said where they bite: in Upgrading (an
+  upgrade that waits to start, or the next batch of a running one), and in Ready
+  once a held upgrade sits between batches (Ready False with the hold's reason,
+  not Reconciling, as when paused).
 - A fault matters while the ScaleSet still targets the faulted revision (or has no
   target at all): moving the spec on clears it.
 - Instances of the running batch are being replaced on purpose: they do not make
@@ -269,6 +273,8 @@ def set_upgrading(facts: ScaleSetFacts) -> Update:
         )
         if facts.spec.paused:
             message += " (paused)"
+        elif facts.intent.holds:
+            message += f"; the next batch waits: {held(facts.intent.holds)}"
         return (reasons.UPGRADING, "True", reasons.ROLLING_FORWARD, message)
     trigger = facts.intent.trigger
     if (
@@ -284,6 +290,15 @@ def set_upgrading(facts: ScaleSetFacts) -> Update:
             + (f": {rollout.error_message}" if rollout.error_message else "")
             + f"; annotate {inst.START_ANNOTATION} to try again",
         )
+    holds = facts.intent.holds
+    if holds and (trigger.may_start or facts.intent.start_requested) and facts.target:
+        # An upgrade would start now but for the holds: say what it waits for.
+        return (
+            reasons.UPGRADING,
+            "False",
+            holds[0].reason,
+            f"the upgrade to {inst.version_of(facts.target)} waits: {held(holds)}",
+        )
     if trigger.message:
         return (reasons.UPGRADING, "False", trigger.reason, trigger.message)
     if facts.resolution.reason == reasons.WAITING_FOR_WAVE:
@@ -295,6 +310,15 @@ def set_upgrading(facts: ScaleSetFacts) -> Update:
             f"no upgrade running; {facts.resolution.message}",
         )
     return (reasons.UPGRADING, "False", reasons.UP_TO_DATE, "no upgrade running")
+
+
+def held(holds: Sequence[ro.Hold]) -> str:
+    """What holds the next batch back, in the holds' own words.
+
+    >>> held([ro.Hold("OutsideMaintenanceWindow", "next window opens at 02:00")])
+    'next window opens at 02:00'
+    """
+    return "; ".join(h.message for h in holds)
 
 
 def blocker(facts: ScaleSetFacts) -> tuple[str, str, bool] | None:
@@ -340,6 +364,11 @@ def set_ready(facts: ScaleSetFacts, upgrading: Update) -> list[Update]:
     if facts.active:
         if spec.paused and upgrading_reason == reasons.ROLLING_FORWARD:
             return kstatus(False, reasons.PAUSED, upgrading_message, progressing=False)
+        holds = facts.intent.holds
+        if holds and facts.rollout is not None and facts.rollout.phase == "Pausing":
+            # Between batches and held (a closed maintenance window): nothing progresses
+            # until the hold lifts, as when paused.
+            return kstatus(False, holds[0].reason, upgrading_message, progressing=False)
         return kstatus(False, upgrading_reason, upgrading_message, progressing=True)
     if facts.faulted:
         return kstatus(False, reasons.UPGRADE_FAULTED, upgrading_message, stalled=True)

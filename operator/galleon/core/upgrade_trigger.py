@@ -20,6 +20,9 @@ Rules of this module (cloud semantics, docs/rollout.md):
   container), and "latest" never moves an instance backwards.
 - Automatic mode applies a model change to every instance at once, with no
   health limits (the cloud's "all at once").
+- Holds (`ro.Hold`) keep every new batch and every new upgrade back, whoever
+  started it: they are composed here, in `upgrade_intent`, and the planner honours
+  them as it honours `spec.paused`.
 """
 
 from __future__ import annotations
@@ -122,6 +125,9 @@ class UpgradeIntent:
     recorded_started_by: StartedBy | None
     refused_controls: tuple[str, ...] = ()
     """Why a control annotation was ignored (`Controls.refused`), for the status to say."""
+    holds: tuple[ro.Hold, ...] = ()
+    """What holds new batches and upgrades back in this pass (`upgrade_intent`'s
+    `holds`), in the order they are said."""
 
     def observation(
         self, spec: ScaleSetSpec, instances: Sequence[ro.Instance], target: str | None
@@ -135,6 +141,7 @@ class UpgradeIntent:
             may_start=self.trigger.may_start,
             paused=spec.paused,
             start_requested=self.start_requested,
+            holds=self.holds,
         )
 
 
@@ -264,8 +271,13 @@ def upgrade_intent(
     recorded: RecordedUpgrade,
     controls: Controls,
     now: datetime,
+    holds: Sequence[ro.Hold] = (),
 ) -> UpgradeIntent:
-    """Everything the planner is asked in one pass, by the module's rules."""
+    """Everything the planner is asked in one pass, by the module's rules.
+
+    `holds` are what else keeps new batches back in this pass (a quarantined version):
+    the planner lets the running batch finish and starts nothing while any holds.
+    """
     previous = recorded.rollout
     current = current_revision(instances)
     if current is None and previous is not None and previous.code == "Completed":
@@ -312,6 +324,7 @@ def upgrade_intent(
         last_action_time=last_action_time,
         recorded_started_by=recorded.started_by,
         refused_controls=controls.refused,
+        holds=tuple(holds),
     )
 
 

@@ -35,6 +35,12 @@ Rules of this module (cloud semantics, docs/rollout.md):
   back) the source; after a completed one its target; otherwise what most
   instances run. An upgrade starts only on a whole fleet: nothing missing or
   failed below capacity.
+- Holds (`Observation.holds`: a closed maintenance window, a quarantined version)
+  act as `paused` does: the running batch finishes (its health check, a fault, a
+  rollback), but no batch and no upgrade starts while one holds; the notes say who
+  holds, why and until when, and the plan looks again no later than the earliest
+  `Hold.until`. A cancel still ends the upgrade after its batch, and an upgrade with
+  nothing left to replace still completes.
 - Every decision depends only on the observation and the persisted state, so a
   restarted operator continues exactly where the last one stood: members of the
   running batch are finished, never a second batch started early, and an
@@ -58,6 +64,7 @@ from galleon.core.rollout.model import (
     Delete,
     Event,
     Health,
+    Hold,
     Instance,
     Observation,
     Phase,
@@ -81,6 +88,7 @@ __all__ = [
     "Delete",
     "Event",
     "Health",
+    "Hold",
     "Instance",
     "Observation",
     "Phase",

@@ -137,6 +137,22 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """Something that keeps new batches from starting for now: a closed maintenance
+    window, a quarantined version. Like `spec.paused`, a hold lets the running batch
+    finish (its health check, a fault, a rollback) but starts no batch and no upgrade.
+
+    `reason` is a CamelCase constant of `galleon.core.reasons`; `message` says why,
+    with the numbers ("outside maintenance window: next opens ..."); `until` is when
+    the hold lifts, if that is known: the planner looks again no later than then.
+    """
+
+    reason: str
+    message: str
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Observation:
     """What the planner needs to know of one ScaleSet besides its rollout."""
 
@@ -151,6 +167,9 @@ class Observation:
     start_requested: bool = False
     """A user asked for this upgrade: start it even if an earlier attempt at the
     same target faulted or was cancelled."""
+    holds: tuple[Hold, ...] = ()
+    """What holds new batches back now (`Hold`), in the order they are said; `paused`
+    holds them too, and is said in its own words."""
 
     @cached_property
     def by_index(self) -> Mapping[int, Instance]:

@@ -11,12 +11,14 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
+from galleon.core import times
 from galleon.core.rollout.model import (
     FAILED,
     UPGRADE_TO,
     Create,
     Delete,
     Health,
+    Hold,
     Instance,
     Observation,
     Plan,
@@ -66,6 +68,25 @@ def duration(span: timedelta) -> str:
 def cancelling(observed: Observation, rollout: Rollout) -> bool:
     """A cancel was asked for (now, or recorded in the rollout state)."""
     return observed.cancel or rollout.cancel_requested
+
+
+def hold(held: Hold) -> str:
+    """A hold as a phrase: who holds, until when if known, and why.
+
+    >>> from datetime import timezone
+    >>> t = datetime(2026, 3, 29, 1, 0, tzinfo=timezone.utc)
+    >>> hold(Hold("OutsideMaintenanceWindow", "opens at 03:00 in Berlin", t))
+    'held by OutsideMaintenanceWindow until 2026-03-29T01:00:00Z: opens at 03:00 in Berlin'
+    >>> hold(Hold("VersionQuarantined", "1.0.2 is quarantined"))
+    'held by VersionQuarantined: 1.0.2 is quarantined'
+    """
+    until = f" until {times.format(held.until)}" if held.until is not None else ""
+    return f"held by {held.reason}{until}: {held.message}"
+
+
+def holds(held: Sequence[Hold]) -> str:
+    """Several holds, in their order: "held by A ...; held by B ..."."""
+    return "; ".join(hold(h) for h in held)
 
 
 def health_count(states: dict[int, Health]) -> str:

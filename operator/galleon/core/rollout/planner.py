@@ -32,6 +32,7 @@ from galleon.core.rollout.model import (
     Delete,
     Event,
     Health,
+    Hold,
     Instance,
     Observation,
     Plan,
@@ -139,6 +140,7 @@ def _decide(observed: Observation, rollout: Rollout | None, policy: Policy, now:
         and target != current
         and (observed.may_start or observed.start_requested)
         and not observed.paused
+        and not observed.holds
         and (observed.start_requested or not _stopped_on(rollout, target))
         and _whole(observed, actions)
     ):
@@ -150,7 +152,23 @@ def _decide(observed: Observation, rollout: Rollout | None, policy: Policy, now:
         why = "a user asked" if observed.start_requested else "a new target revision"
         note = f"upgrade {current} -> {target}: starting ({why})"
         return replace(first, events=(event, *first.events), notes=(note, *first.notes))
-    return Plan(tuple(actions), rollout, (), 30.0, (_idle_note(observed, rollout),))
+    note = _idle_note(observed, rollout)
+    return Plan(tuple(actions), rollout, (), _until_lifted(observed.holds, now), (note,))
+
+
+def _until_lifted(holds: Sequence[Hold], now: datetime, default: float = 30.0) -> float:
+    """Seconds until the planner looks again: `default`, or sooner when a hold says it
+    lifts before then (at least 1 s: the pass that sees it lifted comes just after).
+
+    >>> from datetime import datetime, timezone
+    >>> t = datetime(2026, 3, 29, 0, 50, tzinfo=timezone.utc)
+    >>> _until_lifted([Hold("OutsideMaintenanceWindow", "", t + timedelta(seconds=12))], t)
+    12.0
+    >>> _until_lifted([Hold("VersionQuarantined", "")], t)
+    30.0
+    """
+    waits = [(h.until - now).total_seconds() for h in holds if h.until is not None]
+    return min([default, *(max(1.0, wait) for wait in waits)])
 
 
 def _whole(observed: Observation, actions: Sequence[Create | Delete]) -> bool:
@@ -176,6 +194,8 @@ def _idle_note(observed: Observation, rollout: Rollout | None) -> str:
         return f"no upgrade: {upgrade} may not start by itself (waits for a start request)"
     if observed.paused:
         return f"no upgrade: {upgrade} held while the ScaleSet is paused"
+    if observed.holds:
+        return f"no upgrade: {upgrade} {say.holds(observed.holds)}"
     if rollout is not None and not observed.start_requested and _stopped_on(rollout, target):
         ended = rollout.code + (f" ({rollout.error_code})" if rollout.error_code else "")
         return f"no upgrade: the upgrade to {target} ended {ended}; not retried until a user asks"
@@ -214,6 +234,10 @@ def _advance(observed: Observation, rollout: Rollout, policy: Policy, now: datet
                 ("ScaleSet paused", "the next one waits for resume", observed.paused),
             )
             if holds
+        ]
+        held += [
+            f"batch {rollout.batch} finishes, the next one waits: {say.hold(hold)}"
+            for hold in observed.holds
         ]
         return replace(running, notes=(*held, *running.notes))
     if rollout.phase == "RollingBack":
@@ -407,6 +431,14 @@ def _between_batches(
         note = f"paused: batch {following} waits for the ScaleSet to be resumed ({upgraded})"
         return Plan(others, rollout, (), 30.0, (note,))
     seen, upgraded_set = observed.by_index, rollout.upgraded_set
+    if observed.holds and any(
+        i not in upgraded_set and not runs_on(seen.get(i), rollout.to_revision)
+        for i in range(observed.capacity)
+    ):
+        # Why only with instances left: an upgrade with nothing left to replace completes
+        # (no batch starts), whatever holds batches back.
+        note = f"batch {following} waits ({upgraded}): {say.holds(observed.holds)}"
+        return Plan(others, rollout, (), _until_lifted(observed.holds, now), (note,))
     unhealthy = [
         i
         for i in range(observed.capacity)
