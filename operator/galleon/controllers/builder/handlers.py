@@ -3,7 +3,9 @@
 Rules of this module: one daemon per ImageTemplate runs `TemplatePass.run_once` in
 the shared daemon loop, woken by a change of its spec (generation) or of one of its
 builds; one daemon per ImageBuild runs `BuildRun.run_once` until the build has
-ended (a restarted operator starts the daemons of unfinished builds again).
+ended (a restarted operator starts the daemons of unfinished builds again). Both
+read ImageVersions, Regions, ImageDefinitions and Galleries from the kopf indexes
+(`galleon.controllers.indexes`), which kopf hands them as keyword arguments.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from galleon.controllers.builder.run import BuildRun
 from galleon.controllers.builder.template import TemplatePass
 from galleon.controllers.common import report_failure
 from galleon.controllers.loop import backoff, run_daemon
+from galleon.controllers.scaleset.snapshot import Sources
 from galleon.core import builds
 from galleon.kube.resources import ImageBuild, ImageTemplate
 
@@ -33,10 +36,22 @@ def _wakeup(namespace: str, template: str) -> asyncio.Event:
 
 @kopf.daemon(*TEMPLATES, cancellation_timeout=10.0)
 async def template_daemon(
-    stopped: Any, name: str, namespace: Any, meta: Any, logger: Any, **_: Any
+    stopped: Any,
+    name: str,
+    namespace: Any,
+    meta: Any,
+    logger: Any,
+    image_versions_by_definition: Any = None,
+    regions_by_name: Any = None,
+    definitions_by_name: Any = None,
+    galleries_by_name: Any = None,
+    **_: Any,
 ) -> None:
     """Start the builds a template's triggers ask for, prune its history, report."""
-    worker = TemplatePass(namespace, name)
+    lookup = Sources(
+        image_versions_by_definition, regions_by_name, definitions_by_name, galleries_by_name
+    )
+    worker = TemplatePass(namespace, name, lookup)
     seen = {"generation": meta.get("generation")}
 
     async def one_pass() -> float:
@@ -70,10 +85,22 @@ def build_changed(namespace: Any, meta: Any, **_: Any) -> None:
 
 @kopf.daemon(*BUILDS, cancellation_timeout=30.0)
 async def build_daemon(
-    stopped: Any, name: str, namespace: Any, logger: Any, memo: Any, **_: Any
+    stopped: Any,
+    name: str,
+    namespace: Any,
+    logger: Any,
+    memo: Any,
+    image_versions_by_definition: Any = None,
+    regions_by_name: Any = None,
+    definitions_by_name: Any = None,
+    galleries_by_name: Any = None,
+    **_: Any,
 ) -> None:
     """Run one build to its end; then the daemon ends."""
-    worker = BuildRun(namespace, name, memo.runtime)
+    lookup = Sources(
+        image_versions_by_definition, regions_by_name, definitions_by_name, galleries_by_name
+    )
+    worker = BuildRun(namespace, name, memo.runtime, lookup)
     failures = 0
     while not stopped:
         try:

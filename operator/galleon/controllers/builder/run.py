@@ -11,6 +11,11 @@ Rules of this module:
 - One build of a template runs at a time (the older first); a build waits for its
   parents (definition, gallery, home Region) and for a gallery source version with a
   completed replica while its timeout allows.
+- A run reads its parents, the Region and the gallery source from the kopf indexes
+  (`sources`), once: what it found is handed along (`Target`, `GallerySource`), never
+  read again. Fresh reads are GETs of the build and its template (the record and the
+  generation it builds) and the LISTs of the template's builds and, to publish, of the
+  definition's versions.
 - The output is pushed to the definition's staging repository in the first
   registry of the gallery's home region (`galleon.core.builds.staging_repository`),
   by digest and under the build's name as tag; the ImageVersion's source is that
@@ -38,6 +43,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -52,16 +58,18 @@ from galleon.api.region import RegistryEndpoint, node_selector
 from galleon.api.scaleset import duration_seconds
 from galleon.controllers.builder import sources
 from galleon.controllers.builder import validate as validating
-from galleon.controllers.builder.sources import BuildFailed
+from galleon.controllers.builder.sources import BuildFailed, GallerySource
+from galleon.controllers.builder.status import write_status
 from galleon.controllers.common import as_dict
 from galleon.controllers.imageversion.reconcile import MAX_REPOSITORY_CHARS, spec_errors
 from galleon.controllers.loop import backoff
+from galleon.controllers.scaleset.snapshot import Sources
 from galleon.controllers.shared import Runtime
 from galleon.core import builds, layers, reasons, times
-from galleon.core.conditions import kstatus, merged
+from galleon.core.conditions import kstatus
 from galleon.core.layers import Limits
 from galleon.kube import client as kube
-from galleon.kube.resources import Gallery, ImageBuild, ImageDefinition, ImageTemplate, ImageVersion
+from galleon.kube.resources import ImageBuild, ImageTemplate, ImageVersion
 from galleon.metrics import BUILD_DURATION, BUILD_STEP_DURATION, BUILDS, BUILDS_RUNNING
 from galleon.oci import RegistryClient, referrers
 from galleon.oci import errors as oci_errors
@@ -80,25 +88,63 @@ def _message(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
 
 
+def failure_reason(error: oci_errors.RegistryError, phase: str | None) -> str:
+    """The reason a build fails with when a registry error is not retried (again).
+
+    >>> failure_reason(oci_errors.NotFound("gone"), "Resolving")
+    'SourceNotFound'
+    >>> failure_reason(oci_errors.NotFound("gone"), "Pushing")
+    'PushFailed'
+    """
+    if isinstance(error, DownloadRefused):
+        return reasons.DOWNLOAD_FAILED
+    if phase == "Pushing":
+        return reasons.PUSH_FAILED
+    if isinstance(error, oci_errors.NotFound):
+        return reasons.SOURCE_NOT_FOUND
+    return error.reason
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a build goes, as its run read it once (`BuildRun.target`)."""
+
+    home: str
+    """The name of the gallery's home Region: checks run on its nodes."""
+    region: Mapping[str, Any]
+    """That Region's spec (its registries, its nodeSelector)."""
+    staging: RegistryEndpoint
+    """The Region's first usable registry: the build pushes its output there."""
+    repository: str
+    """The definition's staging repository in that registry."""
+
+
 class BuildRun:
     """Runs one ImageBuild; `run_once` returns None once it has ended."""
 
-    def __init__(self, namespace: str, name: str, runtime: Runtime) -> None:
+    def __init__(self, namespace: str, name: str, runtime: Runtime, lookup: Sources) -> None:
         self.namespace, self.name, self.runtime = namespace, name, runtime
+        self.lookup = lookup
+        """The kopf indexes: the versions, Regions, definitions and galleries."""
         self.body: dict[str, Any] = {}
         self.status: dict[str, Any] = {}
 
     # -- status ----------------------------------------------------------------
 
     async def write(self, updates: list[Any] | None = None, **fields: Any) -> None:
-        patch = dict(fields)
-        if updates:
-            patch["conditions"] = merged(
-                self.status, self.body["metadata"].get("generation"), updates, clock.now()
+        generation = self.body["metadata"].get("generation")
+        self.status.update(
+            await write_status(
+                ImageBuild,
+                self.name,
+                self.namespace,
+                self.status,
+                generation,
+                updates,
+                clock.now(),
+                **fields,
             )
-        patch["observedGeneration"] = self.body["metadata"].get("generation")
-        self.status.update(patch)
-        await kube.patch_status(ImageBuild, self.name, patch, self.namespace)
+        )
 
     async def waiting(self, message: str) -> float:
         if self.status.get("phase") != "Pending" or self.status.get("message") != message:
@@ -208,12 +254,15 @@ class BuildRun:
             return await self.waiting(
                 f"waiting for build {older[0].name} of template {template_name} to end"
             )
-        target = await self.target(spec)
+        target = self.target(spec)
         if isinstance(target, str):
             return await self.waiting(target)
+        chosen: GallerySource | None = None
         if spec.source.image_version is not None:
             try:
-                await sources.gallery_source(self.namespace, spec.source.image_version, None)
+                chosen = await sources.gallery_source(
+                    self.namespace, spec.source.image_version, target.staging, self.lookup
+                )
             except BuildFailed as failure:
                 if failure.reason != reasons.SOURCE_NOT_FOUND:
                     raise
@@ -227,7 +276,7 @@ class BuildRun:
                 await self.started(spec, generation)
                 try:
                     await asyncio.wait_for(
-                        self.build(spec, template_name, generation, *target),
+                        self.build(spec, template_name, generation, target, chosen),
                         timeout=max(1.0, self.deadline(spec)),
                     )
                 except TimeoutError as error:
@@ -239,20 +288,21 @@ class BuildRun:
                 BUILDS_RUNNING.dec()
         return None
 
-    async def target(self, spec: ImageTemplateSpec) -> str | tuple[str, RegistryEndpoint, str]:
-        """(home region, staging registry, staging repository), or why the build waits."""
+    def target(self, spec: ImageTemplateSpec) -> str | Target:
+        """Where the build goes, from the indexes (one read of each parent and of the
+        home Region), or why the build waits."""
         definition_name = spec.distribute.image_definition_name
-        definition = await kube.get_or_none(ImageDefinition, definition_name, self.namespace)
+        definition = self.lookup.definition(self.namespace, definition_name)
         if definition is None:
             return f'waiting for ImageDefinition "{definition_name}" of namespace {self.namespace}'
-        gallery_name = (as_dict(definition).get("spec") or {}).get("galleryName", "")
-        gallery = await kube.get_or_none(Gallery, gallery_name, self.namespace)
-        if gallery is None:
+        gallery_name = (definition.get("spec") or {}).get("galleryName", "")
+        gallery_body = self.lookup.gallery(self.namespace, gallery_name)
+        if gallery_body is None:
             return f'waiting for Gallery "{gallery_name}" of namespace {self.namespace}'
-        gallery_body = as_dict(gallery)
         home = str((gallery_body.get("spec") or {}).get("location", ""))
-        endpoints = await sources.region_endpoints(home)
-        if not endpoints:
+        region = self.lookup.region(home)
+        endpoints = sources.region_endpoints(region)
+        if region is None or not endpoints:
             return f'waiting for Region "{home}" (the gallery\'s home) to have a usable registry'
         repository = builds.staging_repository(
             (gallery_body.get("spec") or {}).get("repositoryPrefix", "galleon"),
@@ -266,7 +316,7 @@ class BuildRun:
                 f"the staging repository {repository[:64]}... is {len(repository)} characters; "
                 f"registries accept at most {MAX_REPOSITORY_CHARS}",
             )
-        return home, endpoints[0], repository
+        return Target(home, dict(region.get("spec") or {}), endpoints[0], repository)
 
     async def started(self, spec: ImageTemplateSpec, generation: int) -> None:
         first = not self.status.get("startTime")
@@ -292,25 +342,18 @@ class BuildRun:
         spec: ImageTemplateSpec,
         template: str,
         generation: int,
-        home: str,
-        staging: RegistryEndpoint,
-        repository: str,
+        target: Target,
+        chosen: GallerySource | None,
     ) -> None:
+        """Build, retrying a transient registry failure; `chosen` is the gallery source
+        the run resolved (None: the source is an image)."""
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                await self.build_once(spec, template, generation, home, staging, repository)
+                await self.build_once(spec, template, generation, target, chosen)
                 return
             except oci_errors.RegistryError as error:
                 if error.permanent or attempt == ATTEMPTS:
-                    reason = (
-                        reasons.DOWNLOAD_FAILED
-                        if isinstance(error, DownloadRefused)
-                        else reasons.PUSH_FAILED
-                        if self.status.get("phase") == "Pushing"
-                        else reasons.SOURCE_NOT_FOUND
-                        if isinstance(error, oci_errors.NotFound)
-                        else error.reason
-                    )
+                    reason = failure_reason(error, self.status.get("phase"))
                     raise BuildFailed(reason, f"{error}") from error
                 wait = backoff(attempt)
                 logger.info(
@@ -325,19 +368,16 @@ class BuildRun:
         spec: ImageTemplateSpec,
         template: str,
         generation: int,
-        home: str,
-        staging: RegistryEndpoint,
-        repository: str,
+        target: Target,
+        chosen: GallerySource | None,
     ) -> None:
         registries = self.runtime.registries
+        staging, repository = target.staging, target.repository
         async with contextlib.AsyncExitStack() as stack:
             destination = await stack.enter_async_context(registries.endpoint_client(staging))
             # The source.
             source_version: str | None = None
-            if spec.source.image_version is not None:
-                chosen = await sources.gallery_source(
-                    self.namespace, spec.source.image_version, staging
-                )
+            if chosen is not None:
                 source_client = (
                     destination
                     if chosen.endpoint.url == staging.url
@@ -405,7 +445,7 @@ class BuildRun:
             steps=self.step_statuses(spec.customize, result),
         )
         if spec.validate_ is not None:
-            await self.validate(spec.validate_, staged, home, staging)
+            await self.validate(spec.validate_, staged, target)
         await self.write(phase="Publishing", message="publishing the image version")
         await self.publish(spec, template, generation, staging, staged, result, source_version)
 
@@ -480,9 +520,7 @@ class BuildRun:
         contents[step.name] = data
         return "sha256:" + hashlib.sha256(data).hexdigest()
 
-    async def validate(
-        self, validation: Validation, staged: str, home: str, staging: RegistryEndpoint
-    ) -> None:
+    async def validate(self, validation: Validation, staged: str, target: Target) -> None:
         """Run the template's checks on the home region's nodes; raise BuildFailed when
         one fails (unless continueDistributeOnFailure)."""
         checks = [
@@ -496,10 +534,9 @@ class BuildRun:
         results: list[dict[str, Any]] = [{"name": c, "phase": "Pending"} for c in checks]
         await self.write(
             phase="Validating",
-            message=f"validating the image on the nodes of region {home}",
+            message=f"validating the image on the nodes of region {target.home}",
             validation=results,
         )
-        region_spec = await sources.region_spec(home) or {}
         failed: list[validating.CheckResult] = []
         for index, check in enumerate(checks):
             results[index] = {"name": check, "phase": "Running"}
@@ -508,8 +545,8 @@ class BuildRun:
                 self.body,
                 check,
                 staged,
-                node_selector(region_spec, home),
-                staging.pull_secret_name,
+                node_selector(target.region, target.home),
+                target.staging.pull_secret_name,
                 validation,
             )
             results[index] = result.status()

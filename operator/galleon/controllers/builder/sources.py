@@ -2,6 +2,12 @@
 each File and Archive step's bytes, each Layer step's image.
 
 Rules of this module:
+- ImageVersions, Regions, ImageDefinitions and Galleries are read from the kopf
+  indexes (`Sources`, fed by watches): choosing a source makes no request. Two reads
+  are fresh: the versions a build publishes next to (`definition_versions`, a LIST:
+  the next version number and the same-digest check must not miss one created a
+  moment ago), and a refusal to share (`check_shared` confirms it with GETs before it
+  fails a build: an index a moment behind a Gallery just shared must not end one).
 - A gallery version of another namespace is read only when that namespace's Gallery
   shares its definition with the template's namespace (`galleon.core.sharing`), and
   then from a completed replica, with the Region registry's access (never with a
@@ -22,18 +28,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from lightkube.core.exceptions import ApiError
-from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret
+from lightkube.resources.core_v1 import ConfigMap, Secret
 
 from galleon.api.customize import ConfigMapKeyReference, CustomizeStep, SecretKeyReference
-from galleon.api.gallery import SharingProfile
 from galleon.api.imagetemplate import ImageVersionSource
 from galleon.api.region import RegistryEndpoint, endpoints_of
 from galleon.controllers.common import as_dict, version_facts
+from galleon.controllers.scaleset.snapshot import Sources
+from galleon.controllers.sharing_check import read_sharing
 from galleon.core import reasons
-from galleon.core.sharing import needs_labels, sharing
 from galleon.core.versions import LATEST, VersionFacts, latest_overall
 from galleon.kube import client as kube
-from galleon.kube.resources import Gallery, ImageDefinition, ImageVersion, Region
+from galleon.kube.resources import Gallery, ImageDefinition, ImageVersion
 
 
 class BuildFailed(Exception):
@@ -69,33 +75,35 @@ def _completed_registries(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 async def definition_versions(namespace: str, definition: str) -> list[dict[str, Any]]:
-    """Every ImageVersion of `namespace/definition`, as stored now."""
-    return [
-        as_dict(v)
-        async for v in kube.client().list(ImageVersion, namespace=namespace)
-        if ((as_dict(v).get("spec") or {}).get("imageDefinitionName")) == definition
-    ]
+    """Every ImageVersion of `namespace/definition`, as stored now (one LIST)."""
+    listed = [as_dict(v) async for v in kube.client().list(ImageVersion, namespace=namespace)]
+    return [v for v in listed if (v.get("spec") or {}).get("imageDefinitionName") == definition]
 
 
-async def check_shared(consumer: str, namespace: str, definition: str) -> None:
-    """Refuse (ImageNotShared) unless `consumer` may use `namespace/definition`."""
-    if consumer == namespace:
-        return
+async def stored_sharing(namespace: str, definition: str) -> Sources:
+    """ImageDefinition `namespace/definition` and its Gallery as stored now (two GETs,
+    one when the definition is missing), as a lookup `read_sharing` reads."""
+    definitions: dict[Any, list[dict[str, Any]]] = {}
+    galleries: dict[Any, list[dict[str, Any]]] = {}
     found = await kube.get_or_none(ImageDefinition, definition, namespace)
-    definition_obj = as_dict(found) if found is not None else None
-    gallery_obj = None
-    if definition_obj is not None:
-        gallery_name = (definition_obj.get("spec") or {}).get("galleryName", "")
+    if found is not None:
+        stored = as_dict(found)
+        definitions[(namespace, definition)] = [stored]
+        gallery_name = (stored.get("spec") or {}).get("galleryName", "")
         gallery = await kube.get_or_none(Gallery, gallery_name, namespace)
-        gallery_obj = as_dict(gallery) if gallery is not None else None
-    labels: dict[str, str] = {}
-    profile = SharingProfile.model_validate(
-        ((gallery_obj or {}).get("spec") or {}).get("sharingProfile") or {}
-    )
-    if gallery_obj is not None and needs_labels(profile):
-        ns = await kube.get_or_none(Namespace, consumer)
-        labels = dict((ns.metadata.labels or {}) if ns and ns.metadata else {})
-    verdict = sharing(consumer, namespace, definition, definition_obj, gallery_obj, labels)
+        if gallery is not None:
+            galleries[(namespace, gallery_name)] = [as_dict(gallery)]
+    return Sources({}, {}, definitions, galleries)
+
+
+async def check_shared(consumer: str, namespace: str, definition: str, lookup: Sources) -> None:
+    """Refuse (ImageNotShared) unless `consumer` may use `namespace/definition`: the
+    indexes answer, and a refusal is confirmed from the API server (it ends a build)."""
+    verdict = await read_sharing(consumer, namespace, definition, lookup)
+    if not verdict.allowed:
+        # The index may be a moment behind a Gallery that was just shared.
+        stored = await stored_sharing(namespace, definition)
+        verdict = await read_sharing(consumer, namespace, definition, stored)
     if not verdict.allowed:
         raise BuildFailed(reasons.IMAGE_NOT_SHARED, verdict.message)
 
@@ -124,28 +132,28 @@ def choose_version(
     return by_version.get(chosen) if chosen else None
 
 
-async def region_spec(name: str) -> dict[str, Any] | None:
-    found = await kube.get_or_none(Region, name)
-    return None if found is None else dict(as_dict(found).get("spec") or {})
+def region_endpoints(region: Mapping[str, Any] | None) -> tuple[RegistryEndpoint, ...]:
+    """The usable registries of a Region object, in its order (none: no Region).
 
-
-async def region_endpoints(name: str) -> tuple[RegistryEndpoint, ...]:
-    found = await kube.get_or_none(Region, name)
-    if found is None:
+    >>> region = {"spec": {"registries": [{"name": "a", "url": "http://10.0.0.5:5000"}]}}
+    >>> [e.name for e in region_endpoints(region)], region_endpoints(None)
+    (['a'], ())
+    """
+    if region is None:
         return ()
-    usable, _ = endpoints_of(as_dict(found).get("spec") or {})
+    usable, _ = endpoints_of(region.get("spec") or {})  # the Region reports the others
     return tuple(usable)
 
 
 async def gallery_source(
-    consumer: str, source: ImageVersionSource, prefer: RegistryEndpoint | None
+    consumer: str, source: ImageVersionSource, prefer: RegistryEndpoint | None, lookup: Sources
 ) -> GallerySource:
     """The version a build's source names, and the registry to read it from (the
     staging registry `prefer` when it holds a replica: its layers then mount)."""
     namespace = source.namespace or consumer
     definition = source.image_definition_name
-    await check_shared(consumer, namespace, definition)
-    versions = await definition_versions(namespace, definition)
+    await check_shared(consumer, namespace, definition, lookup)
+    versions = lookup.definition_versions(namespace, definition)
     chosen = choose_version(versions, source.version)
     if chosen is None:
         wanted = "no version" if source.version == LATEST else f"version {source.version}"
@@ -158,7 +166,7 @@ async def gallery_source(
     places = _completed_registries(chosen)
     endpoints: list[RegistryEndpoint] = []
     for region in dict.fromkeys(r for r, _ in places):
-        by_name = {e.name: e for e in await region_endpoints(region)}
+        by_name = {e.name: e for e in region_endpoints(lookup.region(region))}
         endpoints.extend(by_name[reg] for r, reg in places if r == region and reg in by_name)
     if not endpoints:
         raise BuildFailed(
@@ -178,16 +186,16 @@ async def gallery_source(
     )
 
 
-async def latest_source_digest(consumer: str, source: ImageVersionSource) -> str | None:
-    """The digest the source would resolve to now (None: none, or not shared)."""
+async def latest_source_digest(
+    consumer: str, source: ImageVersionSource, lookup: Sources
+) -> str | None:
+    """The digest the source would resolve to now (None: none, or not shared), from
+    the indexes: a pass a moment behind triggers at the next one."""
     namespace = source.namespace or consumer
-    try:
-        await check_shared(consumer, namespace, source.image_definition_name)
-    except BuildFailed:
+    definition = source.image_definition_name
+    if not (await read_sharing(consumer, namespace, definition, lookup)).allowed:
         return None
-    chosen = choose_version(
-        await definition_versions(namespace, source.image_definition_name), source.version
-    )
+    chosen = choose_version(lookup.definition_versions(namespace, definition), source.version)
     return None if chosen is None else str((chosen.get("status") or {}).get("sourceDigest"))
 
 

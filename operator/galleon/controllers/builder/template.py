@@ -14,6 +14,9 @@ Rules of this module:
   (it resolves the source itself) or the newest finished build was of that digest.
 - Builds are owned by their template (deleting it deletes them); finished ones past
   `historyLimit` are deleted oldest first, after counting, never a running one.
+- A pass reads the template (GET) and its builds (LIST by label) as stored now; the
+  source's versions and its sharing come from the kopf indexes (`sources`). Its
+  status is written once, and not at all when nothing in it changed.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from pydantic import ValidationError
 from galleon import clock
 from galleon.api.imagetemplate import FAILED_BUILDS_TO_SUSPEND, ImageTemplateSpec
 from galleon.controllers.builder import sources
+from galleon.controllers.builder.status import write_status
 from galleon.controllers.common import as_dict, post_once
 from galleon.controllers.imageversion.reconcile import spec_errors
+from galleon.controllers.scaleset.snapshot import Sources
 from galleon.core import builds, reasons
-from galleon.core.conditions import kstatus, merged
+from galleon.core.conditions import kstatus
 from galleon.kube import client as kube
 from galleon.kube.resources import ImageBuild, ImageTemplate
 
@@ -42,8 +47,10 @@ INVALID_SECONDS = 300.0
 class TemplatePass:
     """The controller of one ImageTemplate, one pass at a time."""
 
-    def __init__(self, namespace: str, name: str) -> None:
+    def __init__(self, namespace: str, name: str, lookup: Sources) -> None:
         self.namespace, self.name = namespace, name
+        self.lookup = lookup
+        """The kopf indexes: the source's versions and its sharing."""
 
     async def run_once(self) -> float:
         found = await kube.get_or_none(ImageTemplate, self.name, self.namespace)
@@ -129,7 +136,7 @@ class TemplatePass:
             reason = "Created" if triggered is None else "TemplateUpdate"
             if source is not None:
                 fields["triggeredSourceDigest"] = await sources.latest_source_digest(
-                    self.namespace, source
+                    self.namespace, source, self.lookup
                 )
             fields["triggeredGeneration"] = generation
             fields["failedBuildsInARow"] = 0  # a new spec: its builds start a new streak
@@ -138,7 +145,7 @@ class TemplatePass:
             return None
         if builds.suspended(streak) or builds.running(facts):
             return None  # a running build resolves the source itself
-        digest = await sources.latest_source_digest(self.namespace, source)
+        digest = await sources.latest_source_digest(self.namespace, source, self.lookup)
         finished = [b for b in builds.in_order(facts) if b.finished]
         built = finished[-1].source_digest if finished else None
         if digest is None or digest in (status.get("triggeredSourceDigest"), built):
@@ -234,9 +241,13 @@ class TemplatePass:
         self, body: dict[str, Any], status: dict[str, Any], updates: list[Any], **fields: Any
     ) -> None:
         generation = body["metadata"].get("generation")
-        patch: dict[str, Any] = {
+        await write_status(
+            ImageTemplate,
+            self.name,
+            self.namespace,
+            status,
+            generation,
+            updates,
+            clock.now(),
             **fields,
-            "observedGeneration": generation,
-            "conditions": merged(status, generation, updates, clock.now()),
-        }
-        await kube.patch_status(ImageTemplate, self.name, patch, self.namespace)
+        )

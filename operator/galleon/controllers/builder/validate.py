@@ -180,9 +180,7 @@ async def _log_tail(name: str, namespace: str) -> str:
     try:
         async for line in kube.client().log(name, namespace=namespace, tail_lines=LOG_LINES):
             lines.append(line)
-    except ApiError:
-        return ""
-    except Exception:  # a log that cannot be read does not change the verdict
+    except Exception:  # a log that cannot be read (ApiError or other) does not change the verdict
         return ""
     return "".join(lines)[-OUTPUT_MAX:]
 

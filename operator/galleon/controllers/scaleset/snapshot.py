@@ -15,18 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from lightkube.resources.core_v1 import Namespace, Pod
+from lightkube.resources.core_v1 import Pod
 
 from galleon import clock
-from galleon.api.gallery import SharingProfile
 from galleon.api.region import RegistryEndpoint, endpoints_of, node_selector
 from galleon.api.scaleset import ScaleSetSpec
+from galleon.controllers import sharing_check
 from galleon.controllers.common import as_dict, version_facts
 from galleon.controllers.indexes import first
 from galleon.core import instances as inst
 from galleon.core import rollout as ro
 from galleon.core import times
-from galleon.core.sharing import Sharing, needs_labels, sharing
+from galleon.core.sharing import Sharing
 from galleon.core.upgrade_trigger import Controls, RecordedUpgrade
 from galleon.core.versions import Released, Resolution, resolve
 from galleon.kube import client as kube
@@ -336,20 +336,11 @@ def definition_namespace(namespace: str, spec: ScaleSetSpec) -> str:
 
 async def read_sharing(namespace: str, spec: ScaleSetSpec, sources: Sources) -> Sharing:
     """Whether `namespace` may use the image: from the indexes, plus a GET of the
-    Namespace only when the Gallery selects namespaces by label."""
-    source = definition_namespace(namespace, spec)
-    name = spec.image_reference.image_definition_name
-    definition = sources.definition(source, name) if source != namespace else None
-    gallery = (
-        sources.gallery(source, (definition.get("spec") or {}).get("galleryName", ""))
-        if definition is not None
-        else None
+    Namespace only when the Gallery selects namespaces by label
+    (`galleon.controllers.sharing_check`)."""
+    return await sharing_check.read_sharing(
+        namespace,
+        definition_namespace(namespace, spec),
+        spec.image_reference.image_definition_name,
+        sources,
     )
-    labels: dict[str, str] = {}
-    profile = SharingProfile.model_validate(
-        ((gallery or {}).get("spec") or {}).get("sharingProfile") or {}
-    )
-    if gallery is not None and needs_labels(profile):
-        found = await kube.get_or_none(Namespace, namespace)
-        labels = dict((found.metadata.labels or {}) if found and found.metadata else {})
-    return sharing(namespace, source, name, definition, gallery, labels)
