@@ -4,6 +4,8 @@
 rollout state persisted in the ScaleSet's status, and returns what to do now
 (create or delete instances), the new rollout state, the Events to post and when
 to look again. It does no I/O: the controller reads, calls it, and applies.
+`preview(observed, rollout, policy, now)` replays `plan` itself over a simulated
+fleet to show the batches still to come (`kubectl galleon plan scaleset NAME`).
 
 Rules of this module (cloud semantics, docs/rollout.md):
 - A batch is `max(1, capacity * maxBatchInstancePercent // 100)` instances.
@@ -78,6 +80,7 @@ from galleon.core.rollout.model import (
     total_batches,
 )
 from galleon.core.rollout.planner import plan, steady
+from galleon.core.rollout.preview import Preview, PreviewBatch, preview
 
 __all__ = [
     "BEFORE",
@@ -94,12 +97,15 @@ __all__ = [
     "Phase",
     "Plan",
     "Policy",
+    "Preview",
+    "PreviewBatch",
     "Rollout",
     "batch_size",
     "health",
     "member_health",
     "plan",
     "planned_batches",
+    "preview",
     "steady",
     "total_batches",
 ]
