@@ -54,6 +54,7 @@ MODULES = [
     "galleon.api.scaleset",
     "galleon.oci.manifest",
     "galleon.cli.outcome",
+    "galleon.cli.render.plan",
 ]
 
 

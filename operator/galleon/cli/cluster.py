@@ -117,19 +117,25 @@ class Cluster:
         )
         self._streams: Any = None
 
-    def get(self, kind: Kind, name: str) -> dict[str, Any]:
-        with self._errors(kind, name):
-            return as_dict(self.client.get(kind.resource, name, namespace=self.namespace))
+    def get(self, kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any]:
+        """The object `name` in `namespace` (default: the command's; ignored for a kind
+        that is not namespaced)."""
+        where = namespace or self.namespace
+        with self._errors(kind, name, where):
+            return as_dict(self.client.get(kind.resource, name, namespace=where))
 
     def list(
         self,
         kind: Kind,
         all_namespaces: bool = False,
         labels: Mapping[str, str] | None = None,
+        namespace: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The objects of `kind` (with every label of `labels`), by namespace and name."""
-        namespace = "*" if all_namespaces else self.namespace
-        with self._errors(kind, None):
+        """The objects of `kind` (with every label of `labels`) in `namespace` (default:
+        the command's), by namespace and name."""
+        where = namespace or self.namespace
+        namespace = "*" if all_namespaces else where
+        with self._errors(kind, None, where):
             objects = [
                 as_dict(o)
                 for o in self.client.list(
@@ -221,7 +227,7 @@ class Cluster:
         return self._streams
 
     @contextmanager
-    def _errors(self, kind: Kind, name: str | None) -> Iterator[None]:
+    def _errors(self, kind: Kind, name: str | None, namespace: str | None = None) -> Iterator[None]:
         """Turn API and transport errors into a `CliError` that says what and where."""
         try:
             yield
@@ -229,7 +235,8 @@ class Cluster:
             code = getattr(error.status, "code", None)
             failures: dict[Any, type[CliError]] = {404: NotFound, 410: Expired}
             failure = failures.get(code, CliError)
-            raise failure(self._api_message(error, kind, name)) from error
+            message = self._api_message(error, kind, name, namespace or self.namespace)
+            raise failure(message) from error
         except httpx2.HTTPStatusError as error:  # an answer that is not a Kubernetes Status
             code = error.response.status_code
             if code == 404:
@@ -242,14 +249,14 @@ class Cluster:
             reason = str(error) or type(error).__name__
             raise Unreachable(f"cannot reach the API server {self.server}: {reason}") from error
 
-    def _api_message(self, error: ApiError, kind: Kind, name: str | None) -> str:
+    def _api_message(self, error: ApiError, kind: Kind, name: str | None, namespace: str) -> str:
         status = error.status
         code = getattr(status, "code", None)
         details = getattr(status, "details", None)
         resource = _resource(kind)
         if code == 404:
             if name is not None and details is not None and details.name == name:
-                return f"{kind.label} {name} not found in namespace {self.namespace}"
+                return f"{kind.label} {name} not found in namespace {namespace}"
             return (
                 f"the API server does not know {resource}: are the galleon CRDs installed? "
                 f"({status.message})"

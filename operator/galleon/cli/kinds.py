@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.core_v1 import Namespace, Pod
 from rich.console import RenderableType
 
 from galleon import GROUP, VERSION
@@ -26,11 +27,15 @@ from galleon.cli.outcome import (
     imageversion_outcome,
     scaleset_outcome,
 )
-from galleon.kube.resources import ImageDefinition, ImageVersion, ScaleSet
+from galleon.kube.resources import Gallery, ImageDefinition, ImageVersion, Region, ScaleSet
 
 SCALESET = Kind(ScaleSet, "scaleset")
 IMAGEVERSION = Kind(ImageVersion, "imageversion")
 IMAGEDEFINITION = Kind(ImageDefinition, "imagedefinition")
+REGION = Kind(Region, "region")
+GALLERY = Kind(Gallery, "gallery")
+POD = Kind(Pod, "pod")
+NAMESPACE = Kind(Namespace, "namespace")
 # The same classes as `galleon.kube.resources` makes for these kinds (lightkube makes
 # one class per group, version and kind), made here so the plugin does not depend on
 # when the builder's kinds joined that module.

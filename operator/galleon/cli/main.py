@@ -7,7 +7,8 @@ Rules of this module:
 - `get <kind>` and `status <kind>` are one implementation each (`get`, `status`),
   made into a command per entry of `galleon.cli.kinds.KINDS`: the kinds differ in
   their table entry, never in code. The ScaleSet controls live in
-  `galleon.cli.controls`, the loops in `galleon.cli.polling`.
+  `galleon.cli.controls`, `plan scaleset` in `galleon.cli.plan`, the loops in
+  `galleon.cli.polling`.
 - What is printed comes from `galleon.cli.render` (pure), decisions of `status`
   from `galleon.cli.outcome` (pure); the commands only read, patch and loop.
 - A failure prints one `error: ...` line on stderr and exits 1; `status` exits 0
@@ -28,7 +29,7 @@ from typing import Annotated, Any
 import typer
 
 from galleon import GROUP, VERSION, clock
-from galleon.cli import controls, render
+from galleon.cli import controls, plan, render
 from galleon.cli.cluster import CliError, Cluster, NotFound
 from galleon.cli.console import out, reported, say
 from galleon.cli.kinds import (
@@ -368,6 +369,10 @@ def builds(
 # -- ScaleSet controls ------------------------------------------------------------------------
 
 controls.register(app)
+
+# -- plan (read only) -------------------------------------------------------------------------
+
+plan.register(app)
 
 
 def main() -> None:  # pragma: no cover - the console script calls `app` directly

@@ -8,6 +8,7 @@ them, camelCase) to rich renderables.
   versions of an ImageDefinition.
 - `imagebuild`: an ImageBuild in detail (its steps), its list's columns, and the
   builds of an ImageTemplate.
+- `plan`: what `plan scaleset NAME` prints, from its plan document, section by section.
 
 Rules of this package:
 - No I/O and no clock: a function that shows ages takes `now`.
@@ -59,6 +60,7 @@ from galleon.cli.render.pieces import (
     timestamp,
     to_text,
 )
+from galleon.cli.render.plan import PLAN_SECTIONS, batch_line, plan_view
 from galleon.cli.render.scaleset import (
     SCALESET_COLUMNS,
     history_view,
@@ -73,11 +75,13 @@ __all__ = [
     "DASH",
     "IMAGEBUILD_COLUMNS",
     "IMAGEVERSION_COLUMNS",
+    "PLAN_SECTIONS",
     "SCALESET_COLUMNS",
     "STATE_STYLES",
     "Column",
     "age",
     "bar",
+    "batch_line",
     "build_columns",
     "builds_view",
     "conditions_table",
@@ -94,6 +98,7 @@ __all__ = [
     "newest_builds",
     "newest_first",
     "percent",
+    "plan_view",
     "progress",
     "replication_view",
     "scaleset_list",

@@ -1,0 +1,414 @@
+"""`kubectl galleon plan scaleset NAME`: what the operator would do next with a
+ScaleSet's upgrade (the batches with their instances and earliest start), without
+changing anything.
+
+Rules of this module:
+- Read only: GETs and LISTs (the ScaleSet, its pods by label, its Region, its
+  ImageDefinition and that definition's ImageVersions, and for an image of another
+  namespace its Gallery and, when the Gallery selects by label, this Namespace),
+  the objects the controller's pass reads; never a write.
+- The view is built as the controller builds its own (`galleon.core.observed`,
+  `galleon.core.upgrade_trigger.upgrade_intent`, with the same refusals in the same
+  order as `galleon.controllers.scaleset.reconcile`), and the batches come from
+  `galleon.core.rollout.preview`, which replays the planner itself.
+- When no upgrade starts by itself but a start request would start one
+  (`kubectl galleon upgrade NAME`), the batches shown are those of that start, and
+  the document says so (`upgrade.starts: OnRequest`).
+- `plan_document` is the output (`-o json|yaml` prints it as is; the text view is
+  rendered from it by `galleon.cli.render.plan_view`). Sections of data that does
+  not exist yet (release waves, maintenance windows) are hooks that add nothing:
+  a key is present only when there is data for it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+import yaml
+from pydantic import ValidationError
+
+from galleon import clock
+from galleon.api.gallery import SharingProfile
+from galleon.api.region import endpoints_of
+from galleon.api.scaleset import ScaleSetSpec
+from galleon.cli import render
+from galleon.cli.cluster import Cluster, NotFound
+from galleon.cli.console import out, reported
+from galleon.cli.kinds import (
+    GALLERY,
+    IMAGEDEFINITION,
+    IMAGEVERSION,
+    NAMESPACE,
+    POD,
+    REGION,
+    SCALESET,
+)
+from galleon.cli.options import ContextOption, KubeconfigOption, NamespaceOption, ScaleSetName
+from galleon.core import instances as inst
+from galleon.core import reasons, times
+from galleon.core import rollout as ro
+from galleon.core.observed import (
+    definition_namespace,
+    observe,
+    recorded_upgrade,
+    release_of,
+    target_revision,
+    version_facts,
+    version_images,
+)
+from galleon.core.sharing import needs_labels, sharing
+from galleon.core.upgrade_trigger import Controls, UpgradeIntent, upgrade_intent
+from galleon.core.versions import Resolution, resolve
+
+ASSUMES = (
+    "each replaced instance comes back on its target revision and is Ready at once, and "
+    "nobody pauses, resumes or cancels: times are the earliest"
+)
+
+
+class Output(StrEnum):
+    """`-o`: the plan as a document instead of the text view."""
+
+    json = "json"
+    yaml = "yaml"
+
+
+OutputOption = Annotated[
+    Output | None,
+    typer.Option(
+        "--output", "-o", help="Print the plan as a json or yaml document.", show_default=False
+    ),
+]
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """What the plan of one ScaleSet is made from, as the API returned it (dicts)."""
+
+    scaleset: Mapping[str, Any]
+    pods: Sequence[Mapping[str, Any]] = ()
+    """The ScaleSet's pods (by its label)."""
+    region: Mapping[str, Any] | None = None
+    """The Region it names (None: it does not exist)."""
+    definition: Mapping[str, Any] | None = None
+    """Its ImageDefinition (None: it does not exist, or cannot be seen)."""
+    versions: Sequence[Mapping[str, Any]] = ()
+    """The ImageVersions of that definition, in the definition's namespace."""
+    gallery: Mapping[str, Any] | None = None
+    """The definition's Gallery, read only for an image of another namespace."""
+    namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    """The ScaleSet's Namespace's labels, read only when that Gallery selects by label."""
+
+
+@dataclass(frozen=True)
+class Started:
+    """An upgrade as the preview runs it: the intent it is planned with, and the replay."""
+
+    intent: UpgradeIntent
+    preview: ro.Preview
+
+
+@dataclass(frozen=True)
+class ScaleSetPlan:
+    """What `plan scaleset NAME` found and foresees."""
+
+    name: str
+    namespace: str
+    now: datetime
+    spec: ScaleSetSpec | None = None
+    refused: tuple[str, str] | None = None
+    """(reason, message) when the operator changes nothing on this ScaleSet at all (as
+    its pass refuses: invalid spec, no ImageDefinition, no Region, image not shared)."""
+    resolution: Resolution | None = None
+    target: str | None = None
+    """The target revision (None: no version with a copy in the region)."""
+    as_is: Started | None = None
+    """The replay from what is observed (None when refused)."""
+    requested: Started | None = None
+    """The replay of a start request made now, when nothing starts without one and the
+    operator would take one (it may still start nothing: a paused ScaleSet)."""
+
+    @property
+    def on_request(self) -> Started | None:
+        """The replay of a start request, when it starts an upgrade."""
+        if self.requested is None or self.requested.preview.outcome == "Idle":
+            return None
+        return self.requested
+
+    @property
+    def shown(self) -> Started | None:
+        """The replay whose batches are shown."""
+        return self.on_request or self.as_is
+
+
+# -- the plan, from the objects (pure) ---------------------------------------------------
+
+
+def plan_of(inputs: PlanInputs, now: datetime) -> ScaleSetPlan:
+    """The plan of one ScaleSet from the objects its pass reads, at `now`."""
+    meta = inputs.scaleset.get("metadata") or {}
+    namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+    base = ScaleSetPlan(name=name, namespace=namespace, now=now)
+    try:
+        spec = ScaleSetSpec.model_validate(inputs.scaleset.get("spec") or {})
+        inst.check_model(spec)
+    except (ValidationError, inst.InvalidModel) as error:
+        return replace(base, refused=(reasons.INVALID_SPEC, str(error)))
+    base = replace(base, spec=spec)
+    source = definition_namespace(namespace, spec)
+    definition_name = spec.image_reference.image_definition_name
+    if source == namespace and inputs.definition is None:
+        message = f'image definition "{definition_name}" does not exist in namespace {source}'
+        return replace(base, refused=(reasons.DEFINITION_NOT_FOUND, message))
+    if inputs.region is None:
+        message = f"Region {spec.region} does not exist"
+        return replace(base, refused=(reasons.REGION_NOT_FOUND, message))
+    shared = sharing(
+        namespace,
+        source,
+        definition_name,
+        inputs.definition,
+        inputs.gallery,
+        inputs.namespace_labels,
+    )
+    if not shared.allowed:
+        return replace(base, refused=(shared.reason, shared.message))
+    endpoints, _ = endpoints_of(inputs.region.get("spec") or {})
+    resolution = resolve(
+        [version_facts(v) for v in inputs.versions],
+        spec.region,
+        spec.image_reference.version,
+        *release_of(inputs.definition, spec.region),
+    )
+    images = version_images(inputs.versions, spec.region, endpoints)
+    target = target_revision(namespace, spec, resolution, images)
+    instances = [i for i in map(observe, inputs.pods) if i is not None]
+    recorded = recorded_upgrade(inputs.scaleset.get("status") or {}, now)
+    controls = Controls.from_annotations(meta.get("annotations") or {})
+
+    def holds_at(moment: datetime) -> tuple[ro.Hold, ...]:
+        return holds_of(inputs, spec, moment)
+
+    def replay(asked: Controls) -> Started:
+        intent = upgrade_intent(spec, instances, target, recorded, asked, now, holds_at(now))
+        observation = intent.observation(spec, instances, target)
+        replayed = ro.preview(observation, intent.rollout, intent.policy, now, holds_at=holds_at)
+        return Started(intent, replayed)
+
+    as_is = replay(controls)
+    requested = None
+    if as_is.preview.outcome == "Idle":
+        asked = replay(replace(controls, start_at=now))
+        requested = asked if asked.intent.start_requested else None
+    return replace(base, resolution=resolution, target=target, as_is=as_is, requested=requested)
+
+
+def holds_of(inputs: PlanInputs, spec: ScaleSetSpec, at: datetime) -> tuple[ro.Hold, ...]:
+    """What holds new batches and upgrades back at `at` (a closed maintenance window, a
+    quarantined version), as the controller's pass composes them for `upgrade_intent`:
+    the preview asks it at every decision it replays. A hook: the pass composes no
+    hold yet; once it does, this must give the same (one pure function for both), or
+    the preview drifts from what the operator does."""
+    return ()
+
+
+# -- the document (`-o json|yaml`; the text view is rendered from it) --------------------
+
+
+def _version(revision: str | None) -> str | None:
+    return inst.version_of(revision) if revision else None
+
+
+def _starts(plan: ScaleSetPlan) -> str:
+    """Running (recorded, not ended), ByItself (the operator starts it), OnRequest (a
+    start request would), or No."""
+    assert plan.as_is is not None
+    recorded = plan.as_is.intent.rollout
+    if recorded is not None and recorded.active:
+        return "Running"
+    if plan.as_is.preview.outcome != "Idle":
+        return "ByItself"
+    return "OnRequest" if plan.on_request is not None else "No"
+
+
+def _upgrade(plan: ScaleSetPlan) -> dict[str, Any]:
+    """The upgrade the batches belong to: versions, mode, who starts it and why."""
+    assert plan.spec is not None and plan.as_is is not None and plan.shown is not None
+    shown, intent = plan.shown, plan.as_is.intent
+    starts = _starts(plan)
+    rollout = shown.preview.rollout if starts != "No" else None
+    source = rollout.from_revision if rollout is not None else intent.source
+    to = rollout.to_revision if rollout is not None else plan.target
+    policy = plan.spec.upgrade_policy
+    if starts == "Running":
+        started_by = intent.recorded_started_by or intent.starter
+    else:
+        started_by = shown.intent.starter
+    document: dict[str, Any] = {
+        "fromVersion": _version(source),
+        "toVersion": _version(to),
+        "fromRevision": source,
+        "toRevision": to,
+        "mode": policy.mode,
+        "automaticOSUpgrades": policy.automatic_os_upgrade_policy.enable_automatic_os_upgrade,
+        "starts": starts,
+        "startedBy": started_by if starts != "No" else None,
+        "reason": intent.trigger.reason,
+        "message": intent.trigger.message,
+    }
+    if rollout is not None:
+        document["startTime"] = times.format(rollout.started)
+    if plan.resolution is not None and plan.resolution.waiting_for_replication:
+        document["waiting"] = {
+            "version": plan.resolution.waiting_for_replication,
+            "reason": plan.resolution.reason,
+            "message": plan.resolution.message,
+        }
+    if plan.target is None and plan.resolution is not None:
+        document["targetMessage"] = plan.resolution.message
+    if intent.refused_controls:
+        document["ignoredControls"] = list(intent.refused_controls)
+    return document
+
+
+def _batch(batch: ro.PreviewBatch, total: int, running: bool = False) -> dict[str, Any]:
+    return {
+        "number": batch.number,
+        "of": total,
+        "instances": list(batch.instances),
+        ("since" if running else "earliest"): times.format(batch.earliest),
+    }
+
+
+def waves_of(plan: ScaleSetPlan) -> list[dict[str, Any]] | None:
+    """The ImageDefinition's release waves, with their regions and earliest times: a
+    hook for when waves exist (None: no data, so the document has no `waves`)."""
+    return None
+
+
+def maintenance_windows_of(plan: ScaleSetPlan) -> list[dict[str, Any]] | None:
+    """The maintenance windows batches must start in: a hook for when windows exist
+    (None: no data, so the document has no `maintenanceWindows`)."""
+    return None
+
+
+EXTRA_SECTIONS: tuple[tuple[str, Callable[[ScaleSetPlan], Any]], ...] = (
+    ("waves", waves_of),
+    ("maintenanceWindows", maintenance_windows_of),
+)
+"""Document keys after the batches, each with the function that gives its data (a
+key is left out when its function returns None); `render.PLAN_SECTIONS` prints them."""
+
+
+def plan_document(plan: ScaleSetPlan) -> dict[str, Any]:
+    """The plan as a document (camelCase, times RFC 3339): what `-o json` prints."""
+    document: dict[str, Any] = {
+        "scaleSet": {"name": plan.name, "namespace": plan.namespace},
+        "now": times.format(plan.now),
+    }
+    if plan.refused is not None or plan.as_is is None or plan.shown is None:
+        reason, message = plan.refused or ("", "")
+        document["refused"] = {"reason": reason, "message": message}
+        return document
+    shown = plan.shown.preview
+    document["upgrade"] = _upgrade(plan)
+    document["notes"] = list(plan.as_is.preview.first_notes)
+    if plan.requested is not None:
+        document["notesOnRequest"] = list(plan.requested.preview.first_notes)
+    if shown.running is not None:
+        document["runningBatch"] = _batch(shown.running, shown.total, running=True)
+    document["batches"] = [_batch(b, shown.total) for b in shown.batches]
+    document["outcome"] = {
+        "result": shown.outcome,
+        "at": times.format(shown.ends) if shown.ends is not None else None,
+        "notes": list(shown.last_notes),
+    }
+    document["assumes"] = ASSUMES
+    for key, data in EXTRA_SECTIONS:
+        value = data(plan)
+        if value is not None:
+            document[key] = value
+    return document
+
+
+# -- reading (the command's only I/O) -----------------------------------------------------
+
+
+def _or_none(read: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+    try:
+        return read()
+    except NotFound:
+        return None
+
+
+def read_inputs(cluster: Cluster, name: str) -> PlanInputs:
+    """The objects the ScaleSet's pass reads, by GET and LIST (never a write)."""
+    scaleset = cluster.get(SCALESET, name)
+    spec = scaleset.get("spec") or {}
+    reference = spec.get("imageReference") or {}
+    source = reference.get("namespace") or cluster.namespace
+    definition_name = str(reference.get("imageDefinitionName") or "")
+    region = _or_none(lambda: cluster.get(REGION, str(spec.get("region") or "")))
+    definition = _or_none(lambda: cluster.get(IMAGEDEFINITION, definition_name, namespace=source))
+    gallery, labels = None, {}
+    if source != cluster.namespace and definition is not None:
+        gallery_name = str((definition.get("spec") or {}).get("galleryName") or "")
+        gallery = _or_none(lambda: cluster.get(GALLERY, gallery_name, namespace=source))
+        profile = SharingProfile.model_validate(
+            ((gallery or {}).get("spec") or {}).get("sharingProfile") or {}
+        )
+        if gallery is not None and needs_labels(profile):
+            found = cluster.get(NAMESPACE, cluster.namespace)
+            labels = dict((found.get("metadata") or {}).get("labels") or {})
+    versions = [
+        v
+        for v in cluster.list(IMAGEVERSION, namespace=source)
+        if (v.get("spec") or {}).get("imageDefinitionName") == definition_name
+    ]
+    pods = cluster.list(POD, labels={inst.SCALESET_LABEL: name})
+    return PlanInputs(scaleset, pods, region, definition, versions, gallery, labels)
+
+
+# -- the command --------------------------------------------------------------------------
+
+
+def plan_scaleset(
+    name: ScaleSetName,
+    output: OutputOption = None,
+    namespace: NamespaceOption = None,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+) -> None:
+    """What the operator would do next with a ScaleSet's upgrade, read only."""
+    cluster = Cluster(kubeconfig, context, namespace)
+    document = plan_document(plan_of(read_inputs(cluster, name), clock.now()))
+    if output is Output.json:
+        typer.echo(json.dumps(document, indent=2))
+    elif output is Output.yaml:
+        typer.echo(yaml.safe_dump(document, sort_keys=False), nl=False)
+    else:
+        out().print(render.plan_view(document))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `plan scaleset NAME` (aliases `scalesets`, `ss`) to `app`."""
+    plan_app = typer.Typer(
+        help="Show what the operator would do next, without changing anything.",
+        no_args_is_help=True,
+    )
+    help_ = (
+        "What a ScaleSet's upgrade would do next, from the operator's own planner: the "
+        "upgrade, its batches with their instances and earliest start, and how it ends. "
+        "Changes nothing."
+    )
+    command = reported(plan_scaleset)
+    plan_app.command("scaleset", help=help_)(command)
+    for alias in ("scalesets", "ss"):
+        plan_app.command(alias, help=help_, hidden=True)(command)
+    app.add_typer(plan_app, name="plan")

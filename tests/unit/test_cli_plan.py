@@ -1,0 +1,376 @@
+"""`kubectl galleon plan scaleset NAME` without a cluster: the plan built from the
+objects a ScaleSet's pass reads (as the API returns them), its document (`-o json`,
+`-o yaml`), its text view, and that the command only reads."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import yaml
+from rich.console import Console
+from typer.testing import CliRunner
+
+from galleon.api.scaleset import ScaleSetSpec
+from galleon.cli import main as cli
+from galleon.cli import plan as plan_module
+from galleon.cli import render
+from galleon.cli.cluster import Kind, NotFound
+from galleon.cli.plan import PlanInputs, plan_document, plan_of
+from galleon.core import instances as inst
+
+NOW = datetime(2026, 12, 2, 18, 30, tzinfo=UTC)
+NS = "platform"
+HOUR_AGO = "2026-12-02T17:30:00Z"
+
+
+def scaleset(automatic: bool = False, **status: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "galleon.dev/v1alpha1",
+        "kind": "ScaleSet",
+        "metadata": {"name": "web", "namespace": NS, "generation": 1},
+        "spec": {
+            "region": "eastus2",
+            "capacity": 10,
+            "imageReference": {"imageDefinitionName": "os", "version": "latest"},
+            "osContainerName": "os",
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "os",
+                            "image": "set-by-galleon",
+                            "readinessProbe": {"httpGet": {"path": "/", "port": 8080}},
+                        }
+                    ]
+                }
+            },
+            "upgradePolicy": {
+                "mode": "Rolling",
+                "automaticOSUpgradePolicy": {"enableAutomaticOSUpgrade": automatic},
+                "rollingUpgradePolicy": {
+                    "maxBatchInstancePercent": 30,
+                    "maxUnhealthyInstancePercent": 30,
+                    "pauseTimeBetweenBatches": "PT2M",
+                },
+            },
+        },
+        "status": status,
+    }
+
+
+def revision(version: str) -> str:
+    spec = ScaleSetSpec.model_validate(scaleset()["spec"])
+    return inst.revision(version, inst.model_hash(spec, inst.image_identity(NS, "os")))
+
+
+def pod(index: int, version: str = "1.0.0") -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": f"web-{index}",
+            "namespace": NS,
+            "labels": {
+                inst.SCALESET_LABEL: "web",
+                inst.INDEX_LABEL: str(index),
+                inst.REVISION_LABEL: revision(version),
+                inst.VERSION_LABEL: version,
+            },
+            "creationTimestamp": HOUR_AGO,
+        },
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": HOUR_AGO}],
+        },
+    }
+
+
+def version(number: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": f"os-{number.replace('.', '-')}", "namespace": NS},
+        "spec": {
+            "version": number,
+            "imageDefinitionName": "os",
+            "publishingProfile": {"targetRegions": [{"name": "eastus2"}]},
+        },
+        "status": {
+            "repository": "galleon/platform/gallery/os",
+            "sourceDigest": "sha256:" + "ab" * 32,
+            "replicationStatus": {
+                "summary": [
+                    {
+                        "region": "eastus2",
+                        "state": "Completed",
+                        "replicas": [{"registry": "a", "state": "Completed"}],
+                    }
+                ]
+            },
+        },
+    }
+
+
+REGION = {
+    "metadata": {"name": "eastus2"},
+    "spec": {"registries": [{"name": "a", "url": "http://10.0.0.5:5000"}]},
+}
+DEFINITION = {"metadata": {"name": "os", "namespace": NS}, "spec": {"galleryName": "gallery"}}
+
+
+def inputs(body: dict[str, Any], pods: list[dict[str, Any]] | None = None, **kw: Any) -> PlanInputs:
+    return PlanInputs(
+        scaleset=body,
+        pods=pods if pods is not None else [pod(i) for i in range(10)],
+        region=kw.pop("region", REGION),
+        definition=kw.pop("definition", DEFINITION),
+        versions=kw.pop("versions", [version("1.0.0"), version("1.0.1")]),
+        **kw,
+    )
+
+
+def document(body: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    return plan_document(plan_of(inputs(body, **kw), NOW))
+
+
+def printed(doc: Mapping[str, Any]) -> list[str]:
+    console = Console(record=True, width=160)
+    console.print(render.plan_view(doc))
+    return [line.rstrip() for line in console.export_text().splitlines()]
+
+
+def test_with_automatic_upgrades_off_the_batches_are_those_a_start_request_takes() -> None:
+    doc = document(scaleset())
+    upgrade = doc["upgrade"]
+    assert upgrade["starts"] == "OnRequest" and upgrade["startedBy"] == "User"
+    assert (upgrade["fromVersion"], upgrade["toVersion"]) == ("1.0.0", "1.0.1")
+    assert upgrade["toRevision"] == revision("1.0.1") and upgrade["reason"] == "UpgradeAvailable"
+    assert doc["notes"] == [
+        f"no upgrade: {revision('1.0.0')} -> {revision('1.0.1')} may not start by itself "
+        "(waits for a start request)"
+    ]
+    assert doc["batches"] == [
+        {"number": 1, "of": 4, "instances": [0, 1, 2], "earliest": "2026-12-02T18:30:00Z"},
+        {"number": 2, "of": 4, "instances": [3, 4, 5], "earliest": "2026-12-02T18:32:00Z"},
+        {"number": 3, "of": 4, "instances": [6, 7, 8], "earliest": "2026-12-02T18:34:00Z"},
+        {"number": 4, "of": 4, "instances": [9], "earliest": "2026-12-02T18:36:00Z"},
+    ]
+    assert (
+        doc["outcome"]["result"] == "Completed" and doc["outcome"]["at"] == "2026-12-02T18:36:00Z"
+    )
+    assert "runningBatch" not in doc and "waves" not in doc and "maintenanceWindows" not in doc
+    lines = printed(doc)
+    assert lines[0] == "Plan for ScaleSet web in platform at 2026-12-02T18:30:00Z"
+    assert "upgrade      1.0.0 → 1.0.1" in lines
+    assert any(
+        line.startswith("starts       on request (kubectl galleon upgrade web): 1.0.1 is available")
+        for line in lines
+    )
+    assert "BATCHES  if started now" in lines
+    assert "batch 1 of 4: instances 0-2 — earliest 2026-12-02T18:30:00Z" in lines
+    assert "batch 4 of 4: instance 9 — earliest 2026-12-02T18:36:00Z" in lines
+    assert "then Completed, earliest 2026-12-02T18:36:00Z" in lines
+    assert not any("WAVES" in line or "MAINTENANCE" in line for line in lines)
+
+
+def test_with_automatic_upgrades_on_the_operator_starts_it_by_itself() -> None:
+    doc = document(scaleset(automatic=True))
+    assert doc["upgrade"]["starts"] == "ByItself" and doc["upgrade"]["startedBy"] == "Platform"
+    assert doc["notes"][0] == (
+        f"upgrade {revision('1.0.0')} -> {revision('1.0.1')}: starting (a new target revision)"
+    )
+    assert [b["instances"] for b in doc["batches"]] == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
+    assert "BATCHES  from now" in printed(doc)
+
+
+def test_an_upgrade_half_way_shows_its_running_batch_and_the_batches_left() -> None:
+    running = {
+        "fromVersion": "1.0.0",
+        "toVersion": "1.0.1",
+        "fromRevision": revision("1.0.0"),
+        "toRevision": revision("1.0.1"),
+        "startedBy": "User",
+        "runningStatus": {"code": "RollingForward", "startTime": "2026-12-02T18:20:00Z"},
+        "currentBatch": 2,
+        "totalBatches": 4,
+        "phase": "Waiting",
+        "phaseSince": "2026-12-02T18:29:00Z",
+        "batchStartTime": "2026-12-02T18:29:00Z",
+        "batchInstances": [3, 4, 5],
+        "upgradedInstances": [0, 1, 2],
+    }
+    pods = [pod(i, "1.0.1" if i < 6 else "1.0.0") for i in range(10)]
+    doc = document(scaleset(rollingUpgrade=running), pods=pods)
+    assert doc["upgrade"]["starts"] == "Running" and doc["upgrade"]["startedBy"] == "User"
+    assert doc["upgrade"]["startTime"] == "2026-12-02T18:20:00Z"
+    assert doc["runningBatch"] == {
+        "number": 2,
+        "of": 4,
+        "instances": [3, 4, 5],
+        "since": "2026-12-02T18:29:00Z",
+    }
+    assert [(b["number"], b["instances"]) for b in doc["batches"]] == [(3, [6, 7, 8]), (4, [9])]
+    # Batch 2 is judged now (its members are Healthy), then the 2-minute pause.
+    assert [b["earliest"] for b in doc["batches"]] == [
+        "2026-12-02T18:32:00Z",
+        "2026-12-02T18:34:00Z",
+    ]
+    lines = printed(doc)
+    assert "batch 2 of 4: instances 3-5 — running since 2026-12-02T18:29:00Z" in lines
+    assert "batch 3 of 4: instances 6-8 — earliest 2026-12-02T18:32:00Z" in lines
+
+
+def test_nothing_starts_at_the_target_and_no_batches_are_printed() -> None:
+    doc = document(scaleset(), pods=[pod(i, "1.0.1") for i in range(10)])
+    assert doc["upgrade"]["starts"] == "No" and doc["batches"] == []
+    assert doc["notes"] == [f"no upgrade: fleet at target {revision('1.0.1')}, 10 of 10 present"]
+    lines = printed(doc)
+    assert "upgrade      none: the fleet runs 1.0.1" in lines
+    assert not any("BATCHES" in line for line in lines)
+    assert any(line.startswith("planner now  no upgrade: fleet at target") for line in lines)
+
+
+def test_a_paused_scaleset_starts_nothing_even_on_request() -> None:
+    body = scaleset()
+    body["spec"]["paused"] = True
+    doc = document(body)
+    assert doc["upgrade"]["starts"] == "No" and doc["batches"] == []
+    assert doc["notes"][0].endswith("may not start by itself (waits for a start request)")
+    held = (
+        f"no upgrade: {revision('1.0.0')} -> {revision('1.0.1')} held while the ScaleSet is paused"
+    )
+    assert doc["notesOnRequest"] == [held]
+    assert f"if started   {held}" in printed(doc)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "message"),
+    [
+        pytest.param(
+            {"region": None}, "RegionNotFound", "Region eastus2 does not exist", id="no-region"
+        ),
+        pytest.param(
+            {"definition": None},
+            "ImageDefinitionNotFound",
+            'image definition "os" does not exist in namespace platform',
+            id="no-definition",
+        ),
+    ],
+)
+def test_what_the_operator_refuses_is_said_and_nothing_planned(
+    change: dict[str, Any], reason: str, message: str
+) -> None:
+    doc = document(scaleset(), **change)
+    assert doc["refused"] == {"reason": reason, "message": message}
+    assert "batches" not in doc and "upgrade" not in doc
+    assert printed(doc)[1] == f"the operator changes nothing on this ScaleSet: {reason}: {message}"
+
+
+def test_an_image_of_another_namespace_needs_its_gallery_to_share_it() -> None:
+    body = scaleset()
+    body["spec"]["imageReference"]["namespace"] = "images"
+    doc = document(body, gallery={"spec": {"sharingProfile": {"permissions": "Private"}}})
+    assert doc["refused"]["reason"] == "ImageNotShared"
+
+
+def test_a_section_prints_only_when_the_document_has_its_data() -> None:
+    doc = document(scaleset())
+    assert not any("WAVES" in line for line in printed(doc))
+    with_waves = {**copy.deepcopy(doc), "waves": [{"name": "canary", "regions": "eastus2"}]}
+    lines = printed(with_waves)
+    assert "WAVES" in lines and "name canary, regions eastus2" in lines
+
+
+class ReadOnlyCluster:
+    """A cluster that answers GETs and LISTs from objects and has no write method at
+    all: a command that tried to write would fail with AttributeError."""
+
+    namespace = NS
+
+    def __init__(self, *_: Any) -> None:
+        self.calls: list[tuple[str, str, str | None]] = []
+
+    def get(self, kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any]:
+        self.calls.append(("get", kind.label, name))
+        found = {"scaleset": scaleset(), "region": REGION, "imagedefinition": DEFINITION}
+        if kind.label not in found:
+            raise NotFound(f"{kind.label} {name} not found")
+        return copy.deepcopy(found[kind.label])
+
+    def list(
+        self,
+        kind: Kind,
+        all_namespaces: bool = False,
+        labels: Mapping[str, str] | None = None,
+        namespace: str | None = None,
+    ) -> list[dict[str, Any]]:
+        self.calls.append(("list", kind.label, json.dumps(dict(labels or {}))))
+        if kind.label == "pod":
+            assert labels == {"galleon.dev/scaleset": "web"}
+            return [pod(i) for i in range(10)]
+        assert kind.label == "imageversion"
+        return [
+            version("1.0.0"),
+            version("1.0.1"),
+            {**version("2.0.0"), "spec": {"imageDefinitionName": "other", "version": "2.0.0"}},
+        ]
+
+
+def test_the_command_only_reads_and_prints_the_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[ReadOnlyCluster] = []
+
+    def cluster(*args: Any) -> ReadOnlyCluster:
+        made.append(ReadOnlyCluster(*args))
+        return made[-1]
+
+    monkeypatch.setattr(plan_module, "Cluster", cluster)
+    monkeypatch.setattr(plan_module.clock, "now", lambda: NOW)
+    runner = CliRunner()
+    as_json = runner.invoke(cli.app, ["plan", "scaleset", "web", "-o", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout) == document(scaleset())
+    assert sorted({call[:2] for call in made[0].calls}) == [
+        ("get", "imagedefinition"),
+        ("get", "region"),
+        ("get", "scaleset"),
+        ("list", "imageversion"),
+        ("list", "pod"),
+    ]
+    as_yaml = runner.invoke(cli.app, ["plan", "ss", "web", "-o", "yaml"])
+    assert as_yaml.exit_code == 0, as_yaml.output
+    assert yaml.safe_load(as_yaml.stdout) == document(scaleset())
+    text = runner.invoke(cli.app, ["plan", "scaleset", "web"], env={"COLUMNS": "160"})
+    assert text.exit_code == 0, text.output
+    assert "batch 2 of 4: instances 3-5 — earliest 2026-12-02T18:32:00Z" in text.stdout
+    bad = runner.invoke(cli.app, ["plan", "scaleset", "web", "-o", "wide"])
+    assert bad.exit_code == 2
+
+
+def test_a_version_not_yet_in_the_region_is_waited_for_not_planned() -> None:
+    replicating = version("1.0.1")
+    replicating["status"]["replicationStatus"]["summary"][0]["state"] = "Replicating"
+    doc = document(scaleset(), versions=[version("1.0.0"), replicating])
+    assert doc["upgrade"]["starts"] == "No" and doc["batches"] == []
+    assert doc["upgrade"]["waiting"] == {
+        "version": "1.0.1",
+        "reason": "LatestResolved",
+        "message": "latest in eastus2 is 1.0.0; 1.0.1 is waiting for replication to eastus2",
+    }
+    assert (
+        "waiting      1.0.1: latest in eastus2 is 1.0.0; 1.0.1 is waiting for replication to "
+        "eastus2" in printed(doc)
+    )
+
+
+def test_a_quarantined_version_is_not_the_target() -> None:
+    quarantined = {
+        **DEFINITION,
+        "status": {
+            "quarantinedVersions": [
+                {"version": "1.0.1", "scaleSet": "other/db", "message": "2 of 3 unhealthy"}
+            ]
+        },
+    }
+    doc = document(scaleset(automatic=True), definition=quarantined)
+    assert doc["upgrade"]["toVersion"] == "1.0.0" and doc["upgrade"]["starts"] == "No"
