@@ -34,6 +34,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from galleon.core import reasons
+from galleon.core.rollout.model import Hold
 from galleon.core.rollout.notes import duration
 from galleon.core.versions import VersionFacts, is_newer, version_key
 
@@ -339,3 +341,37 @@ def _released_in(
         ):
             best = v.version
     return best
+
+
+def quarantine_hold(
+    quarantined: Mapping[str, str],
+    upgrading_to: str | None,
+    target: str | None,
+) -> tuple[Hold | None, bool]:
+    """(the hold a quarantine puts on a ScaleSet, whether its running upgrade is to be
+    cancelled), given quarantined version → why, the version a running upgrade goes to
+    (None: none runs) and the version the ScaleSet should run now.
+
+    A running upgrade to a quarantined version holds after its batch, unless the target
+    moved past it (superseded): then it is cancelled after its batch, so that the newer
+    one can start. No upgrade to a quarantined version starts.
+
+    >>> hold, cancel = quarantine_hold({"1.0.2": "scaleset a/web faulted"}, "1.0.2", "1.0.1")
+    >>> print(hold.message); cancel
+    1.0.2 is quarantined (scaleset a/web faulted); annotate its ImageVersion with ...
+    False
+    >>> quarantine_hold({"1.0.2": "x"}, "1.0.2", "1.0.3")
+    (None, True)
+    >>> quarantine_hold({"1.0.2": "x"}, None, "1.0.2")[0].reason
+    'VersionQuarantined'
+    """
+    held = upgrading_to if upgrading_to is not None else target
+    if held is None or held not in quarantined:
+        return None, False
+    if upgrading_to is not None and target is not None and is_newer(target, upgrading_to):
+        return None, True
+    message = (
+        f"{held} is quarantined ({quarantined[held]}); annotate its ImageVersion with "
+        f"{RELEASE_ANNOTATION} to release it"
+    )
+    return Hold(reasons.VERSION_QUARANTINED, message), False

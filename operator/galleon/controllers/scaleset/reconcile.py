@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -47,6 +48,7 @@ from galleon.core import reasons
 from galleon.core import rollout as ro
 from galleon.core.scaleset_status import ScaleSetFacts, refused_status, scaleset_status
 from galleon.core.upgrade_trigger import record_start, upgrade_intent
+from galleon.core.waves import quarantine_hold
 from galleon.kube import client as kube
 from galleon.kube.resources import ScaleSet
 from galleon.metrics import forget_scaleset
@@ -117,10 +119,26 @@ class ScaleSetReconciler:
             return RESYNC_SECONDS
         assert snapshot.resolution is not None  # set whenever the Region exists
         recorded = snapshot.recorded
+        running = recorded.rollout if recorded.rollout and recorded.rollout.active else None
+        quarantine, supersede = quarantine_hold(
+            snapshot.quarantined or {},
+            inst.version_of(running.to_revision) if running else None,
+            snapshot.resolution.target,
+        )
         intent = upgrade_intent(
-            spec, snapshot.instances, snapshot.target, recorded, snapshot.controls, now
+            spec,
+            snapshot.instances,
+            snapshot.target,
+            recorded,
+            snapshot.controls,
+            now,
+            holds=[quarantine] if quarantine else [],
         )
         observation = intent.observation(spec, snapshot.instances, snapshot.target)
+        if supersede:
+            # The version it goes to is quarantined and a newer one is the target: stop
+            # after the running batch, so that the newer one can start.
+            observation = replace(observation, cancel=True)
         plan = ro.plan(observation, intent.rollout, intent.policy, now)
         start = record_start(intent, recorded.rollout, plan.rollout, now)
         actions, images, missing = creatable(plan.actions, snapshot.images or {})

@@ -71,6 +71,8 @@ class ScaleSetSnapshot:
     """Index → UID of the instance's pod (deletes are preconditioned on it)."""
     sharing: Sharing | None = None
     """Whether the ScaleSet's namespace may use the image (None: no Region)."""
+    quarantined: Mapping[str, str] | None = None
+    """Quarantined version → why (from the definition's status)."""
     listed_at: float = 0.0
     """`clock.monotonic()` just before the pod LIST was sent: a pod created after it may
     be missing from `pods` without having gone."""
@@ -157,6 +159,12 @@ async def read_snapshot(
         if found.allowed
         else []
     )
+    quarantined, released = release_of(
+        sources.definition(
+            definition_namespace(namespace, spec), spec.image_reference.image_definition_name
+        ),
+        spec.region,
+    )
     listed_at = clock.monotonic()
     pods = tuple(
         [
@@ -183,14 +191,10 @@ async def read_snapshot(
             [version_facts(v) for v in versions],
             spec.region,
             spec.image_reference.version,
-            *release_of(
-                sources.definition(
-                    definition_namespace(namespace, spec),
-                    spec.image_reference.image_definition_name,
-                ),
-                spec.region,
-            ),
+            quarantined,
+            released,
         ),
+        quarantined=quarantined,
         images=version_images(versions, spec.region, endpoints),
         pods=pods,
         instances=tuple(instances),
