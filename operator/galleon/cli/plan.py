@@ -65,6 +65,7 @@ from galleon.core.observed import (
 from galleon.core.sharing import needs_labels, sharing
 from galleon.core.upgrade_trigger import Controls, UpgradeIntent, upgrade_intent
 from galleon.core.versions import Resolution, resolve
+from galleon.core.waves import quarantine_hold
 
 ASSUMES = (
     "each replaced instance comes back on its target revision and is Ready at once, and "
@@ -180,26 +181,25 @@ def plan_of(inputs: PlanInputs, now: datetime) -> ScaleSetPlan:
     if not shared.allowed:
         return replace(base, refused=(shared.reason, shared.message))
     endpoints, _ = endpoints_of(inputs.region.get("spec") or {})
+    quarantined, released = release_of(inputs.definition, spec.region, namespace)
     resolution = resolve(
         [version_facts(v) for v in inputs.versions],
         spec.region,
         spec.image_reference.version,
-        *release_of(inputs.definition, spec.region),
+        quarantined,
+        released,
     )
     images = version_images(inputs.versions, spec.region, endpoints)
     target = target_revision(namespace, spec, resolution, images)
     instances = [i for i in map(observe, inputs.pods) if i is not None]
     recorded = recorded_upgrade(inputs.scaleset.get("status") or {}, now)
     controls = Controls.from_annotations(meta.get("annotations") or {})
-
-    def holds_at(moment: datetime) -> tuple[ro.Hold, ...]:
-        return holds_of(inputs, spec, moment)
+    holds, cancel = holds_of(quarantined, recorded.rollout, resolution)
 
     def replay(asked: Controls) -> Started:
-        intent = upgrade_intent(spec, instances, target, recorded, asked, now, holds_at(now))
-        observation = intent.observation(spec, instances, target)
-        replayed = ro.preview(observation, intent.rollout, intent.policy, now, holds_at=holds_at)
-        return Started(intent, replayed)
+        intent = upgrade_intent(spec, instances, target, recorded, asked, now, holds)
+        observation = replace(intent.observation(spec, instances, target), cancel=cancel)
+        return Started(intent, ro.preview(observation, intent.rollout, intent.policy, now))
 
     as_is = replay(controls)
     requested = None
@@ -209,13 +209,21 @@ def plan_of(inputs: PlanInputs, now: datetime) -> ScaleSetPlan:
     return replace(base, resolution=resolution, target=target, as_is=as_is, requested=requested)
 
 
-def holds_of(inputs: PlanInputs, spec: ScaleSetSpec, at: datetime) -> tuple[ro.Hold, ...]:
-    """What holds new batches and upgrades back at `at` (a closed maintenance window, a
-    quarantined version), as the controller's pass composes them for `upgrade_intent`:
-    the preview asks it at every decision it replays. A hook: the pass composes no
-    hold yet; once it does, this must give the same (one pure function for both), or
-    the preview drifts from what the operator does."""
-    return ()
+def holds_of(
+    quarantined: Mapping[str, str], recorded: ro.Rollout | None, resolution: Resolution
+) -> tuple[tuple[ro.Hold, ...], bool]:
+    """(what holds new batches and upgrades back, whether the running upgrade is
+    cancelled after its batch), composed as the controller's pass composes them
+    (`galleon.controllers.scaleset.reconcile`): a quarantined version holds, and a
+    running upgrade to one is cancelled once a newer version is the target
+    (`galleon.core.waves.quarantine_hold`). Maintenance windows join here when the
+    pass composes them; one that opens and closes with time goes to the preview as
+    `holds_at`."""
+    running = recorded if recorded is not None and recorded.active else None
+    hold, supersede = quarantine_hold(
+        quarantined, inst.version_of(running.to_revision) if running else None, resolution.target
+    )
+    return ((hold,) if hold is not None else ()), supersede
 
 
 # -- the document (`-o json|yaml`; the text view is rendered from it) --------------------

@@ -389,12 +389,18 @@ async def version_changed(
     scalesets_by_definition: Any = None,
     **_: Any,
 ) -> None:
-    """Refresh the definition when a version changes what "latest" means (what each
-    version last meant is kept in the runtime: an optimisation only, a restart
+    """Refresh the definition when a version changes what "latest" means, or its
+    quarantine release annotation changes (what each version last meant is kept in
+    the runtime: an optimisation only, a restart
     recomputes every definition on resume)."""
     seen = memo.runtime.version_facts
     key = (namespace, name)
-    facts = None if event.get("type") == "DELETED" else version_facts(dict(body))
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    facts = (
+        None
+        if event.get("type") == "DELETED"
+        else (version_facts(dict(body)), annotations.get(waves.RELEASE_ANNOTATION))
+    )
     if key in seen and seen[key] == facts:
         return
     if facts is None:

@@ -176,19 +176,37 @@ def version_images(
     return images
 
 
+def quarantine_reason(entry: Mapping[str, Any], namespace: str) -> str:
+    """Why a version is quarantined, as a ScaleSet in `namespace` is told: the ScaleSet
+    that faulted and its fault are named only to its own namespace (another tenant's
+    names and messages never reach it).
+
+    >>> entry = {"scaleSet": "team-b/api", "message": "3 of 4 unhealthy"}
+    >>> print(quarantine_reason(entry, "team-b")); print(quarantine_reason(entry, "team-a"))
+    scaleset team-b/api faulted: 3 of 4 unhealthy
+    an upgrade in another namespace faulted
+    """
+    scale_set = str(entry.get("scaleSet") or "")
+    if scale_set.split("/", 1)[0] != namespace:
+        return "an upgrade in another namespace faulted"
+    return f"scaleset {scale_set} faulted: {entry.get('message', '')}"
+
+
 def release_of(
-    definition: Mapping[str, Any] | None, region: str
+    definition: Mapping[str, Any] | None, region: str, namespace: str
 ) -> tuple[dict[str, str], Released | None]:
     """(quarantined version → why, what the release waves allow in `region` (None: no
-    waves)), from the ImageDefinition's status (`galleon.core.waves` decides it there).
+    waves)), from the ImageDefinition's status (`galleon.core.waves` decides it there),
+    as a ScaleSet in `namespace` may be told.
 
     >>> release_of({"status": {"quarantinedVersions": [
-    ...     {"version": "1.0.2", "scaleSet": "a/web", "message": "2 of 2 unhealthy"}]}}, "east")
+    ...     {"version": "1.0.2", "scaleSet": "a/web", "message": "2 of 2 unhealthy"}]}},
+    ...     "east", "a")
     ({'1.0.2': 'scaleset a/web faulted: 2 of 2 unhealthy'}, None)
     """
     status = (definition or {}).get("status") or {}
     quarantined = {
-        q["version"]: f"scaleset {q.get('scaleSet')} faulted: {q.get('message', '')}"
+        q["version"]: quarantine_reason(q, namespace)
         for q in status.get("quarantinedVersions") or []
         if q.get("version")
     }

@@ -164,6 +164,7 @@ async def read_snapshot(
             definition_namespace(namespace, spec), spec.image_reference.image_definition_name
         ),
         spec.region,
+        namespace,
     )
     listed_at = clock.monotonic()
     pods = tuple(
