@@ -374,3 +374,50 @@ def test_a_quarantined_version_is_not_the_target() -> None:
     }
     doc = document(scaleset(automatic=True), definition=quarantined)
     assert doc["upgrade"]["toVersion"] == "1.0.0" and doc["upgrade"]["starts"] == "No"
+
+
+def running_to(to: str) -> dict[str, Any]:
+    """status.rollingUpgrade: batch 1 of 1.0.0 -> `to` (instances 0-2) being checked."""
+    return {
+        "fromRevision": revision("1.0.0"),
+        "toRevision": revision(to),
+        "startedBy": "Platform",
+        "runningStatus": {"code": "RollingForward", "startTime": "2026-12-02T18:29:00Z"},
+        "currentBatch": 1,
+        "phase": "Waiting",
+        "phaseSince": "2026-12-02T18:29:00Z",
+        "batchStartTime": "2026-12-02T18:29:00Z",
+        "batchInstances": [0, 1, 2],
+    }
+
+
+def quarantining(version_: str) -> dict[str, Any]:
+    entry = {"version": version_, "scaleSet": f"{NS}/db", "message": "2 of 3 unhealthy"}
+    return {**DEFINITION, "status": {"quarantinedVersions": [entry]}}
+
+
+def test_a_running_upgrade_to_a_quarantined_version_holds_after_its_batch() -> None:
+    """As the pass composes it (`quarantine_hold`): the running batch finishes, then no
+    batch starts."""
+    pods = [pod(i, "1.0.1" if i < 3 else "1.0.0") for i in range(10)]
+    doc = document(
+        scaleset(automatic=True, rollingUpgrade=running_to("1.0.1")),
+        pods=pods,
+        definition=quarantining("1.0.1"),
+    )
+    assert doc["upgrade"]["starts"] == "Running"
+    assert doc["runningBatch"]["instances"] == [0, 1, 2] and doc["batches"] == []
+    assert doc["outcome"]["result"] == "Held"
+    assert any("1.0.1 is quarantined" in note for note in doc["outcome"]["notes"]), doc
+
+
+def test_a_running_upgrade_superseded_by_a_newer_version_is_cancelled_after_its_batch() -> None:
+    pods = [pod(i, "1.0.1" if i < 3 else "1.0.0") for i in range(10)]
+    doc = document(
+        scaleset(automatic=True, rollingUpgrade=running_to("1.0.1")),
+        pods=pods,
+        definition=quarantining("1.0.1"),
+        versions=[version("1.0.0"), version("1.0.1"), version("1.0.2")],
+    )
+    assert doc["runningBatch"]["instances"] == [0, 1, 2] and doc["batches"] == []
+    assert doc["outcome"]["result"] == "Cancelled"
