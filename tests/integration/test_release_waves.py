@@ -10,6 +10,7 @@ wave 1 completed and baked, and never while a version is quarantined.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,10 @@ import pytest
 from lightkube import Client
 from lightkube.core.exceptions import ApiError
 from lightkube.types import PatchType
+from typer.testing import CliRunner
 
+from galleon.cli import main as cli
+from galleon.cli.cluster import Cluster
 from galleon.core import times
 from galleon.kube.resources import ImageDefinition, ImageVersion, ScaleSet
 from galleon_testkit.fleets import FleetHarness
@@ -238,3 +242,76 @@ def test_a_fault_in_wave_one_quarantines_the_version_until_released(waves: Waves
         fleet.wait_upgrade(name, "Completed", timeout=180)
         assert waves.upgrade(name)["toVersion"] == "1.0.3"
     assert not waves.version_status("1.0.3").get("quarantine")
+
+
+def test_the_definition_plan_shows_the_waves_and_when_wave_two_opens(
+    waves: Waves, control_plane: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kubectl galleon plan imagedefinition os -o json` while wave 1 bakes 1.0.2: wave 1
+    Baking (or still Upgrading), wave 2 Waiting with its regions and the time it opens;
+    wave 2's ScaleSets then start no sooner than one second before that time, and that
+    time is no later than one second after they started. The plan only reads."""
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise AssertionError("plan imagedefinition must not write")
+
+    monkeypatch.setattr(Cluster, "merge_patch", refuse)
+    monkeypatch.setattr(Cluster, "create", refuse)
+
+    def planned() -> dict[str, Any]:
+        arguments = ["plan", "imagedefinition", "os", "-n", waves.namespace, "-o", "json"]
+        arguments += ["--kubeconfig", str(control_plane.kubeconfig)]
+        result = CliRunner().invoke(cli.app, arguments, env={"KUBECONFIG": None})
+        assert result.exit_code == 0, result.output
+        document: dict[str, Any] = json.loads(result.stdout)
+        return document
+
+    waves.fleet.publish("1.0.2", waves.regions())
+    wrong: list[dict[str, Any]] = []
+
+    def baking() -> dict[str, Any]:
+        document = planned()
+        if document["release"]["version"] != "1.0.2":
+            return {}
+        first, second = document["waves"]
+        if first["state"] not in ("Upgrading", "Baking") or second["state"] != "Waiting":
+            wrong.append(document)  # wave 1 done and wave 2 open before a plan saw the bake
+        return document if first["state"] == "Baking" else {}
+
+    during = wait_for(baking, timeout=120, description="a plan while wave 1 bakes 1.0.2")
+    assert not wrong, f"no plan saw wave 1 bake: {wrong[0]}"
+    first, second = during["waves"]
+    assert (first["wave"], first["name"], first["regions"]) == (1, "canary", [waves.east])
+    assert (second["wave"], second["regions"]) == (2, [waves.west, waves.south])
+    assert first["releasedAt"] and second["releasedAt"] is None
+    upgraded, opens = times.parse(first["upgradedAt"]), times.parse(second["opensAt"])
+    assert upgraded is not None and opens is not None
+    assert opens == upgraded + timedelta(seconds=BAKE_SECONDS), during["waves"]
+    by_name = {s["name"]: s for s in during["scaleSets"]}
+    assert {name: s["wave"] for name, s in by_name.items()} == {
+        "web-east": 1,
+        "web-west": 2,
+        "web-south": 2,
+    }
+    assert by_name["web-east"]["currentVersion"] == "1.0.2"
+    assert all(by_name[n]["currentVersion"] == "1.0.0" for n in ("web-west", "web-south"))
+    regions = {r["region"]: r for r in during["regions"]}
+    assert all(regions[r]["pendingVersion"] == "1.0.2" for r in (waves.west, waves.south))
+    assert during["scaleSetsListed"]["allNamespaces"] is True
+
+    def wave_two_started() -> list[datetime]:
+        upgrades = [waves.upgrade(n) for n in ("web-west", "web-south")]
+        if not all(u.get("toVersion") == "1.0.2" for u in upgrades):
+            return []
+        found = [times.parse((u.get("runningStatus") or {}).get("startTime")) for u in upgrades]
+        return [f for f in found if f is not None] if all(found) else []
+
+    started = wait_for(wave_two_started, timeout=60, description="wave 2 upgrading to 1.0.2")
+    slack = timedelta(seconds=1)
+    for begun in started:
+        # Times are whole seconds, hence the second of slack either way.
+        assert opens <= begun + slack, (opens, begun)
+        assert begun >= opens - slack, (opens, begun)
+    after = planned()
+    assert after["waves"][1]["state"] in ("Upgrading", "Baking", "Done"), after["waves"]
+    assert after["waves"][1]["releasedAt"] is not None
