@@ -37,6 +37,7 @@ MODULES = [
     "galleon.core.upgrade_trigger",
     "galleon.core.versions",
     "galleon.core.waves",
+    "galleon.core.windows",
     "galleon.kube.credentials",
     "galleon.main",
     "galleon.oci.addresses",

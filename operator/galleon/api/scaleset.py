@@ -151,29 +151,39 @@ def _seconds_cel() -> str:
 
 
 def duration_field(
-    default: str,
+    default: Any,
     description: str,
     *,
     maximum: int = DURATION_MAX_SECONDS,
     maximum_message: str = DURATION_MAX_MESSAGE,
+    minimum: int = 0,
+    minimum_message: str = "",
 ) -> Any:
-    """An ISO 8601 duration of at most `maximum` seconds (refused with `maximum_message`);
-    the owner mirrors both rules with `is_iso8601_duration` and `duration_seconds`."""
+    """An ISO 8601 duration of at least `minimum` and at most `maximum` seconds (refused
+    with `minimum_message` and `maximum_message`); `default` `...` makes it required.
+    The owner mirrors the rules with `is_iso8601_duration` and `duration_seconds`."""
+    rules = [
+        cel(
+            f"self.matches(r'{ISO8601_DURATION_PATTERN}') && self != 'P' && !self.endsWith('T')",
+            DURATION_MESSAGE,
+        ),
+        cel(
+            f"!self.matches(r'{ISO8601_DURATION_PATTERN}') || {_seconds_cel()} <= {maximum}",
+            maximum_message,
+        ),
+    ]
+    if minimum > 0:
+        rules.append(
+            cel(
+                f"!self.matches(r'{ISO8601_DURATION_PATTERN}') || {_seconds_cel()} >= {minimum}",
+                minimum_message,
+            )
+        )
     return Field(
         default=default,
         max_length=32,
         description=f"{description} At most {maximum} seconds.",
-        json_schema_extra=validations(
-            cel(
-                f"self.matches(r'{ISO8601_DURATION_PATTERN}') && self != 'P' "
-                "&& !self.endsWith('T')",
-                DURATION_MESSAGE,
-            ),
-            cel(
-                f"!self.matches(r'{ISO8601_DURATION_PATTERN}') || {_seconds_cel()} <= {maximum}",
-                maximum_message,
-            ),
-        ),
+        json_schema_extra=validations(*rules),
     )
 
 
@@ -371,6 +381,132 @@ class RollingUpgradePolicy(SpecModel):
         return self
 
 
+MAX_MAINTENANCE_WINDOWS = 16
+WINDOW_DURATION_MIN_SECONDS = 60
+WINDOW_DURATION_MAX_SECONDS = 90 * 86400
+"""A window's opening lasts from one minute to 90 days (a quarter's change freeze)."""
+RRULE_MAX = 512
+CRON_MAX = 128
+TIME_ZONE_MAX = 64
+RRULE_PATTERN = r"^([Rr][Rr][Uu][Ll][Ee]:)?[A-Za-z]+=[-+A-Za-z0-9,]+(;[A-Za-z]+=[-+A-Za-z0-9,]+)*$"
+CRON_PATTERN = r"^[-0-9A-Za-z*,/?#]+(\s+[-0-9A-Za-z*,/?#]+){4}$"
+TIME_ZONE_PATTERN = r"^[A-Za-z][-A-Za-z0-9_+]*(/[-A-Za-z0-9_+]+)*$"
+LOCAL_TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?$"
+RRULE_FREQ_RULE = "(?i)(^|[;:])FREQ=(HOURLY|DAILY|WEEKLY|MONTHLY|YEARLY)(;|$)"
+RRULE_REFUSED_RULE = "(?i)(^|[;:])(COUNT|BYSECOND|DTSTART)="
+ONE_RULE_MESSAGE = "a maintenance window must set exactly one of rrule and cron"
+START_MESSAGE = "start must only be set with rrule (a cron expression has no start)"
+FREQ_MESSAGE = (
+    "rrule must say FREQ=HOURLY, DAILY, WEEKLY, MONTHLY or YEARLY (a window opens at most hourly)"
+)
+REFUSED_PARTS_MESSAGE = (
+    "rrule must not use COUNT (end it with UNTIL), BYSECOND (windows open on whole minutes) "
+    "or DTSTART (use start)"
+)
+WINDOW_DURATION_MIN_MESSAGE = 'duration must be at least one minute ("PT1M")'
+WINDOW_DURATION_MAX_MESSAGE = 'duration must be at most 90 days ("P90D")'
+
+
+class MaintenanceWindow(SpecModel):
+    """A recurring window during which upgrades may start batches (or, with deny, may
+    not). What admission cannot check (an RRULE or cron expression that parses but
+    is wrong, a time zone that does not exist) is said on the ScaleSet's
+    MaintenanceWindow condition, and no batch starts until it is fixed."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": validations(
+            cel("has(self.rrule) != has(self.cron)", ONE_RULE_MESSAGE),
+            cel("!has(self.start) || has(self.rrule)", START_MESSAGE, field_path=".start"),
+        )
+    }
+
+    name: str | None = Field(
+        default=None,
+        max_length=LABEL_NAME_MAX,
+        pattern=DNS_LABEL_PATTERN,
+        description="A name for messages and conditions, e.g. nightly or year-end-freeze.",
+    )
+    rrule: str | None = Field(
+        default=None,
+        max_length=RRULE_MAX,
+        pattern=RRULE_PATTERN,
+        description="When the window opens: an RFC 5545 RRULE, e.g. "
+        "FREQ=WEEKLY;BYDAY=SA,SU;BYHOUR=2;BYMINUTE=0 (FREQ at most HOURLY; UNTIL, not "
+        "COUNT). Times without BYHOUR/BYMINUTE come from start (midnight without it). "
+        "Exactly one of rrule and cron.",
+        json_schema_extra=validations(
+            cel(f"self.matches(r'{RRULE_FREQ_RULE}')", FREQ_MESSAGE),
+            cel(f"!self.matches(r'{RRULE_REFUSED_RULE}')", REFUSED_PARTS_MESSAGE),
+        ),
+    )
+    cron: str | None = Field(
+        default=None,
+        max_length=CRON_MAX,
+        pattern=CRON_PATTERN,
+        description="When the window opens: a five-field cron expression (minute hour "
+        "day-of-month month day-of-week), e.g. '0 2 * * 6,0'. Exactly one of rrule and cron.",
+    )
+    start: str | None = Field(
+        default=None,
+        max_length=19,
+        pattern=LOCAL_TIME_PATTERN,
+        description="The rrule's DTSTART: a local date and time in timeZone, without an "
+        "offset, e.g. 2026-01-03T02:00:00. INTERVAL counts from it and no opening comes "
+        "before it (default 2000-01-01T00:00:00). rrule only.",
+    )
+    duration: str = duration_field(
+        ...,
+        "How long each opening lasts, ISO 8601 (e.g. PT4H), in elapsed time: across a "
+        "daylight saving change the local end moves by the hour.",
+        maximum=WINDOW_DURATION_MAX_SECONDS,
+        maximum_message=WINDOW_DURATION_MAX_MESSAGE,
+        minimum=WINDOW_DURATION_MIN_SECONDS,
+        minimum_message=WINDOW_DURATION_MIN_MESSAGE,
+    )
+    time_zone: str = Field(
+        default="UTC",
+        max_length=TIME_ZONE_MAX,
+        pattern=TIME_ZONE_PATTERN,
+        description="IANA time zone the rule's times are in, e.g. Europe/Berlin. A start "
+        "in the gap when clocks go forward opens at the same time after the jump (02:30 "
+        "becomes 03:30); one that occurs twice opens at the first.",
+    )
+    deny: bool = Field(
+        default=False,
+        description="A deny window: no batch starts inside it, whatever the other windows "
+        "say (a change freeze).",
+    )
+
+    @field_validator("duration")
+    @classmethod
+    def _window_duration(cls, value: str) -> str:
+        if not is_iso8601_duration(value):
+            raise ValueError(f"{DURATION_MESSAGE}; got {value!r}")
+        seconds = duration_seconds(value)
+        if seconds < WINDOW_DURATION_MIN_SECONDS:
+            raise ValueError(f"{WINDOW_DURATION_MIN_MESSAGE}; got {value!r}")
+        if seconds > WINDOW_DURATION_MAX_SECONDS:
+            raise ValueError(f"{WINDOW_DURATION_MAX_MESSAGE}; got {value!r}")
+        return value
+
+    @field_validator("rrule")
+    @classmethod
+    def _rrule_parts(cls, value: str | None) -> str | None:
+        if value is not None and not re.search(RRULE_FREQ_RULE, value):
+            raise ValueError(f"{FREQ_MESSAGE}; got {value!r}")
+        if value is not None and re.search(RRULE_REFUSED_RULE, value):
+            raise ValueError(f"{REFUSED_PARTS_MESSAGE}; got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> MaintenanceWindow:
+        if (self.rrule is None) == (self.cron is None):
+            raise ValueError(ONE_RULE_MESSAGE)
+        if self.start is not None and self.rrule is None:
+            raise ValueError(START_MESSAGE)
+        return self
+
+
 class UpgradePolicy(SpecModel):
     """How changes and new OS image versions reach the instances."""
 
@@ -389,6 +525,14 @@ class UpgradePolicy(SpecModel):
         default_factory=RollingUpgradePolicy,
         description="Batch size, health limits and pauses of rolling upgrades.",
         json_schema_extra=object_default(RollingUpgradePolicy),
+    )
+    maintenance_windows: list[MaintenanceWindow] = Field(
+        default_factory=list,
+        max_length=MAX_MAINTENANCE_WINDOWS,
+        description="When upgrades may start batches: with an allow window, only inside "
+        "one; never inside a deny window. Every batch of every upgrade waits for them "
+        "(Platform or User, Rolling or Automatic, a start annotation too); a running "
+        "batch always finishes. Empty: any time. See docs/rollout.md.",
     )
 
 

@@ -96,6 +96,16 @@ CREATE_REFUSED: Final = "InstanceCreateRefused"
 DISK_CONFLICT: Final = "DataDiskConflict"
 """An instance's data disk name is taken by a claim that is not this ScaleSet's."""
 
+# Maintenance windows (galleon.core.windows): the MaintenanceWindow condition is True
+# while batches may start, and its reason is also the planner hold's.
+MAINTENANCE_WINDOW: Final = "MaintenanceWindow"
+NO_MAINTENANCE_WINDOWS: Final = "NoMaintenanceWindows"
+INSIDE_MAINTENANCE_WINDOW: Final = "InsideMaintenanceWindow"
+OUTSIDE_DENY_WINDOWS: Final = "OutsideDenyWindows"
+OUTSIDE_MAINTENANCE_WINDOW: Final = "OutsideMaintenanceWindow"
+INSIDE_DENY_WINDOW: Final = "InsideDenyWindow"
+INVALID_MAINTENANCE_WINDOW: Final = "InvalidMaintenanceWindow"
+
 # Any controller: a pass that failed in a way no rule above foresaw.
 RECONCILE_ERROR: Final = "ReconcileError"
 

@@ -8,12 +8,14 @@ Rules of this module:
 - Order: observedGeneration → counters (replicas, versions) → the running upgrade
   and its history → conditions. Conditions come last because they read the rest.
 - One function per condition type, and each always sets it: `set_upgrading`,
-  `set_ready` (the kstatus trio Ready/Reconciling/Stalled), `set_degraded`.
+  `set_ready` (the kstatus trio Ready/Reconciling/Stalled), `set_degraded`,
+  `set_maintenance_window`.
   Reasons are constants of `galleon.core.reasons`; messages carry the numbers.
 - Holds (`UpgradeIntent.holds`) are said where they bite: in Upgrading (an
   upgrade that waits to start, or the next batch of a running one), and in Ready
   once a held upgrade sits between batches (Ready False with the hold's reason,
-  not Reconciling, as when paused).
+  not Reconciling, as when paused). Maintenance windows that cannot be read are
+  bad input: Ready False, Stalled True, until the spec is fixed.
 - A fault matters while the ScaleSet still targets the faulted revision (or has no
   target at all): moving the spec on clears it.
 - Instances of the running batch are being replaced on purpose: they do not make
@@ -114,7 +116,12 @@ def scaleset_status(facts: ScaleSetFacts) -> dict[str, Any]:
     status["conditions"] = merged(
         facts.recorded,
         facts.generation,
-        [*set_ready(facts, upgrading), upgrading, set_degraded(facts)],
+        [
+            *set_ready(facts, upgrading),
+            upgrading,
+            set_degraded(facts),
+            set_maintenance_window(facts),
+        ],
         facts.now,
     )
     return status
@@ -361,6 +368,9 @@ def set_ready(facts: ScaleSetFacts, upgrading: Update) -> list[Update]:
     if blocked is not None:
         reason, message, stalled = blocked
         return kstatus(False, reason, message, progressing=not stalled, stalled=stalled)
+    window = facts.intent.window
+    if window is not None and window.error:
+        return kstatus(False, window.reason, window.message, stalled=True)
     if facts.active:
         if spec.paused and upgrading_reason == reasons.ROLLING_FORWARD:
             return kstatus(False, reasons.PAUSED, upgrading_message, progressing=False)
@@ -420,6 +430,26 @@ def set_degraded(facts: ScaleSetFacts) -> Update:
             f"{unhealthy} of {facts.spec.capacity} instances unhealthy or missing",
         )
     return (reasons.DEGRADED, "False", reasons.INSTANCES_HEALTHY, "")
+
+
+def set_maintenance_window(facts: ScaleSetFacts) -> Update:
+    """MaintenanceWindow: True while the windows let a batch start now (or there are
+    none), False outside them, inside a deny window or when they cannot be read;
+    the message says until when, or when the next window opens."""
+    window = facts.intent.window
+    if window is None:
+        return (
+            reasons.MAINTENANCE_WINDOW,
+            "Unknown",
+            reasons.PENDING,
+            "maintenance windows not evaluated yet",
+        )
+    return (
+        reasons.MAINTENANCE_WINDOW,
+        "True" if window.allowed else "False",
+        window.reason,
+        window.message,
+    )
 
 
 def instance_counts(

@@ -23,6 +23,9 @@ Rules of this module (cloud semantics, docs/rollout.md):
 - Holds (`ro.Hold`) keep every new batch and every new upgrade back, whoever
   started it: they are composed here, in `upgrade_intent`, and the planner honours
   them as it honours `spec.paused`.
+- Maintenance windows (`galleon.core.windows`) gate every batch of every upgrade:
+  Platform or User, Rolling or Automatic mode, one started by the start annotation
+  too; outside them (or when they cannot be read) they are a hold.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import Literal
 
 from galleon.api.scaleset import LATEST, ScaleSetSpec
 from galleon.core import instances as inst
-from galleon.core import reasons, times
+from galleon.core import reasons, times, windows
 from galleon.core import rollout as ro
 from galleon.core.versions import is_newer, version_key
 
@@ -126,8 +129,10 @@ class UpgradeIntent:
     refused_controls: tuple[str, ...] = ()
     """Why a control annotation was ignored (`Controls.refused`), for the status to say."""
     holds: tuple[ro.Hold, ...] = ()
-    """What holds new batches and upgrades back in this pass (`upgrade_intent`'s
-    `holds`), in the order they are said."""
+    """What holds new batches and upgrades back in this pass: the maintenance windows'
+    hold first, then `upgrade_intent`'s `holds`, in the order they are said."""
+    window: windows.Verdict | None = None
+    """What the maintenance windows say at this pass's `now` (None: not evaluated)."""
 
     def observation(
         self, spec: ScaleSetSpec, instances: Sequence[ro.Instance], target: str | None
@@ -277,6 +282,7 @@ def upgrade_intent(
 
     `holds` are what else keeps new batches back in this pass (a quarantined version):
     the planner lets the running batch finish and starts nothing while any holds.
+    The maintenance windows' hold, when they allow no batch at `now`, comes first.
     """
     previous = recorded.rollout
     current = current_revision(instances)
@@ -310,6 +316,8 @@ def upgrade_intent(
         rollout = replace(rollout, cancel_requested=True)
         last_action, last_action_time = "Cancel", times.format(now)
     starter: StartedBy = "User" if start_requested else found.started_by
+    window = windows.verdict(spec.upgrade_policy.maintenance_windows, now)
+    window_hold = window.hold()
     running = rollout is not None and rollout.active
     started_by = (recorded.started_by if running else starter) or starter
     return UpgradeIntent(
@@ -324,7 +332,8 @@ def upgrade_intent(
         last_action_time=last_action_time,
         recorded_started_by=recorded.started_by,
         refused_controls=controls.refused,
-        holds=tuple(holds),
+        holds=(*([window_hold] if window_hold else []), *holds),
+        window=window,
     )
 
 

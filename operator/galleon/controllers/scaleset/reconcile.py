@@ -17,7 +17,10 @@ Rules of this module (the rules of upgrades themselves are in
 - A ScaleSet whose image definition does not exist (in its own namespace) is
   Stalled with that reason; one of another namespace is the sharing check's to
   answer, which says the same whether it is missing or not shared.
-- Events are posted after the write succeeded.
+- Events are posted after the write succeeded; maintenance windows that cannot be
+  read get one Warning (InvalidMaintenanceWindow) when the condition turns so.
+- The pass looks again no later than the plan asks; a plan held by a maintenance
+  window asks for the moment the window opens.
 """
 
 from __future__ import annotations
@@ -164,6 +167,16 @@ class ScaleSetReconciler:
         await self.write_status(snapshot, status)
         for reason, message in reported:
             post_once(snapshot.body, snapshot.status, reasons.READY, False, reason, message)
+        window = intent.window
+        if window is not None and window.error:  # maintenance windows it cannot read
+            post_once(
+                snapshot.body,
+                snapshot.status,
+                reasons.MAINTENANCE_WINDOW,
+                False,
+                window.reason,
+                window.message,
+            )
         await self.applier.apply(snapshot, actions, images)
         self.post_events(snapshot, plan, start.starting)
         metrics.record(snapshot, recorded.rollout, plan.rollout, intent.policy)
