@@ -23,6 +23,7 @@ MODULES = [
     "galleon.core.layers",
     "galleon.core.observed",
     "galleon.core.pass_budget",
+    "galleon.core.prepull",
     "galleon.core.reasons",
     "galleon.core.references",
     "galleon.core.replica_states",

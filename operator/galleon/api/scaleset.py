@@ -361,6 +361,13 @@ class RollingUpgradePolicy(SpecModel):
     upgraded_instance_health_timeout: str = duration_field(
         "PT5M", "How long an upgraded instance has to become healthy, ISO 8601."
     )
+    pre_pull_images: bool | None = Field(
+        default=None,
+        description="Before instances are replaced, pull the new OS image onto the nodes "
+        "they run on (a short-lived pod per node), so that an instance's downtime is its "
+        "start, not its pull; the upgrade waits for the pulls (at most 5 minutes). Unset: "
+        "on in Rolling mode, off otherwise.",
+    )
 
     @field_validator("pause_time_between_batches", "upgraded_instance_health_timeout")
     @classmethod

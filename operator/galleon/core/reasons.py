@@ -150,6 +150,7 @@ VALIDATION_PASSED: Final = "ValidationPassed"
 VERSION_QUARANTINED: Final = "VersionQuarantined"
 QUARANTINE_RELEASED: Final = "QuarantineReleased"
 WAITING_FOR_WAVE: Final = "WaitingForWave"
+PRE_PULLING: Final = "PrePulling"
 
 def upgrade_ended(code: str) -> str:
     """The Upgrading reason of an upgrade that ended without completing.

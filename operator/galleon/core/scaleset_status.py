@@ -66,6 +66,9 @@ class ScaleSetFacts:
     problems: Sequence[tuple[str, str]] = ()
     """(reason, message) of what the last apply could not do (a refused create, a data
     disk conflict)."""
+    quarantined: frozenset[str] = frozenset()
+    """Versions quarantined by the definition: a fault on the way to one still matters
+    after "latest" stepped back from it."""
 
     @property
     def live(self) -> list[ro.Instance]:
@@ -83,7 +86,11 @@ class ScaleSetFacts:
         return (
             self.rollout is not None
             and self.rollout.code == "Faulted"
-            and (self.target is None or self.rollout.to_revision == self.target)
+            and (
+                self.target is None
+                or self.rollout.to_revision == self.target
+                or inst.version_of(self.rollout.to_revision) in self.quarantined
+            )
         )
 
     @property

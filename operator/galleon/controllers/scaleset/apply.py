@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -38,13 +39,14 @@ from lightkube.types import PatchType
 from galleon import clock
 from galleon.controllers.common import as_dict
 from galleon.controllers.scaleset.snapshot import ScaleSetSnapshot, VersionImage
-from galleon.core import claims, reasons
+from galleon.core import claims, prepull, reasons
 from galleon.core import instances as inst
 from galleon.core import rollout as ro
 from galleon.core.expectations import Expectations
 from galleon.kube import client as kube
 from galleon.metrics import KUBE_REQUESTS
 
+logger = logging.getLogger(__name__)
 WRITE_CONCURRENCY = 16
 REFUSED_CODES = frozenset({400, 403, 422})
 """Answers to a create that retrying the same request cannot change."""
@@ -80,6 +82,10 @@ class Applier:
         """Pods this process created that no LIST observed yet."""
         self.problems: tuple[Problem, ...] = ()
         """What the last apply could not do, for the next pass's status."""
+        self.pulls_may_exist = True
+        """Pull pods may be left (checked once after a start, then after each upgrade)."""
+        self.pulls_refused: set[str] = set()
+        """Revisions whose pull pods the apiserver refused: their upgrades go on without."""
 
     def count(self, requests: int = 1) -> None:
         self.requests += requests
@@ -157,6 +163,74 @@ class Applier:
         if uid is None:
             return  # no pod observed at that index: nothing of ours to delete
         await kube.delete_if_uid(Pod, inst.pod_name(self.name, action.index), self.namespace, uid)
+        self.count()
+
+    async def pre_pull(
+        self, snapshot: ScaleSetSnapshot, revision: str | None, now: Any
+    ) -> prepull.PullPlan:
+        """Pull pods for `revision` onto the nodes of the instances it replaces
+        (`galleon.core.prepull`): one LIST while pulls are wanted or may be left over,
+        then the creates and deletes the plan asks."""
+        if revision in self.pulls_refused:
+            revision = None
+        version = inst.version_of(revision) if revision else None
+        image = (snapshot.images or {}).get(version) if version else None
+        if revision is None and not self.pulls_may_exist:
+            return prepull.PullPlan()
+        existing = [
+            as_dict(p)
+            async for p in kube.client().list(
+                Pod, namespace=self.namespace, labels={prepull.PULL_LABEL: self.name}
+            )
+        ]
+        self.count()
+        needs = (
+            prepull.needs_of(snapshot.pods, revision, image.image)
+            if revision is not None and image is not None
+            else {}
+        )
+        found = prepull.plan(
+            snapshot.body,
+            snapshot.spec.template.spec,
+            revision if image is not None else None,
+            needs,
+            existing,
+            now,
+        )
+        await bounded(
+            [
+                *(self._create_pull(m, revision or "") for m in found.create),
+                *(self._delete_pull(n) for n in found.delete),
+            ]
+        )
+        self.pulls_may_exist = bool(needs) or len(existing) > len(found.delete)
+        if revision in self.pulls_refused:
+            return prepull.PullPlan(delete=found.delete)
+        return found
+
+    async def _create_pull(self, manifest: dict[str, Any], revision: str) -> None:
+        try:
+            await kube.client().create(codecs.from_dict(manifest))
+        except ApiError as error:
+            if error.status.code in REFUSED_CODES:
+                # A pull pod the apiserver refuses (a quota, a policy) is no reason to hold
+                # the upgrade: it goes on without pre-pull, and the log says why.
+                self.pulls_refused.add(revision)
+                logger.warning(
+                    "%s/%s: pull pod refused, upgrading to %s without pre-pull: %s",
+                    self.namespace,
+                    self.name,
+                    revision,
+                    error.status.message,
+                )
+            elif error.status.code != 409:
+                raise
+        finally:
+            self.count()
+
+    async def _delete_pull(self, name: str) -> None:
+        with contextlib.suppress(ApiError):
+            await kube.client().delete(Pod, name, namespace=self.namespace)
         self.count()
 
     async def reconcile_claims(self, snapshot: ScaleSetSnapshot) -> tuple[bool, dict[int, str]]:

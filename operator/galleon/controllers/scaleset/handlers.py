@@ -24,6 +24,7 @@ from galleon.controllers.scaleset.reconcile import ScaleSetReconciler
 from galleon.controllers.scaleset.snapshot import Sources
 from galleon.controllers.shared import Runtime
 from galleon.core import instances as inst
+from galleon.core import prepull
 from galleon.metrics import forget_scaleset
 
 SCALESETS = (GROUP, VERSION, "scalesets")
@@ -142,6 +143,12 @@ def release_key(
 @kopf.on.event("", "v1", "pods", labels={inst.SCALESET_LABEL: kopf.PRESENT})
 async def instance_changed(labels: Any, namespace: Any, memo: Any, **_: Any) -> None:
     runtime_of(memo).wakeups.wake(namespace, labels[inst.SCALESET_LABEL])
+
+
+@kopf.on.event("", "v1", "pods", labels={prepull.PULL_LABEL: kopf.PRESENT})
+async def pull_changed(labels: Any, namespace: Any, memo: Any, **_: Any) -> None:
+    """A pull pod moved on: its ScaleSet's upgrade may go on."""
+    runtime_of(memo).wakeups.wake(namespace, labels[prepull.PULL_LABEL])
 
 
 @kopf.on.event(GROUP, VERSION, "imageversions")

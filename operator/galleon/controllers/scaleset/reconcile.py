@@ -128,15 +128,25 @@ class ScaleSetReconciler:
             inst.version_of(running.to_revision) if running else None,
             snapshot.resolution.target,
         )
+        holds = [quarantine] if quarantine else []
         intent = upgrade_intent(
-            spec,
-            snapshot.instances,
-            snapshot.target,
-            recorded,
-            snapshot.controls,
-            now,
-            holds=[quarantine] if quarantine else [],
+            spec, snapshot.instances, snapshot.target, recorded, snapshot.controls, now, holds=holds
         )
+        pulls = await self.applier.pre_pull(
+            snapshot, pull_revision(spec, intent, snapshot.target), now
+        )
+        if pulls.hold is not None:
+            # The new image is not on the nodes of the instances it replaces yet: no batch
+            # starts until it is (or the pulls ran out of time).
+            intent = upgrade_intent(
+                spec,
+                snapshot.instances,
+                snapshot.target,
+                recorded,
+                snapshot.controls,
+                now,
+                holds=[*holds, pulls.hold],
+            )
         observation = intent.observation(spec, snapshot.instances, snapshot.target)
         if supersede:
             # The version it goes to is quarantined and a newer one is the target: stop
@@ -161,6 +171,7 @@ class ScaleSetReconciler:
                 now=now,
                 missing_images=missing,
                 problems=self.applier.problems,
+                quarantined=frozenset(snapshot.quarantined or ()),
             )
         )
         reported = self.applier.problems
@@ -240,6 +251,26 @@ class ScaleSetReconciler:
             len(plan.actions),
             plan.requeue_after,
         )
+
+
+def pull_revision(spec: ScaleSetSpec, intent: Any, target: str | None) -> str | None:
+    """The revision whose image is pre-pulled now: the running upgrade's, or the target
+    when an upgrade to it may start (None: pre-pull is off, or nothing is due).
+
+    Pre-pull is on in Rolling mode unless `prePullImages` says otherwise."""
+    rolling = spec.upgrade_policy.rolling_upgrade_policy
+    enabled = rolling.pre_pull_images
+    if enabled is None:
+        enabled = spec.upgrade_policy.mode == "Rolling"
+    if not enabled:
+        return None
+    rollout = intent.rollout
+    if rollout is not None and rollout.active:
+        return str(rollout.to_revision)
+    due = intent.trigger.may_start or intent.start_requested
+    if target is not None and intent.source is not None and target != intent.source and due:
+        return target
+    return None
 
 
 def creatable(
