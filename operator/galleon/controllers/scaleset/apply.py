@@ -84,6 +84,8 @@ class Applier:
         """What the last apply could not do, for the next pass's status."""
         self.pulls_may_exist = True
         """Pull pods may be left (checked once after a start, then after each upgrade)."""
+        self.pulled: tuple[str | None, frozenset[str]] = (None, frozenset())
+        """(revision, nodes) whose pulls an earlier LIST saw done (memory only)."""
         self.pulls_refused: set[str] = set()
         """Revisions whose pull pods the apiserver refused: their upgrades go on without."""
 
@@ -177,6 +179,16 @@ class Applier:
         image = (snapshot.images or {}).get(version) if version else None
         if revision is None and not self.pulls_may_exist:
             return prepull.PullPlan()
+        needs = (
+            prepull.needs_of(snapshot.pods, revision, image.image)
+            if revision is not None and image is not None
+            else {}
+        )
+        done_revision, done_nodes = self.pulled
+        if revision is not None and revision == done_revision and set(needs) <= done_nodes:
+            # Every node this upgrade still needs has pulled (seen by an earlier LIST):
+            # nothing to ask the apiserver until the upgrade ends or a node is added.
+            return prepull.PullPlan(nodes=len(needs), pulled=len(needs))
         existing = [
             as_dict(p)
             async for p in kube.client().list(
@@ -184,11 +196,6 @@ class Applier:
             )
         ]
         self.count()
-        needs = (
-            prepull.needs_of(snapshot.pods, revision, image.image)
-            if revision is not None and image is not None
-            else {}
-        )
         found = prepull.plan(
             snapshot.body,
             snapshot.spec.template.spec,
@@ -204,6 +211,8 @@ class Applier:
             ]
         )
         self.pulls_may_exist = bool(needs) or len(existing) > len(found.delete)
+        pulled = revision is not None and found.hold is None and not found.create
+        self.pulled = (revision, frozenset(needs)) if pulled else (None, frozenset())
         if revision in self.pulls_refused:
             return prepull.PullPlan(delete=found.delete)
         return found
