@@ -1,7 +1,16 @@
 -- In order: a faulted upgrade to the version the ScaleSet targets is Degraded;
 -- Stalled=True is Degraded (the operator cannot go on, even mid-upgrade);
--- a running upgrade is Suspended under spec.paused, else Progressing; then the
--- Ready condition: True is Healthy, anything else Progressing.
+-- a running upgrade is Suspended under spec.paused or while a quarantined version or
+-- a closed maintenance window holds it (the Ready reason says which), else
+-- Progressing; then the Ready condition: True is Healthy, anything else Progressing.
+
+-- Ready reasons of a running upgrade that waits for a person or a clock, not for
+-- the operator (galleon.core.reasons).
+local HELD = {
+  VersionQuarantined = true,
+  OutsideMaintenanceWindow = true,
+  InsideDenyWindow = true,
+}
 
 local function count(value)
   if value == nil then
@@ -74,6 +83,11 @@ local function health()
       end
       return "Suspended", "upgrade " .. versions(upgrade) .. " " .. how .. ": " .. batches(upgrade)
         .. " (spec.paused is true)"
+    end
+    local ready = condition("Ready")
+    if ready ~= nil and ready.status ~= "True" and HELD[ready.reason or ""] then
+      return "Suspended", "upgrade " .. versions(upgrade) .. " held: " .. batches(upgrade)
+        .. " (" .. explain(ready, ready.reason) .. ")"
     end
     local message = "upgrading " .. versions(upgrade) .. ": " .. batches(upgrade)
     if upgrade.cancelRequested == true then
