@@ -101,7 +101,7 @@ def test_the_operator_works_as_the_chart_service_account(
         "delete a secret",
         "create a deployment",
         "patch a node",
-        "patch a pod",
+        "patch a pod status",
         "delete an image version",
         "create an image template",
         "delete a scale set",
@@ -138,10 +138,10 @@ def test_what_the_operator_does_not_do_is_refused(
         "patch a node": lambda: as_operator.patch(
             Node, node, {"metadata": {"labels": {"x": "y"}}}, patch_type=PatchType.MERGE
         ),
-        "patch a pod": lambda: as_operator.patch(
-            Pod,
+        "patch a pod status": lambda: as_operator.patch(
+            Pod.Status,
             "any",
-            {"metadata": {"labels": {"x": "y"}}},
+            {"status": {"conditions": [{"type": "Ready", "status": "True"}]}},
             namespace=namespace,
             patch_type=PatchType.MERGE,
         ),

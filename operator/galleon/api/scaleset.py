@@ -158,6 +158,7 @@ def duration_field(
     maximum_message: str = DURATION_MAX_MESSAGE,
     minimum: int = 0,
     minimum_message: str = "",
+    alias: str | None = None,
 ) -> Any:
     """An ISO 8601 duration of at least `minimum` and at most `maximum` seconds (refused
     with `minimum_message` and `maximum_message`); `default` `...` makes it required.
@@ -181,6 +182,7 @@ def duration_field(
         )
     return Field(
         default=default,
+        alias=alias,
         max_length=32,
         description=f"{description} At most {maximum} seconds.",
         json_schema_extra=validations(*rules),
@@ -302,6 +304,10 @@ class PersistentVolumeClaimRetentionPolicy(SpecModel):
     )
 
 
+MAX_DEFERRAL_SECONDS = 7 * 86400
+MAX_DEFERRAL_MESSAGE = 'maxOSUpgradeDeferral must be at most 7 days ("P7D")'
+
+
 class AutomaticOSUpgradePolicy(SpecModel):
     """Automatic OS image upgrades: roll out each newer version once it reached the region."""
 
@@ -319,8 +325,28 @@ class AutomaticOSUpgradePolicy(SpecModel):
     )
     os_rolling_upgrade_deferral: bool = Field(
         default=False,
-        description="Hold each instance's upgrade until it is approved (accepted, not yet used).",
+        description="Tell each instance of a batch that its upgrade is pending (pod "
+        "annotation galleon.dev/upgrade-pending, readable through the downward API) and "
+        "replace it only once it approves (annotation galleon.dev/upgrade-approved) or "
+        "maxOSUpgradeDeferral passed. See docs/rollout.md.",
     )
+    max_os_upgrade_deferral: str = duration_field(
+        "PT1H",
+        "How long an instance told of a pending upgrade may defer it, ISO 8601; then it "
+        "is replaced without its approval.",
+        maximum=MAX_DEFERRAL_SECONDS,
+        maximum_message=MAX_DEFERRAL_MESSAGE,
+        alias="maxOSUpgradeDeferral",
+    )
+
+    @field_validator("max_os_upgrade_deferral")
+    @classmethod
+    def _deferral_duration(cls, value: str) -> str:
+        if not is_iso8601_duration(value):
+            raise ValueError(f"{DURATION_MESSAGE}; got {value!r}")
+        if duration_seconds(value) > MAX_DEFERRAL_SECONDS:
+            raise ValueError(f"{MAX_DEFERRAL_MESSAGE}; got {value!r}")
+        return value
 
 
 class RollingUpgradePolicy(SpecModel):

@@ -16,9 +16,9 @@ from typing import Any
 
 from galleon.api.region import RegistryEndpoint
 from galleon.api.scaleset import ScaleSetSpec
+from galleon.core import deferral, times
 from galleon.core import instances as inst
 from galleon.core import rollout as ro
-from galleon.core import times
 from galleon.core.upgrade_trigger import RecordedUpgrade
 from galleon.core.versions import RegionFacts, Released, Resolution, VersionFacts
 
@@ -65,6 +65,7 @@ def observe(pod: Mapping[str, Any]) -> ro.Instance | None:
     for c in status.get("conditions") or []:
         if c.get("type") == "Ready" and c.get("status") == "True":
             ready, ready_since = True, times.parse(c.get("lastTransitionTime"))
+    annotations = meta.get("annotations") or {}
     return ro.Instance(
         index=index,
         revision=labels.get(inst.REVISION_LABEL),
@@ -74,6 +75,8 @@ def observe(pod: Mapping[str, Any]) -> ro.Instance | None:
         created=times.parse(meta.get("creationTimestamp")),
         deleting=meta.get("deletionTimestamp") is not None,
         failed=status.get("phase") in ("Failed", "Succeeded"),
+        upgrade_notice=deferral.read_notice(annotations),
+        approved=deferral.approved(annotations),
     )
 
 

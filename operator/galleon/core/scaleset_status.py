@@ -285,6 +285,12 @@ def set_upgrading(facts: ScaleSetFacts) -> Update:
             f"{inst.version_of(rollout.to_revision)}: batch {rollout.batch}, "
             f"{len(rollout.upgraded)} of {facts.spec.capacity} upgraded"
         )
+        deferred = ro.awaiting_approval(facts.instances, rollout, facts.now)
+        if deferred:
+            message += "; " + ", ".join(
+                f"instance {index} waits for approval until {times.format(deadline)}"
+                for index, deadline in sorted(deferred.items())
+            )
         if facts.spec.paused:
             message += " (paused)"
         elif facts.intent.holds:

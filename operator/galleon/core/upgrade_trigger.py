@@ -243,7 +243,9 @@ def trigger(
 def policy_for(spec: ScaleSetSpec, started_by: StartedBy, model_change: bool) -> ro.Policy:
     """The planner's limits for an upgrade started by `started_by` (cloud semantics):
     Platform upgrades roll back unless automatic rollback is disabled, User upgrades
-    when the rolling policy says so."""
+    when the rolling policy says so. With `osRollingUpgradeDeferral`, every upgrade
+    defers each replacement until the instance approves or `maxOSUpgradeDeferral`
+    passed: to an instance, a new model replaces it as a new OS image does."""
     rolling = spec.upgrade_policy.rolling_upgrade_policy
     automatic = spec.upgrade_policy.automatic_os_upgrade_policy
     at_once = model_change and spec.upgrade_policy.mode == "Automatic"
@@ -266,6 +268,11 @@ def policy_for(spec: ScaleSetSpec, started_by: StartedBy, model_change: bool) ->
             rolling.upgraded_instance_health_timeout, timedelta(minutes=5)
         ),
         min_ready=timedelta(seconds=spec.min_ready_seconds),
+        deferral=(
+            times.duration(automatic.max_os_upgrade_deferral, timedelta(hours=1))
+            if automatic.os_rolling_upgrade_deferral
+            else None
+        ),
     )
 
 

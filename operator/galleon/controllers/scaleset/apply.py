@@ -2,7 +2,8 @@
 
 Rules of this module:
 - A pod is deleted only with a UID precondition: a pod of the same name created
-  since the snapshot is never deleted by mistake.
+  since the snapshot is never deleted by mistake. A pending-upgrade notice (upgrade
+  deferral) is a metadata PATCH of the pod at the resourceVersion observed.
 - A create that finds the pod already there (409) is not an error. A pod this
   process created after the pass's pod LIST was sent is not created again: that LIST
   could not show it (`galleon.core.expectations`). A LIST sent after the create
@@ -39,7 +40,7 @@ from lightkube.types import PatchType
 from galleon import clock
 from galleon.controllers.common import as_dict
 from galleon.controllers.scaleset.snapshot import ScaleSetSnapshot, VersionImage
-from galleon.core import claims, prepull, reasons
+from galleon.core import claims, deferral, prepull, reasons
 from galleon.core import instances as inst
 from galleon.core import rollout as ro
 from galleon.core.expectations import Expectations
@@ -96,13 +97,14 @@ class Applier:
     async def apply(
         self,
         snapshot: ScaleSetSnapshot,
-        actions: Sequence[ro.Create | ro.Delete],
+        actions: Sequence[ro.Action],
         images: Mapping[str, VersionImage | None],
     ) -> None:
-        """Claims first (when due), then the deletes and creates, bounded."""
+        """Claims first (when due), then the deletes, creates and notices, bounded."""
         self.expectations.observe(listed_at=snapshot.listed_at)
         creates = [a for a in actions if isinstance(a, ro.Create)]
         deletes = [a for a in actions if isinstance(a, ro.Delete)]
+        notices = [a for a in actions if isinstance(a, ro.Notify)]
         scale_in = any(a.reason == "ScaleIn" for a in deletes)
         problems: list[Problem] = []
         if snapshot.spec.data_disks and (
@@ -120,6 +122,7 @@ class Applier:
             [
                 *(self._delete_pod(snapshot, a) for a in deletes),
                 *(self._create_pod(snapshot, a, images, refused) for a in creates),
+                *(self._notify_pod(snapshot, a) for a in notices),
             ]
         )
         problems += [(reasons.CREATE_REFUSED, m) for m in sorted(refused)]
@@ -166,6 +169,28 @@ class Applier:
             return  # no pod observed at that index: nothing of ours to delete
         await kube.delete_if_uid(Pod, inst.pod_name(self.name, action.index), self.namespace, uid)
         self.count()
+
+    async def _notify_pod(self, snapshot: ScaleSetSnapshot, action: ro.Notify) -> None:
+        """Tell an instance its upgrade is pending (upgrade deferral): one metadata PATCH
+        of the pod as observed (its resourceVersion); a pod changed or gone since is
+        left to the next pass, which sees it."""
+        name = inst.pod_name(self.name, action.index)
+        observed = next((p for p in snapshot.pods if p["metadata"]["name"] == name), None)
+        if observed is None:
+            return  # no pod observed at that index: nothing to tell
+        try:
+            await kube.client().patch(
+                Pod,
+                name,
+                deferral.notice_patch(action, observed["metadata"].get("resourceVersion")),
+                namespace=self.namespace,
+                patch_type=PatchType.MERGE,
+            )
+        except ApiError as error:
+            if error.status.code not in (404, 409):
+                raise
+        finally:
+            self.count()
 
     async def pre_pull(
         self, snapshot: ScaleSetSnapshot, revision: str | None, now: Any

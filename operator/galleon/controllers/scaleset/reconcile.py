@@ -274,8 +274,8 @@ def pull_revision(spec: ScaleSetSpec, intent: Any, target: str | None) -> str | 
 
 
 def creatable(
-    actions: Sequence[ro.Create | ro.Delete], images: Mapping[str, VersionImage]
-) -> tuple[list[ro.Create | ro.Delete], dict[str, VersionImage | None], list[str]]:
+    actions: Sequence[ro.Action], images: Mapping[str, VersionImage]
+) -> tuple[list[ro.Action], dict[str, VersionImage | None], list[str]]:
     """(the actions that can be applied, revision → its copy in the region, versions
     with no copy): a create without a copy in the region cannot be sent."""
     by_revision: dict[str, VersionImage | None] = {

@@ -30,6 +30,15 @@ Rules of this module (cloud semantics, docs/rollout.md):
   rollback is on, the unhealthy upgraded instances go back to the previous
   version, under the same timeout counted from the rollback's start. Otherwise
   wait `pauseTimeBetweenBatches`, then the next batch.
+- Upgrade deferral (`Policy.deferral`, `osRollingUpgradeDeferral`): a batch member
+  still on another revision is not deleted at once but told (`Notify`: the revision
+  and a deadline, `deferral` after the notice); it is deleted once it approved
+  (`Instance.approved`) or its deadline passed. The notice lives on the pod
+  (`Instance.upgrade_notice`), so a restart keeps the deadline; one of another
+  revision or from before the rollout started is no notice. While a member waits,
+  the batch's health timeout does not run: it counts from when the last waiting
+  member was let go (`batch_since`). Rollbacks, repairs and members whose pod failed
+  are never deferred.
 - Outside a running batch or rollback, the fleet is kept as a StatefulSet keeps
   its pods: a missing instance is created, a failed one (evicted, phase Failed or
   Succeeded) is deleted and so re-created at the next pass, both at the revision
@@ -61,6 +70,7 @@ from galleon.core.rollout.model import (
     BEFORE,
     FAILED,
     UPGRADED,
+    Action,
     Code,
     Create,
     Delete,
@@ -68,14 +78,18 @@ from galleon.core.rollout.model import (
     Health,
     Hold,
     Instance,
+    Notify,
     Observation,
     Phase,
     Plan,
     Policy,
     Rollout,
+    UpgradeNotice,
+    awaiting_approval,
     batch_size,
     health,
     member_health,
+    notice_of,
     planned_batches,
     total_batches,
 )
@@ -86,6 +100,7 @@ __all__ = [
     "BEFORE",
     "FAILED",
     "UPGRADED",
+    "Action",
     "Code",
     "Create",
     "Delete",
@@ -93,6 +108,7 @@ __all__ = [
     "Health",
     "Hold",
     "Instance",
+    "Notify",
     "Observation",
     "Phase",
     "Plan",
@@ -100,9 +116,12 @@ __all__ = [
     "Preview",
     "PreviewBatch",
     "Rollout",
+    "UpgradeNotice",
+    "awaiting_approval",
     "batch_size",
     "health",
     "member_health",
+    "notice_of",
     "plan",
     "planned_batches",
     "preview",

@@ -30,6 +30,18 @@ FAILED = "Failed"
 
 
 @dataclass(frozen=True)
+class UpgradeNotice:
+    """The pending-upgrade notice an instance was given (upgrade deferral): the revision
+    it will be replaced by, when it was told, and the deadline it was told, after which
+    it is replaced without its approval. It lives on the pod (an annotation), so a
+    restarted operator finds the same deadline."""
+
+    revision: str
+    noticed: datetime
+    deadline: datetime
+
+
+@dataclass(frozen=True)
 class Instance:
     """One instance (pod `<scaleset>-<index>`) as observed. `failed`: the pod's phase is
     Failed or Succeeded (evicted, or its node shut down): it never runs again by itself."""
@@ -42,6 +54,10 @@ class Instance:
     created: datetime | None = None
     deleting: bool = False
     failed: bool = False
+    upgrade_notice: UpgradeNotice | None = None
+    """The pending-upgrade notice on the pod (None: none, or not readable)."""
+    approved: bool = False
+    """The pod carries an upgrade approval (set by the workload or its controller)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,10 @@ class Policy:
     rollback: bool = True
     health_timeout: timedelta = timedelta(minutes=5)
     min_ready: timedelta = timedelta(0)
+    deferral: timedelta | None = None
+    """Upgrade deferral (`osRollingUpgradeDeferral`): a batch member is told of its
+    upgrade and replaced once it approves or this long after the notice. None: off,
+    members are replaced at once."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +138,20 @@ class Delete:
 
 
 @dataclass(frozen=True)
+class Notify:
+    """Tell instance `index` that it will be replaced by `revision`: it is replaced once
+    it approves, or at `deadline` (the notice given at `noticed`)."""
+
+    index: int
+    revision: str
+    noticed: datetime
+    deadline: datetime
+
+
+Action = Create | Delete | Notify
+
+
+@dataclass(frozen=True)
 class Event:
     type: Literal["Normal", "Warning"]
     reason: str
@@ -129,7 +163,7 @@ class Plan:
     """One decision: what to do now, the rollout state to persist, the Events to post,
     when to look again (seconds), and why (`notes`, in the order the planner decided)."""
 
-    actions: tuple[Create | Delete, ...] = ()
+    actions: tuple[Action, ...] = ()
     rollout: Rollout | None = None
     events: tuple[Event, ...] = ()
     requeue_after: float = 30.0
@@ -279,6 +313,53 @@ def settled_on(instance: Instance | None, version: str) -> bool:
         and not instance.deleting
         and instance.revision == version
     )
+
+
+def notice_of(instance: Instance | None, rollout: Rollout) -> UpgradeNotice | None:
+    """The instance's notice of this rollout's upgrade: None when it has none, or one of
+    another upgrade (another revision, or given before this rollout started: a cancelled
+    upgrade's notice is no notice of the next one).
+
+    >>> from datetime import timezone
+    >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> told = UpgradeNotice("1.0.2-a", t, t + timedelta(hours=1))
+    >>> r = Rollout("1.0.0-a", "1.0.2-a", t)
+    >>> notice_of(Instance(0, "1.0.0-a", upgrade_notice=told), r) == told
+    True
+    >>> later = Rollout("1.0.0-a", "1.0.2-a", t + timedelta(days=1))
+    >>> notice_of(Instance(0, "1.0.0-a", upgrade_notice=told), later) is None
+    True
+    """
+    notice = instance.upgrade_notice if instance is not None else None
+    if notice is None or notice.revision != rollout.to_revision:
+        return None
+    # Whole seconds: the API records both times to the second.
+    if notice.noticed < rollout.started.replace(microsecond=0):
+        return None
+    return notice
+
+
+def awaiting_approval(
+    instances: Iterable[Instance], rollout: Rollout, now: datetime
+) -> dict[int, datetime]:
+    """Members of the running batch told of this upgrade (upgrade deferral) that have
+    not approved it and whose deadline has not passed: index → deadline."""
+    if rollout.code != "RollingForward" or rollout.phase != "Replacing":
+        return {}
+    members = rollout.member_set
+    waiting = {}
+    for instance in instances:
+        notice = notice_of(instance, rollout)
+        if (
+            instance.index in members
+            and notice is not None
+            and not instance.approved
+            and instance.revision != rollout.to_revision
+            and not instance.deleting
+            and now < notice.deadline
+        ):
+            waiting[instance.index] = notice.deadline
+    return waiting
 
 
 def all_settled(observed: Observation, indexes: Iterable[int], version: str) -> bool:

@@ -15,6 +15,7 @@ from galleon.core import times
 from galleon.core.rollout.model import (
     FAILED,
     UPGRADE_TO,
+    Action,
     Create,
     Delete,
     Health,
@@ -202,11 +203,16 @@ def pending_notes(
     return [f"waiting: {instances(indexes)} {wait}" for wait, indexes in waits.items()]
 
 
-def action_list(actions: Sequence[Create | Delete]) -> str:
-    """Actions in short: "delete 2, 3 and create 4 on 1.0.0"."""
+def action_list(actions: Sequence[Action]) -> str:
+    """Actions in short: "delete 2, 3 and create 4 on 1.0.0" ("notify 1 of 1.0.2")."""
     groups: dict[str, list[int]] = {}
     for action in actions:
-        key = "delete" if isinstance(action, Delete) else f"create on {action.revision}"
+        if isinstance(action, Delete):
+            key = "delete"
+        elif isinstance(action, Create):
+            key = f"create on {action.revision}"
+        else:
+            key = f"notify of {action.revision}"
         groups.setdefault(key, []).append(action.index)
     return " and ".join(
         f"{key.split(' ', 1)[0]} {', '.join(map(str, sorted(indexes)))}"
@@ -230,6 +236,8 @@ def action_notes(
     members = rollout.member_set if rollout is not None and rollout.active else frozenset()
     groups: dict[tuple[str, str], list[int]] = {}
     for action in decided.actions:
+        if not isinstance(action, Create | Delete):
+            continue  # a notice is said by the planner's own note on the deferral
         if isinstance(action, Delete) and action.reason == FAILED:
             key = ("failed", comes_back(action.index) or "the revision it should run")
         elif isinstance(action, Delete):

@@ -28,12 +28,14 @@ from galleon.core.rollout.model import (
     FAILED,
     UPGRADE_TO,
     UPGRADED,
+    Action,
     Create,
     Delete,
     Event,
     Health,
     Hold,
     Instance,
+    Notify,
     Observation,
     Plan,
     Policy,
@@ -42,6 +44,7 @@ from galleon.core.rollout.model import (
     batch_size,
     health,
     member_health,
+    notice_of,
     runs_on,
     settled_on,
     total_batches,
@@ -258,17 +261,103 @@ def _replace(observed: Observation, indexes: Sequence[int], version: str) -> lis
     return actions
 
 
+def _deferred(
+    observed: Observation,
+    rollout: Rollout,
+    policy: Policy,
+    actions: Sequence[Create | Delete],
+    now: datetime,
+) -> tuple[list[Action], dict[int, datetime], list[str]]:
+    """Upgrade deferral applied to a batch's replacements: (the actions to take, member
+    → deadline of those that wait for approval, notes). A member on another revision is
+    told first (`Notify`); it is deleted once it approved, or at the deadline it was
+    told. Without deferral, `actions` as they are.
+
+    >>> from datetime import datetime, timezone
+    >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> seen = Observation(2, [Instance(0, "1.0.0"), Instance(1, "1.0.0")], "1.0.0", "1.0.2")
+    >>> r = Rollout("1.0.0", "1.0.2", t, batch=1, members=(0,))
+    >>> taken, waiting, _ = _deferred(seen, r, Policy(deferral=timedelta(hours=1)),
+    ...                               [Delete(0, "Upgrade to 1.0.2")], t)
+    >>> [type(a).__name__ for a in taken], [f"{d:%H:%M}" for d in waiting.values()]
+    (['Notify'], ['01:00'])
+    """
+    if policy.deferral is None:
+        return list(actions), {}, []
+    seen, version = observed.by_index, rollout.to_revision
+    taken: list[Action] = []
+    waiting: dict[int, datetime] = {}
+    told: list[int] = []
+    approved: list[int] = []
+    expired: list[int] = []
+    for action in actions:
+        if not isinstance(action, Delete) or not action.reason.startswith(UPGRADE_TO):
+            taken.append(action)
+            continue
+        instance = seen.get(action.index)
+        if instance is None or instance.failed:
+            # Why: a pod that failed for good runs nothing that could read a notice.
+            taken.append(action)
+            continue
+        notice = notice_of(instance, rollout)
+        if notice is None:
+            deadline = now + policy.deferral
+            taken.append(Notify(action.index, version, now, deadline))
+            waiting[action.index] = deadline
+            told.append(action.index)
+        elif instance is not None and instance.approved:
+            taken.append(action)
+            approved.append(action.index)
+        elif now >= notice.deadline:
+            taken.append(action)
+            expired.append(action.index)
+        else:
+            waiting[action.index] = notice.deadline
+    label = f"batch {rollout.batch}"
+    notes = []
+    if told:
+        notes.append(
+            f"{label}: telling {say.instances(told)} that an upgrade to {version} is "
+            f"pending: replaced once approved, at the latest in "
+            f"{say.duration(policy.deferral)}"
+        )
+    if approved:
+        notes.append(f"{label}: {say.instances(approved)} approved the upgrade: replacing")
+    if expired:
+        notes.append(
+            f"{label}: deferral of {say.instances(expired)} ended without approval: replacing"
+        )
+    for index, deadline in sorted(waiting.items()):
+        if index not in told:
+            notes.append(
+                f"{label}: {say.instances([index])} waits for approval (deferral ends in "
+                f"{say.duration(deadline - now)})"
+            )
+    return taken, waiting, notes
+
+
 def _replacing(observed: Observation, rollout: Rollout, policy: Policy, now: datetime) -> Plan:
     members, version = rollout.member_set, rollout.to_revision
     others = [a for a in steady(observed, rollout) if a.index not in members]
-    actions = _replace(observed, rollout.members, version)
+    actions, waiting, deferral_notes = _deferred(
+        observed, rollout, policy, _replace(observed, rollout.members, version), now
+    )
+    released = any(isinstance(a, Delete) and a.reason.startswith(UPGRADE_TO) for a in actions)
+    if policy.deferral is not None and released:
+        # Why: the batch's health timeout counts from when its last member waiting for
+        # approval was let go, not from the notice: a deferral never faults a batch.
+        rollout = replace(rollout, batch_since=now)
+    if waiting:
+        # Members still wait for approval: the health timeout does not run yet.
+        wake = min(30.0, max(1.0, (min(waiting.values()) - now).total_seconds()))
+        return Plan((*others, *actions), rollout, (), wake, tuple(deferral_notes))
     label = f"batch {rollout.batch} of {say.batches(observed, rollout, policy)}"
     settled = not actions and all_settled(observed, rollout.members, version)
     left = _timeout_left(rollout, policy, now)
     if not settled and left > timedelta(0):
         note = say.progress(observed, rollout.members, version, label, left)
-        return Plan(tuple(others + actions), rollout, (), 1.0, (note,))
-    waiting = replace(rollout, phase="Waiting", phase_since=now)
+        return Plan((*others, *actions), rollout, (), 1.0, (*deferral_notes, note))
+    checking = replace(rollout, phase="Waiting", phase_since=now)
     if settled:
         first = f"{say.instances(rollout.members)} on {version}: checking health"
     else:
@@ -279,7 +368,7 @@ def _replacing(observed: Observation, rollout: Rollout, policy: Policy, now: dat
             f"the batch began, {say.unsettled(observed, rollout.members, version)}: "
             "judging the batch"
         )
-    following = _waiting(observed, waiting, policy, now)
+    following = _waiting(observed, checking, policy, now)
     # The rest of this decision (the next batch, a rollback) is planned from the state
     # it returns, which is recorded before any of its actions is applied.
     return replace(following, notes=(first, *following.notes))

@@ -9,7 +9,8 @@ Rules of this module:
 - Every decision is `planner.plan` itself: nothing here knows a batch rule, so a
   preview cannot drift from what the controller does. The simulation only plays
   the cluster: a Delete takes the instance away, a Create brings it back at once on
-  the revision asked, Ready from that moment; an instance already being deleted is
+  the revision asked, Ready from that moment, a Notify (upgrade deferral) is approved
+  at once; an instance already being deleted is
   gone at the next decision. Nothing else changes: an instance that is not Ready
   stays so (and its health timeout runs), a paused ScaleSet stays paused, nobody
   cancels.
@@ -37,14 +38,16 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from galleon.core.rollout.model import (
-    Create,
+    Action,
     Delete,
     Hold,
     Instance,
+    Notify,
     Observation,
     Plan,
     Policy,
     Rollout,
+    UpgradeNotice,
     planned_batches,
 )
 from galleon.core.rollout.planner import plan
@@ -229,7 +232,7 @@ def _starts_batch(before: Rollout | None, after: Rollout | None) -> bool:
 
 
 def _applied(
-    fleet: Mapping[int, Instance], actions: tuple[Create | Delete, ...], at: datetime
+    fleet: Mapping[int, Instance], actions: tuple[Action, ...], at: datetime
 ) -> dict[int, Instance]:
     """The simulated fleet after `actions`: deletions done at once (so is any deletion
     that was under way), creations Ready at once on the revision asked."""
@@ -237,6 +240,13 @@ def _applied(
     for action in actions:
         if isinstance(action, Delete):
             after.pop(action.index, None)
+        elif isinstance(action, Notify):
+            # Upgrade deferral: the instance approves at once (the earliest it can go).
+            notice = UpgradeNotice(action.revision, action.noticed, action.deadline)
+            if action.index in after:
+                after[action.index] = replace(
+                    after[action.index], upgrade_notice=notice, approved=True
+                )
         else:
             after[action.index] = Instance(
                 action.index, action.revision, ready=True, ready_since=at, created=at
