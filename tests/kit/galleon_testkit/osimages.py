@@ -3,6 +3,7 @@ that says which version it is, whether it is healthy, and what is on its data di
 
     image = build_os_image(tmp_path / "os-1.0.0", "1.0.0")
     bad = build_os_image(tmp_path / "os-1.0.3", "1.0.3", healthy=False)
+    big = build_os_image(tmp_path / "os-1.0.4", "1.0.4", padding=128 << 20)  # + 128 MiB
     pause = build_pause_image(tmp_path / "pause")
 
 What an instance of the OS image serves on port 8080 (busybox `httpd`, CGI in /bin/sh):
@@ -22,8 +23,11 @@ At start the image appends `<version> <hostname>` to `boots` on every data disk 
 Rules of this module: layers are plain tar, reproducible (sorted entries, mtime 0,
 owner 0:0), so the same version always gives the same digests; every image shares
 the busybox layer, and only the small `galleon` layer differs between versions, as a
-patch release would; the entrypoint traps SIGTERM, so an instance stops at once
-instead of waiting out its grace period as a PID 1 without handlers would.
+patch release would (`padding` adds a third layer of that many random bytes, seeded
+by the version: incompressible and never shared, so that pulling a new version costs
+what a real OS image's pull would); the entrypoint traps SIGTERM, so an instance
+stops at once instead of waiting out its grace period as a PID 1 without handlers
+would.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import random
 import subprocess
 import tarfile
 from pathlib import Path
@@ -196,6 +201,16 @@ def galleon_layer(version: str, *, healthy: bool) -> bytes:
     return _tar(entries)
 
 
+def padding_layer(version: str, size: int) -> bytes:
+    """`/galleon/padding.bin`: `size` random bytes seeded by `version` (the same
+    version always gives the same layer, two versions never share it)."""
+    seed = int.from_bytes(hashlib.sha256(f"padding {version}".encode()).digest()[:8], "big")
+    generator = random.Random(seed)
+    chunk = 1 << 20  # randbytes takes at most 256 MiB at once
+    data = b"".join(generator.randbytes(min(chunk, size - at)) for at in range(0, size, chunk))
+    return _tar([_file("galleon/padding.bin", data, 0o644)])
+
+
 def _blob(folder: Path, data: bytes) -> BlobFile:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     path = folder / digest.replace(":", "-")
@@ -230,11 +245,17 @@ def _image(folder: Path, layers: list[bytes], config: dict[str, object]) -> Test
     return TestImage(Manifest(manifest, OCI_MANIFEST, digest), config_blob, tuple(blobs))
 
 
-def build_os_image(folder: Path, version: str, *, healthy: bool = True) -> TestImage:
-    """A runnable OS image of `version` (see the module docstring for what it serves)."""
+def build_os_image(
+    folder: Path, version: str, *, healthy: bool = True, padding: int = 0
+) -> TestImage:
+    """A runnable OS image of `version` (see the module docstring for what it serves);
+    `padding` > 0 adds a layer of that many random bytes seeded by `version`."""
+    layers = [busybox_layer(), galleon_layer(version, healthy=healthy)]
+    if padding > 0:
+        layers.append(padding_layer(version, padding))
     return _image(
         folder,
-        [busybox_layer(), galleon_layer(version, healthy=healthy)],
+        layers,
         {
             "Entrypoint": ["/bin/sh", "/galleon/start.sh"],
             "Env": ["PATH=/bin"],
