@@ -60,6 +60,27 @@ SAMPLES: dict[tuple[str, str], Any] = {
     },
     ("ScaleSet", "spec.template.metadata.annotations"): {"example.com/owner": "team-a"},
     ("ScaleSet", "spec.upgradePolicy.rollingUpgradePolicy.upgradedInstanceHealthTimeout"): "PT10M",
+    ("ImageDefinition", "spec.releasePolicy"): {
+        "waves": [
+            {
+                "name": "canary",
+                "regions": ["westcentralus"],
+                "bakeTime": "PT1H",
+                "minHealthyPercent": 90,
+            },
+            {"regions": ["southcentralus", "eastus2"]},
+        ]
+    },
+    ("ScaleSet", "spec.upgradePolicy.maintenanceWindows"): [
+        {
+            "name": "nightly",
+            "rrule": "FREQ=DAILY;BYHOUR=2;BYMINUTE=0",
+            "duration": "PT4H",
+            "timeZone": "Europe/Berlin",
+        },
+        {"cron": "0 12 * * 5", "duration": "PT2H", "timeZone": "UTC", "deny": True},
+    ],
+    ("ScaleSet", "spec.upgradePolicy.automaticOSUpgradePolicy.maxOSUpgradeDeferral"): "PT30M",
 }
 
 
