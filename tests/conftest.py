@@ -12,4 +12,5 @@ collect_ignore = ["kit"]
 pytest_plugins = [
     "galleon_testkit.cluster_fixtures",
     "galleon_testkit.registry_fixtures",
+    "galleon_testkit.fleet_fixtures",
 ]

@@ -42,7 +42,10 @@ from galleon_testkit.registry import Registry
 from galleon_testkit.waiting import stays_true, wait_for
 from galleon_testkit.world import World
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.fleet(versions=("1.0.0", "1.0.1"), publish_to=("west",)),
+]
 
 TEMPLATE_LABEL = "galleon.dev/template"
 
@@ -164,28 +167,17 @@ def listing(layer: bytes) -> list[str]:
 
 
 @pytest.fixture
-def fleet(
-    control_plane: Any,
-    kube: Client,
-    namespace: str,
-    registry_factory: Callable[[int], list[Registry]],
-    operator: Any,
-    tmp_path: Path,
-) -> Iterator[FleetHarness]:
-    world = World(kube, namespace, registry_factory(4))
-    made = FleetHarness.with_versions(
-        world, tmp_path, control_plane.client, versions=("1.0.0", "1.0.1")
-    )
-    made.publish("1.0.0", [made.west])
+def fleet(fleet: FleetHarness, kube: Client, namespace: str) -> Iterator[FleetHarness]:
+    """The shared fleet (1.0.0 published to west) plus the hardened definition the
+    templates publish into; templates are deleted before the fleet's teardown."""
     definition(kube, namespace, "os-hardened")
-    yield made
+    yield fleet
     for s in list(kube.list(ScaleSet, namespace=namespace)):
         with contextlib.suppress(ApiError):
             kube.delete(ScaleSet, s.metadata.name, namespace=namespace)
     for t in list(kube.list(ImageTemplate, namespace=namespace)):
         with contextlib.suppress(ApiError):
             kube.delete(ImageTemplate, t.metadata.name, namespace=namespace)
-    world.cleanup()
 
 
 def test_a_template_builds_publishes_and_rolls_out_and_rebuilds_when_the_base_changes(

@@ -18,12 +18,9 @@ import contextlib
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from lightkube import Client
 from lightkube.core.exceptions import ApiError
 from typer.testing import CliRunner, Result
 
@@ -34,34 +31,14 @@ from galleon.core import instances as inst
 from galleon.core import times
 from galleon.kube.resources import ScaleSet
 from galleon_testkit.fleets import FleetHarness
-from galleon_testkit.registry import Registry
 from galleon_testkit.waiting import stays_true, wait_for
-from galleon_testkit.world import World
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.fleet(versions=("1.0.0", "1.0.1"), publish_to=("east",)),
+]
 BATCH_STARTED = re.compile(r"^batch (\d+) of (\d+): instances ([\d, ]+) to (\S+)$")
 PAUSE_SECONDS = 5
-
-
-@pytest.fixture
-def fleet(
-    control_plane: Any,
-    kube: Client,
-    namespace: str,
-    registry_factory: Callable[[int], list[Registry]],
-    operator: Any,
-    tmp_path: Path,
-) -> Iterator[FleetHarness]:
-    world = World(kube, namespace, registry_factory(4))
-    made = FleetHarness.with_versions(
-        world, tmp_path, control_plane.client, versions=("1.0.0", "1.0.1")
-    )
-    made.publish("1.0.0", [made.east])
-    yield made
-    for s in list(kube.list(ScaleSet, namespace=namespace)):
-        with contextlib.suppress(ApiError):
-            kube.delete(ScaleSet, s.metadata.name, namespace=namespace)
-    world.cleanup()
 
 
 @pytest.fixture

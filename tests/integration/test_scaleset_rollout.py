@@ -11,46 +11,19 @@ UIDs.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from lightkube import Client
-from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
-from galleon.kube.resources import ImageVersion, ScaleSet
+from galleon.kube.resources import ImageVersion
 from galleon_testkit.fleets import FleetHarness, Watcher
-from galleon_testkit.registry import Registry
 from galleon_testkit.waiting import stays_true, wait_for
-from galleon_testkit.world import World
 
 pytestmark = pytest.mark.integration
 SCALESET_LABEL = "galleon.dev/scaleset"
-
-
-@pytest.fixture
-def fleet(
-    control_plane: Any,
-    kube: Client,
-    namespace: str,
-    registry_factory: Callable[[int], list[Registry]],
-    operator: Any,
-    tmp_path: Path,
-) -> Iterator[FleetHarness]:
-    world = World(kube, namespace, registry_factory(4))
-    made = FleetHarness.with_versions(world, tmp_path, control_plane.client)
-    made.publish("1.0.0", [made.east, made.west])
-    yield made
-    with_scalesets = list(kube.list(ScaleSet, namespace=namespace))
-    for s in with_scalesets:
-        with contextlib.suppress(ApiError):
-            kube.delete(ScaleSet, s.metadata.name, namespace=namespace)
-    world.cleanup()
 
 
 def test_latest_rolls_out_in_batches_once_replicated_to_the_region(fleet: FleetHarness) -> None:

@@ -12,46 +12,21 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from lightkube import Client
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
-from galleon.kube.resources import ScaleSet
 from galleon_testkit.fleets import FleetHarness
-from galleon_testkit.registry import Registry
 from galleon_testkit.waiting import stays_true, wait_for
-from galleon_testkit.world import World
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.fleet(versions=("1.0.0", "1.0.2"))]
 PENDING = "galleon.dev/upgrade-pending"
 APPROVED = "galleon.dev/upgrade-approved"
 DEFERRAL = timedelta(seconds=20)
-
-
-@pytest.fixture
-def fleet(
-    control_plane: Any,
-    kube: Client,
-    namespace: str,
-    registry_factory: Callable[[int], list[Registry]],
-    operator: Any,
-    tmp_path: Path,
-) -> Iterator[FleetHarness]:
-    world = World(kube, namespace, registry_factory(4))
-    made = FleetHarness.with_versions(world, tmp_path, control_plane.client, ("1.0.0", "1.0.2"))
-    made.publish("1.0.0", [made.east, made.west])
-    yield made
-    for s in list(kube.list(ScaleSet, namespace=namespace)):
-        with contextlib.suppress(ApiError):
-            kube.delete(ScaleSet, s.metadata.name, namespace=namespace)
-    world.cleanup()
 
 
 def deferring_template() -> dict[str, Any]:
