@@ -77,7 +77,7 @@ from galleon.core.observed import (
 from galleon.core.sharing import needs_labels, sharing
 from galleon.core.upgrade_trigger import Controls, UpgradeIntent, upgrade_intent
 from galleon.core.versions import Resolution, is_newer, resolve
-from galleon.core.waves import quarantine_hold
+from galleon.core.waves import rollout_holds
 
 ASSUMES = (
     "each replaced instance comes back on its target revision and is Ready at once, and "
@@ -210,7 +210,7 @@ def plan_of(inputs: PlanInputs, now: datetime) -> ScaleSetPlan:
     instances = [i for i in map(observe, inputs.pods) if i is not None]
     recorded = recorded_upgrade(inputs.scaleset.get("status") or {}, now)
     controls = Controls.from_annotations(meta.get("annotations") or {})
-    holds, cancel = holds_of(quarantined, recorded.rollout, resolution)
+    holds, cancel = rollout_holds(quarantined, recorded.rollout, resolution.target)
 
     def replay(asked: Controls) -> Started:
         intent = upgrade_intent(spec, instances, target, recorded, asked, now, holds)
@@ -231,23 +231,6 @@ def plan_of(inputs: PlanInputs, now: datetime) -> ScaleSetPlan:
         definition=inputs.definition,
         quarantined=quarantined,
     )
-
-
-def holds_of(
-    quarantined: Mapping[str, str], recorded: ro.Rollout | None, resolution: Resolution
-) -> tuple[tuple[ro.Hold, ...], bool]:
-    """(what holds new batches and upgrades back, whether the running upgrade is
-    cancelled after its batch), composed as the controller's pass composes them
-    (`galleon.controllers.scaleset.reconcile`): a quarantined version holds, and a
-    running upgrade to one is cancelled once a newer version is the target
-    (`galleon.core.waves.quarantine_hold`). Maintenance windows join here when the
-    pass composes them; one that opens and closes with time goes to the preview as
-    `holds_at`."""
-    running = recorded if recorded is not None and recorded.active else None
-    hold, supersede = quarantine_hold(
-        quarantined, inst.version_of(running.to_revision) if running else None, resolution.target
-    )
-    return ((hold,) if hold is not None else ()), supersede
 
 
 # -- release waves and quarantines, from the ImageDefinition (pure) ----------------------

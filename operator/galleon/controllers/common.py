@@ -1,5 +1,5 @@
-"""What every controller shares: Events on condition changes, version facts from
-API dicts, the reconcile metrics.
+"""What every controller shares: Events on condition changes, API objects as dicts,
+the reconcile metrics.
 
 Rules of this module: an Event reports a change, never a pass (`post_once`);
 conditions themselves are computed by `galleon.core.conditions`. A pass that fails
@@ -20,7 +20,6 @@ import kopf
 from galleon import clock
 from galleon.core import reasons
 from galleon.core.conditions import kstatus, merged, reason_of
-from galleon.core.versions import RegionFacts, VersionFacts
 from galleon.kube import client as kube
 from galleon.metrics import RECONCILE_DURATION, RECONCILE_TOTAL
 
@@ -72,30 +71,6 @@ async def report_failure(resource: Any, namespace: str, name: str, error: BaseEx
         name,
         {"conditions": merged(status, generation, updates, clock.now())},
         namespace,
-    )
-
-
-def version_facts(obj: Mapping[str, Any]) -> VersionFacts:
-    """What the "latest" rule needs from an ImageVersion object (a dict)."""
-    spec = obj.get("spec") or {}
-    profile = spec.get("publishingProfile") or {}
-    excluded_regions = {
-        t.get("name"): bool(t.get("excludeFromLatest")) for t in profile.get("targetRegions") or []
-    }
-    summary = ((obj.get("status") or {}).get("replicationStatus") or {}).get("summary") or []
-    regions = {
-        s["region"]: RegionFacts(
-            completed=s.get("state") == "Completed",
-            excluded_from_latest=excluded_regions.get(s["region"], False),
-        )
-        for s in summary
-        if s.get("region") in excluded_regions
-    }
-    return VersionFacts(
-        version=spec.get("version", "0.0.0"),
-        excluded_from_latest=bool(profile.get("excludeFromLatest")),
-        deleting=bool((obj.get("metadata") or {}).get("deletionTimestamp")),
-        regions=regions,
     )
 
 

@@ -25,9 +25,10 @@ import kopf
 
 from galleon import GROUP, VERSION, clock
 from galleon.api.imagedefinition import MAX_QUARANTINED, MAX_USED_BY, ImageDefinitionSpec
-from galleon.controllers.common import as_dict, measured, post_once, version_facts
+from galleon.controllers.common import as_dict, measured, post_once
 from galleon.core import reasons, times, waves
 from galleon.core.conditions import kstatus, merged
+from galleon.core.observed import version_facts
 from galleon.core.versions import latest_by_region, latest_overall
 from galleon.kube import client as kube
 from galleon.kube.resources import Gallery, ImageDefinition, ImageVersion, Region
@@ -255,7 +256,9 @@ def member_of(entry: Mapping[str, Any]) -> waves.Member:
 def recorded_quarantines(status: Mapping[str, Any]) -> list[waves.Quarantine]:
     return [
         waves.Quarantine(
-            q["version"], times.parse_or_none(q.get("since")), q.get("scaleSet", ""),
+            q["version"],
+            times.parse_or_none(q.get("since")),
+            q.get("scaleSet", ""),
             q.get("message", ""),
         )
         for q in status.get("quarantinedVersions") or []

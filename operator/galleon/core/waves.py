@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from galleon.core import reasons
-from galleon.core.rollout.model import Hold
+from galleon.core.instances import version_of
+from galleon.core.rollout.model import Hold, Rollout
 from galleon.core.rollout.notes import duration
 from galleon.core.versions import VersionFacts, is_newer, version_key
 
@@ -375,3 +376,24 @@ def quarantine_hold(
         f"{RELEASE_ANNOTATION} to release it"
     )
     return Hold(reasons.VERSION_QUARANTINED, message), False
+
+
+def rollout_holds(
+    quarantined: Mapping[str, str], recorded: Rollout | None, target: str | None
+) -> tuple[tuple[Hold, ...], bool]:
+    """(what holds a ScaleSet's new batches and upgrades back, whether its running
+    upgrade is cancelled after its batch), given quarantined version → why, the
+    ScaleSet's recorded upgrade (running or not) and the version it should run now:
+    `quarantine_hold` with the version the running upgrade goes to. The controller's
+    pass and the plan preview both compose holds with this.
+
+    >>> rollout_holds({"1.0.2": "x"}, None, "1.0.2")[0][0].reason
+    'VersionQuarantined'
+    >>> rollout_holds({}, None, "1.0.2")
+    ((), False)
+    """
+    running = recorded if recorded is not None and recorded.active else None
+    hold, supersede = quarantine_hold(
+        quarantined, version_of(running.to_revision) if running else None, target
+    )
+    return ((hold,) if hold is not None else ()), supersede

@@ -33,10 +33,11 @@ from lightkube.resources.core_v1 import ConfigMap, Secret
 from galleon.api.customize import ConfigMapKeyReference, CustomizeStep, SecretKeyReference
 from galleon.api.imagetemplate import ImageVersionSource
 from galleon.api.region import RegistryEndpoint, endpoints_of
-from galleon.controllers.common import as_dict, version_facts
+from galleon.controllers.common import as_dict
 from galleon.controllers.scaleset.snapshot import Sources
 from galleon.controllers.sharing_check import read_sharing
 from galleon.core import reasons
+from galleon.core.observed import version_facts
 from galleon.core.versions import LATEST, VersionFacts, latest_overall
 from galleon.kube import client as kube
 from galleon.kube.resources import Gallery, ImageDefinition, ImageVersion

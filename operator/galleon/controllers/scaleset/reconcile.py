@@ -51,7 +51,7 @@ from galleon.core import reasons
 from galleon.core import rollout as ro
 from galleon.core.scaleset_status import ScaleSetFacts, refused_status, scaleset_status
 from galleon.core.upgrade_trigger import record_start, upgrade_intent
-from galleon.core.waves import quarantine_hold
+from galleon.core.waves import rollout_holds
 from galleon.kube import client as kube
 from galleon.kube.resources import ScaleSet
 from galleon.metrics import forget_scaleset
@@ -96,9 +96,8 @@ class ScaleSetReconciler:
         except inst.InvalidModel as error:
             await self.refuse(body, reasons.INVALID_SPEC, str(error), now)
             return RESYNC_SECONDS
-        source, definition = definition_namespace(self.namespace, spec), (
-            spec.image_reference.image_definition_name
-        )
+        source = definition_namespace(self.namespace, spec)
+        definition = spec.image_reference.image_definition_name
         if source == self.namespace and self.sources.definition(source, definition) is None:
             await self.refuse(
                 body,
@@ -122,13 +121,9 @@ class ScaleSetReconciler:
             return RESYNC_SECONDS
         assert snapshot.resolution is not None  # set whenever the Region exists
         recorded = snapshot.recorded
-        running = recorded.rollout if recorded.rollout and recorded.rollout.active else None
-        quarantine, supersede = quarantine_hold(
-            snapshot.quarantined or {},
-            inst.version_of(running.to_revision) if running else None,
-            snapshot.resolution.target,
+        holds, supersede = rollout_holds(
+            snapshot.quarantined or {}, recorded.rollout, snapshot.resolution.target
         )
-        holds = [quarantine] if quarantine else []
         intent = upgrade_intent(
             spec, snapshot.instances, snapshot.target, recorded, snapshot.controls, now, holds=holds
         )
