@@ -39,8 +39,6 @@ node's bridge and stops at the end.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import shutil
 import statistics
 import sys
 import tempfile
@@ -56,10 +54,9 @@ from lightkube.types import PatchType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_rollout as common
-from galleon.kube.resources import ImageVersion, ScaleSet
-from galleon.oci import RegistryClient
+from galleon.kube.resources import ScaleSet
 from galleon_testkit.controlplane import ControlPlane
-from galleon_testkit.images import TestImage, push_image
+from galleon_testkit.images import TestImage
 from galleon_testkit.operator import OperatorProcess
 from galleon_testkit.osimages import HEALTH_PATH, PORT, build_os_image
 from galleon_testkit.processes import free_port
@@ -189,68 +186,6 @@ def scaleset(capacity: int, batch_percent: int) -> dict[str, Any]:
             },
         },
     }
-
-
-def world(client: Client, registry: Registry, versions: list[str]) -> None:
-    """Namespace, a Region on the real node whose one replica is `registry`, the
-    gallery, the definition, and one ImageVersion per version (sources already
-    pushed), waited on until each is replicated."""
-    documents: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
-        {
-            "apiVersion": "galleon.dev/v1alpha1",
-            "kind": "Region",
-            "metadata": {"name": REGION},
-            "spec": {
-                "nodeSelector": {REAL_NODE_LABEL: "true"},
-                "registries": [{"name": "a", "url": registry.url}],
-            },
-        },
-        {
-            "apiVersion": "galleon.dev/v1alpha1",
-            "kind": "Gallery",
-            "metadata": {"name": "gallery", "namespace": NAMESPACE},
-            "spec": {"location": REGION},
-        },
-        {
-            "apiVersion": "galleon.dev/v1alpha1",
-            "kind": "ImageDefinition",
-            "metadata": {"name": "os", "namespace": NAMESPACE},
-            "spec": {
-                "galleryName": "gallery",
-                "identifier": {"publisher": "bench", "offer": "bench", "sku": "os"},
-                "osType": "Linux",
-            },
-        },
-    ]
-    for version in versions:
-        documents.append(
-            {
-                "apiVersion": "galleon.dev/v1alpha1",
-                "kind": "ImageVersion",
-                "metadata": {"name": "os-" + version.replace(".", "-"), "namespace": NAMESPACE},
-                "spec": {
-                    "imageDefinitionName": "os",
-                    "version": version,
-                    "source": {"image": f"{registry.host}/sources/os:{version}", "plainHTTP": True},
-                    "publishingProfile": {"targetRegions": [{"name": REGION}]},
-                },
-            }
-        )
-    for document in documents:
-        common.apply(client, document)
-    for version in versions:
-        name = "os-" + version.replace(".", "-")
-        common.wait(
-            lambda n=name: (
-                (client.get(ImageVersion, n, namespace=NAMESPACE).get("status") or {})
-                .get("replicationStatus", {})
-                .get("aggregatedState")
-                == "Completed"
-            ),
-            300,
-            f"{name} replicated",
-        )
 
 
 def set_pre_pull(client: Client, enabled: bool) -> None:
@@ -451,19 +386,18 @@ def main() -> None:
             registry.start()
             node.trust(registry.host)
 
-            async def push() -> dict[str, str]:
-                async with RegistryClient(registry.url) as client:
-                    return {
-                        v: await push_image(client, "sources/os", image, [v])
-                        for v, image in images.items()
-                    }
-
-            digests = asyncio.run(push())
+            digests = common.push_sources(registry, images)
             operator = OperatorProcess(
                 plane.kubeconfig, workdir / "operator.log", verbose=bool(args.operator_log)
             ).start()
             client = plane.client()
-            world(client, registry, versions)
+            common.world(
+                client,
+                registry,
+                tuple(versions),
+                node_selector={REAL_NODE_LABEL: "true"},
+                timeout=300,
+            )
             print(f"real node {node.name} up in {node.startup_seconds['node']:.1f}s")
             watch = PodEvents(plane.client()).start()
             common.apply(client, scaleset(n, args.batch_percent))
@@ -498,16 +432,7 @@ def main() -> None:
         finally:
             if watch is not None:
                 watch.stop()
-            if operator is not None:
-                operator.stop()
-                if args.operator_log:
-                    shutil.copy(operator.log, args.operator_log)
-            registry.stop()
-            plane.stop()
-            left = plane.leftovers()
-            if left:
-                print(f"left behind: {left}", file=sys.stderr)
-                raise SystemExit(1)
+            common.stop_real_node_run(operator, registry, plane, args.operator_log)
 
 
 def print_events(run: dict[str, Any]) -> None:

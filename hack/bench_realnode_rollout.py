@@ -23,23 +23,15 @@ the end.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import shutil
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from lightkube.resources.apps_v1 import Deployment
-from lightkube.types import PatchType
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_rollout as common
-from galleon.kube.resources import ScaleSet
-from galleon.oci import RegistryClient
 from galleon_testkit.controlplane import ControlPlane
-from galleon_testkit.images import push_image
 from galleon_testkit.operator import OperatorProcess
 from galleon_testkit.osimages import HEALTH_PATH, PORT, build_os_image
 from galleon_testkit.processes import free_port
@@ -112,19 +104,12 @@ def main() -> None:
             node.trust(registry.host)
             images = {v: build_os_image(workdir / f"os-{v}", v) for v in ("1.0.0", "1.0.2")}
 
-            async def push() -> dict[str, str]:
-                async with RegistryClient(registry.url) as client:
-                    return {
-                        v: await push_image(client, "sources/os", image, [v])
-                        for v, image in images.items()
-                    }
-
-            digests = asyncio.run(push())
+            digests = common.push_sources(registry, images)
             operator = OperatorProcess(
                 plane.kubeconfig, workdir / "operator.log", verbose=bool(args.operator_log)
             ).start()
             metrics = operator.metrics_url
-            common.world(plane, registry, workdir, push=False)
+            common.world(plane.client(), registry)
             client = plane.client()
             image = {v: f"{registry.host}/sources/os@{d}" for v, d in digests.items()}
             print(f"real node {node.name} up in {node.startup_seconds['node']:.1f}s\n")
@@ -137,56 +122,7 @@ def main() -> None:
                 300,
                 "Deployment",
             )
-            rows: dict[str, list[dict[str, float]]] = {"Deployment": [], "ScaleSet": []}
-            versions = ["1.0.2", "1.0.0"]
-            for round_ in range(args.rounds):
-                version = versions[round_ % 2]
-                order = (
-                    ["Deployment", "ScaleSet"] if round_ % 2 == 0 else ["ScaleSet", "Deployment"]
-                )
-                for kind in order:
-                    if kind == "Deployment":
-                        patch = {
-                            "spec": {
-                                "template": {
-                                    "spec": {
-                                        "containers": [{"name": "os", "image": image[version]}]
-                                    }
-                                }
-                            }
-                        }
-                        result = common.timed(
-                            plane,
-                            metrics,
-                            lambda p=patch: client.patch(
-                                Deployment,
-                                "deploy",
-                                p,
-                                namespace=NAMESPACE,
-                                patch_type=PatchType.STRATEGIC,
-                            ),
-                            lambda v=version: common.deployment_done(client, "deploy", image[v], n),
-                            600,
-                        )
-                    else:
-                        result = common.timed(
-                            plane,
-                            metrics,
-                            lambda v=version: client.patch(
-                                ScaleSet,
-                                "ss",
-                                {"spec": {"imageReference": {"version": v}}},
-                                namespace=NAMESPACE,
-                                patch_type=PatchType.MERGE,
-                            ),
-                            lambda v=version: common.scaleset_on(client, "ss", v, n),
-                            600,
-                        )
-                    rows[kind].append(result)
-                    print(
-                        f"round {round_ + 1} {kind:<10} to {version}: {result['seconds']:6.1f} s",
-                        flush=True,
-                    )
+            rows = common.side_by_side(plane, metrics, client, n, args.rounds, image)
             deploy = statistics.median(r["seconds"] for r in rows["Deployment"])
             ours = statistics.median(r["seconds"] for r in rows["ScaleSet"])
             print()
@@ -203,16 +139,7 @@ def main() -> None:
                 f"| {ours / deploy:.2f}x |"
             )
         finally:
-            if operator is not None:
-                operator.stop()
-                if args.operator_log:
-                    shutil.copy(operator.log, args.operator_log)
-            registry.stop()
-            plane.stop()
-            left = plane.leftovers()
-            if left:
-                print(f"left behind: {left}", file=sys.stderr)
-                raise SystemExit(1)
+            common.stop_real_node_run(operator, registry, plane, args.operator_log)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -41,7 +43,7 @@ from lightkube.types import PatchType
 from galleon.kube.resources import ImageVersion, ScaleSet
 from galleon.oci import RegistryClient
 from galleon_testkit.controlplane import ControlPlane
-from galleon_testkit.images import build_image, push_image
+from galleon_testkit.images import TestImage, build_image, push_image
 from galleon_testkit.operator import OperatorProcess
 from galleon_testkit.processes import free_port
 from galleon_testkit.registry import Registry
@@ -197,27 +199,39 @@ def deployment_done(client: Client, name: str, image: str, replicas: int) -> boo
     )
 
 
-def world(plane: ControlPlane, registry: Registry, workdir: Path, push: bool = True) -> None:
-    """The Region, gallery, definition and versions 1.0.0 and 1.0.2 (whose source
-    images are pushed here, unless `push` is False: the caller pushed its own)."""
-    client = plane.client()
+def push_sources(registry: Registry, images: dict[str, TestImage]) -> dict[str, str]:
+    """Push each version's image to `sources/os:<version>`; version → digest."""
 
-    async def push_images() -> None:
-        base = build_image(workdir / "img-1.0.0", size=1 << 20, layers=2, seed=1)
-        newer = build_image(workdir / "img-1.0.2", size=0, layers=0, seed=2, base=base)
+    async def push() -> dict[str, str]:
         async with RegistryClient(registry.url) as rc:
-            await push_image(rc, "sources/os", base, ["1.0.0"])
-            await push_image(rc, "sources/os", newer, ["1.0.2"])
+            return {
+                v: await push_image(rc, "sources/os", image, [v]) for v, image in images.items()
+            }
 
-    if push:
-        asyncio.run(push_images())
+    return asyncio.run(push())
+
+
+def world(
+    client: Client,
+    registry: Registry,
+    versions: tuple[str, ...] = ("1.0.0", "1.0.2"),
+    *,
+    node_selector: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> None:
+    """The Namespace, the Region (whose one replica is `registry`, on the nodes of
+    `node_selector` when given), gallery, definition, and one ImageVersion per version
+    (sources already pushed to `registry`), waited on until each is replicated."""
+    region_spec: dict[str, Any] = {"registries": [{"name": "a", "url": registry.url}]}
+    if node_selector:
+        region_spec["nodeSelector"] = node_selector
     documents: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
         {
             "apiVersion": "galleon.dev/v1alpha1",
             "kind": "Region",
             "metadata": {"name": REGION},
-            "spec": {"registries": [{"name": "a", "url": registry.url}]},
+            "spec": region_spec,
         },
         {
             "apiVersion": "galleon.dev/v1alpha1",
@@ -236,7 +250,7 @@ def world(plane: ControlPlane, registry: Registry, workdir: Path, push: bool = T
             },
         },
     ]
-    for version in ("1.0.0", "1.0.2"):
+    for version in versions:
         documents.append(
             {
                 "apiVersion": "galleon.dev/v1alpha1",
@@ -252,16 +266,17 @@ def world(plane: ControlPlane, registry: Registry, workdir: Path, push: bool = T
         )
     for document in documents:
         apply(client, document)
-    for version in ("1-0-0", "1-0-2"):
+    for version in versions:
+        name = "os-" + version.replace(".", "-")
         wait(
-            lambda v=version: (
-                (client.get(ImageVersion, f"os-{v}", namespace=NAMESPACE).get("status") or {})
+            lambda n=name: (
+                (client.get(ImageVersion, n, namespace=NAMESPACE).get("status") or {})
                 .get("replicationStatus", {})
                 .get("aggregatedState")
                 == "Completed"
             ),
-            120,
-            f"os-{version} replicated",
+            timeout,
+            f"{name} replicated",
         )
 
 
@@ -281,6 +296,91 @@ def timed(
         "apiserver": apiserver_requests(plane) - requests,
         "operator": operator_metric(metrics, "galleon_kube_requests_total") - own,
     }
+
+
+def side_by_side(
+    plane: ControlPlane,
+    metrics: str,
+    client: Client,
+    n: int,
+    rounds: int,
+    image: dict[str, str],
+    *,
+    requests: bool = False,
+) -> dict[str, list[dict[str, float]]]:
+    """Round by round, the Deployment `deploy` (to `image[version]`) and the ScaleSet
+    `ss` (to `version`) rolled in turn between 1.0.2 and 1.0.0, alternating which goes
+    first; each rollout `timed`. Prints a line per rollout (with the requests counted
+    when `requests`)."""
+    rows: dict[str, list[dict[str, float]]] = {"Deployment": [], "ScaleSet": []}
+    versions = ["1.0.2", "1.0.0"]
+    for round_ in range(rounds):
+        version = versions[round_ % 2]
+        order = ["Deployment", "ScaleSet"] if round_ % 2 == 0 else ["ScaleSet", "Deployment"]
+        for kind in order:
+            if kind == "Deployment":
+                patch = {
+                    "spec": {
+                        "template": {
+                            "spec": {"containers": [{"name": "os", "image": image[version]}]}
+                        }
+                    }
+                }
+                result = timed(
+                    plane,
+                    metrics,
+                    lambda p=patch: client.patch(
+                        Deployment, "deploy", p, namespace=NAMESPACE, patch_type=PatchType.STRATEGIC
+                    ),
+                    lambda v=version: deployment_done(client, "deploy", image[v], n),
+                    600,
+                )
+            else:
+                result = timed(
+                    plane,
+                    metrics,
+                    lambda v=version: client.patch(
+                        ScaleSet,
+                        "ss",
+                        {"spec": {"imageReference": {"version": v}}},
+                        namespace=NAMESPACE,
+                        patch_type=PatchType.MERGE,
+                    ),
+                    lambda v=version: scaleset_on(client, "ss", v, n),
+                    600,
+                )
+            rows[kind].append(result)
+            counted = (
+                f", {result['apiserver']:.0f} apiserver requests, "
+                f"{result['operator']:.0f} by the operator"
+                if requests
+                else ""
+            )
+            print(
+                f"round {round_ + 1} {kind:<10} to {version}: {result['seconds']:6.1f} s{counted}",
+                flush=True,
+            )
+    return rows
+
+
+def stop_real_node_run(
+    operator: OperatorProcess | None,
+    registry: Registry,
+    plane: ControlPlane,
+    operator_log: Path | None,
+) -> None:
+    """Stop what a real-node benchmark started (keeping the operator's log at
+    `operator_log` when asked) and fail when the node left anything behind."""
+    if operator is not None:
+        operator.stop()
+        if operator_log:
+            shutil.copy(operator.log, operator_log)
+    registry.stop()
+    plane.stop()
+    left = plane.leftovers()
+    if left:
+        print(f"left behind: {left}", file=sys.stderr)
+        raise SystemExit(1)
 
 
 def main() -> None:
@@ -309,7 +409,10 @@ def main() -> None:
             metrics = operator.metrics_url
             assert operator.pid is not None
             pid = operator.pid
-            world(plane, registry, workdir)
+            base = build_image(workdir / "img-1.0.0", size=1 << 20, layers=2, seed=1)
+            newer = build_image(workdir / "img-1.0.2", size=0, layers=0, seed=2, base=base)
+            push_sources(registry, {"1.0.0": base, "1.0.2": newer})
+            world(plane.client(), registry)
             client = plane.client()
             print(
                 f"control plane: {nodes} kwok nodes; "
@@ -326,56 +429,7 @@ def main() -> None:
                 300,
                 "Deployment ready",
             )
-            rows: dict[str, list[dict[str, float]]] = {"Deployment": [], "ScaleSet": []}
-            versions = ["1.0.2", "1.0.0"]
-            for round_ in range(args.rounds):
-                version = versions[round_ % 2]
-                order = (
-                    ["Deployment", "ScaleSet"] if round_ % 2 == 0 else ["ScaleSet", "Deployment"]
-                )
-                for kind in order:
-                    if kind == "Deployment":
-                        result = timed(
-                            plane,
-                            metrics,
-                            lambda v=version: client.patch(
-                                Deployment,
-                                "deploy",
-                                {
-                                    "spec": {
-                                        "template": {
-                                            "spec": {
-                                                "containers": [{"name": "os", "image": image[v]}]
-                                            }
-                                        }
-                                    }
-                                },
-                                namespace=NAMESPACE,
-                            ),
-                            lambda v=version: deployment_done(client, "deploy", image[v], n),
-                            600,
-                        )
-                    else:
-                        result = timed(
-                            plane,
-                            metrics,
-                            lambda v=version: client.patch(
-                                ScaleSet,
-                                "ss",
-                                {"spec": {"imageReference": {"version": v}}},
-                                namespace=NAMESPACE,
-                                patch_type=PatchType.MERGE,
-                            ),
-                            lambda v=version: scaleset_on(client, "ss", v, n),
-                            600,
-                        )
-                    rows[kind].append(result)
-                    print(
-                        f"round {round_ + 1} {kind:<10} to {version}: {result['seconds']:6.1f} s, "
-                        f"{result['apiserver']:.0f} apiserver requests, "
-                        f"{result['operator']:.0f} by the operator",
-                        flush=True,
-                    )
+            rows = side_by_side(plane, metrics, client, n, args.rounds, image, requests=True)
             deploy = statistics.median(r["seconds"] for r in rows["Deployment"])
             ours = statistics.median(r["seconds"] for r in rows["ScaleSet"])
             print(f"\n| {n} instances, 20% batches | Deployment | ScaleSet | ratio |")
