@@ -7,10 +7,11 @@
     secured.url          # "https://127.0.0.1:41235" (basic auth, CA in secured.ca_cert)
 
 Rules of this module: each registry has its own storage folder and config file
-under its workdir, listens on 127.0.0.1 only, has deletion enabled (replicas are
-removed by digest), and is started and stopped as a `ManagedProcess`. A missing
-binary raises `MissingRegistry`, which fixtures turn into a skip locally and a
-failure under CI=true.
+under its workdir, listens on 127.0.0.1 only (or on an address of a network
+namespace the test made: `address` and `netns`, see `galleon_testkit.wan`), has
+deletion enabled (replicas are removed by digest), and is started and stopped as a
+`ManagedProcess`. A missing binary raises `MissingRegistry`, which fixtures turn into
+a skip locally and a failure under CI=true.
 """
 
 from __future__ import annotations
@@ -78,8 +79,12 @@ class Registry:
         credentials: tuple[str, str] | None = None,
         tls: bool = False,
         access_log: bool = False,
+        address: str = LOOPBACK,
+        netns: str | None = None,
     ) -> None:
         self.workdir = Path(workdir)
+        self.address = address
+        self.netns = netns
         self.port = port or free_port()
         self.name = name
         self.storage = self.workdir / "storage"
@@ -94,7 +99,7 @@ class Registry:
 
     @property
     def host(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
+        return f"{self.address}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -168,9 +173,10 @@ class Registry:
     def start(self) -> Registry:
         binary = registry_binary()
         self._write_config()
-        self._process = ManagedProcess(
-            f"{self.name}:{self.port}", [binary, "serve", str(self.config)], self.log
-        )
+        argv = [binary, "serve", str(self.config)]
+        if self.netns is not None:  # `ip netns exec` execs the registry: same PID
+            argv = ["ip", "netns", "exec", self.netns, *argv]
+        self._process = ManagedProcess(f"{self.name}:{self.port}", argv, self.log)
         self._process.start()
         self._process.wait_until(self._answers, timeout=START_TIMEOUT)
         return self
