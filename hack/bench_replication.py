@@ -141,8 +141,11 @@ def galleon_in_child(source: str, destinations: list[str]) -> dict[str, float]:
     return dict(json.loads(output.strip().splitlines()[-1]))
 
 
-def through_operator(work: Path, source: Registry, targets: list[Registry]) -> dict[str, float]:
-    """Case (c): the operator replicates the image to 3 regions x 2 replicas."""
+def through_operator(
+    work: Path, source: Registry, regions: list[list[Registry]]
+) -> dict[str, float]:
+    """Case (c): the operator replicates the image to each region's replicas (one
+    Region per list of registries, every registry a replica)."""
     from lightkube import codecs
 
     from galleon.kube.resources import ImageVersion
@@ -150,7 +153,8 @@ def through_operator(work: Path, source: Registry, targets: list[Registry]) -> d
     from galleon_testkit.operator import OperatorProcess
 
     root = Path(__file__).resolve().parents[1]
-    plane = ControlPlane(work / "cluster", regions={"r1": 1, "r2": 1, "r3": 1})
+    names = [f"r{i + 1}" for i in range(len(regions))]
+    plane = ControlPlane(work / "cluster", regions=dict.fromkeys(names, 1))
     operator = None
     try:
         plane.start()
@@ -164,21 +168,21 @@ def through_operator(work: Path, source: Registry, targets: list[Registry]) -> d
                 {
                     "apiVersion": "galleon.dev/v1alpha1",
                     "kind": "Region",
-                    "metadata": {"name": f"r{i + 1}"},
+                    "metadata": {"name": name},
                     "spec": {
                         "registries": [
-                            {"name": "a", "url": targets[2 * i].url},
-                            {"name": "b", "url": targets[2 * i + 1].url},
+                            {"name": chr(ord("a") + j), "url": r.url}
+                            for j, r in enumerate(registries)
                         ]
                     },
                 }
-                for i in range(3)
+                for name, registries in zip(names, regions, strict=True)
             ),
             {
                 "apiVersion": "galleon.dev/v1alpha1",
                 "kind": "Gallery",
                 "metadata": {"name": "g", "namespace": "bench"},
-                "spec": {"location": "r1"},
+                "spec": {"location": names[0]},
             },
             {
                 "apiVersion": "galleon.dev/v1alpha1",
@@ -202,8 +206,10 @@ def through_operator(work: Path, source: Registry, targets: list[Registry]) -> d
                 "version": "1.0.0",
                 "source": {"image": f"{source.host}/{REPOSITORY}:1.0.0", "plainHTTP": True},
                 "publishingProfile": {
-                    "replicaCount": 2,
-                    "targetRegions": [{"name": "r1"}, {"name": "r2"}, {"name": "r3"}],
+                    "targetRegions": [
+                        {"name": name, "regionalReplicaCount": len(registries)}
+                        for name, registries in zip(names, regions, strict=True)
+                    ],
                 },
             },
         }
@@ -298,7 +304,8 @@ def main() -> None:
                     )
             through = None
             if not args.no_operator:
-                through = through_operator(work, source, emptied(fan_out))
+                emptied(fan_out)
+                through = through_operator(work, source, [fan_out[i : i + 2] for i in (0, 2, 4)])
         finally:
             for registry in registries:
                 registry.stop()
