@@ -1,4 +1,5 @@
-"""The operator's entry point: `galleon-operator`.
+"""The entry points: `galleon-operator` (the operator) and `galleon-region-agent`
+(a region's replication agent, `galleon.controllers.region_agent`).
 
 Rules of this module: it parses flags, points the Kubernetes clients at the right
 cluster, imports the controllers (which registers their kopf handlers) and runs
@@ -150,6 +151,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="minimum seconds between two progress writes of one object's status",
     )
     parser.add_argument(
+        "--agent-timeout",
+        type=float,
+        default=float(os.environ.get("GALLEON_AGENT_TIMEOUT", "60")),
+        help="seconds a region agent may leave a copy untaken or go silent on one "
+        "before the copy is retried (Regions with replication.copiedBy: RegionAgent)",
+    )
+    parser.add_argument(
         "--operator-namespace",
         default=os.environ.get("GALLEON_NAMESPACE", "galleon-system"),
         help="namespace of Secrets named by cluster-scoped Regions without a namespace",
@@ -197,6 +205,91 @@ def main(argv: list[str] | None = None) -> None:
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(runtime.run(args))
+    sys.exit(0)
+
+
+def parse_agent_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="galleon-region-agent",
+        description="Run a region's replication agent: copy image versions into the "
+        "region's registries as the operator's ReplicationTasks say (Regions with "
+        "replication.copiedBy: RegionAgent).",
+    )
+    parser.add_argument("--region", required=True, help="the Region this agent copies into")
+    parser.add_argument(
+        "--kubeconfig",
+        default=os.environ.get("KUBECONFIG"),
+        help="kubeconfig to use (default: $KUBECONFIG, then in-cluster config)",
+    )
+    parser.add_argument(
+        "--namespace",
+        default=os.environ.get("GALLEON_NAMESPACE", "galleon-system"),
+        help="the operator's namespace: where its tasks and the Regions' Secrets are",
+    )
+    parser.add_argument(
+        "--identity",
+        default=os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}",
+        help="this agent's name in the tasks it takes (default: $POD_NAME, else host-pid)",
+    )
+    parser.add_argument("--concurrency", type=int, default=2, help="tasks copied at the same time")
+    parser.add_argument(
+        "--status-interval",
+        type=float,
+        default=2.0,
+        help="seconds between two progress (and heartbeat) writes of a task",
+    )
+    parser.add_argument(
+        "--stale-after",
+        type=float,
+        default=30.0,
+        help="seconds after which a task another agent took but stopped reporting on is taken over",
+    )
+    parser.add_argument(
+        "--deny-cidr",
+        action="append",
+        type=cidr,
+        default=cidrs(os.environ.get("GALLEON_DENY_CIDRS", "")),
+        help="as the operator's --deny-cidr",
+    )
+    parser.add_argument(
+        "--allow-cidr",
+        action="append",
+        type=cidr,
+        default=cidrs(os.environ.get("GALLEON_ALLOW_CIDRS", "")),
+        help="as the operator's --allow-cidr",
+    )
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    return parser.parse_args(argv)
+
+
+def agent_main(argv: list[str] | None = None) -> None:
+    args = parse_agent_args(argv)
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from galleon.controllers import region_agent
+    from galleon.controllers.registries import Registries
+    from galleon.oci.addresses import AddressPolicy
+
+    policy = AddressPolicy.of(deny=tuple(args.deny_cidr), allow=tuple(args.allow_cidr))
+    registries = Registries(args.namespace, policy)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            region_agent.run(
+                args.region,
+                args.namespace,
+                registries,
+                args.identity,
+                concurrency=max(1, args.concurrency),
+                status_interval=max(0.1, args.status_interval),
+                stale_after=max(1.0, args.stale_after),
+            )
+        )
     sys.exit(0)
 
 

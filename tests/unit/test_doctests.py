@@ -14,6 +14,7 @@ MODULES = [
     "galleon.api.imagetemplate",
     "galleon.api.region",
     "galleon.api.registry_hosts",
+    "galleon.core.agent_tasks",
     "galleon.core.builds",
     "galleon.core.claims",
     "galleon.core.conditions",

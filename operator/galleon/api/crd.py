@@ -4,11 +4,11 @@
 files there differ from what the models generate, so the two never drift.
 
 `KINDS` is every kind galleon serves: the replication and rollout kinds (Region,
-Gallery, ImageDefinition, ImageVersion, ScaleSet) and the image builder's
-(ImageTemplate, ImageBuild). Each is also in crds/ and the chart's copy
-(`make crds`), docs/reference.md, `galleon.kube.resources`, the chart's RBAC and,
-where it has conditions, an Argo CD health check (helm/galleon/argocd/) or a reason
-for none (tests/unit/test_argocd_health.py).
+Gallery, ImageDefinition, ImageVersion, ScaleSet), the image builder's
+(ImageTemplate, ImageBuild) and the region agents' ReplicationTask. Each is also in
+crds/ and the chart's copy (`make crds`), docs/reference.md, `galleon.kube.resources`,
+the chart's RBAC and, where it has conditions, an Argo CD health check
+(helm/galleon/argocd/) or a reason for none (tests/unit/test_argocd_health.py).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from galleon.api.imagetemplate import ImageTemplateSpec, ImageTemplateStatus
 from galleon.api.imageversion import ImageVersionSpec, ImageVersionStatus
 from galleon.api.region import METADATA_RULES as REGION_METADATA_RULES
 from galleon.api.region import RegionSpec, RegionStatus
+from galleon.api.replicationtask import ReplicationTaskSpec, ReplicationTaskStatus
 from galleon.api.scaleset import METADATA_RULES as SCALESET_METADATA_RULES
 from galleon.api.scaleset import ScaleSetSpec, ScaleSetStatus
 from galleon.api.schema import VALIDATIONS, structural_schema
@@ -267,6 +268,24 @@ KINDS: tuple[Kind, ...] = (
             column("Started", "date", ".status.startTime", "When the build started.", priority=1),
             column("Completed", "date", ".status.completionTime", "When it ended.", priority=1),
             column("Digest", "string", ".status.outputDigest", "Built image digest.", priority=1),
+            AGE,
+        ),
+    ),
+    Kind(
+        kind="ReplicationTask",
+        plural="replicationtasks",
+        short_names=("rtask",),
+        scope="Namespaced",
+        spec=ReplicationTaskSpec,
+        status=ReplicationTaskStatus,
+        description="One copy of an image version into registries of one region, handed by "
+        "the operator to the region's replication agent (in the operator's namespace).",
+        columns=(
+            column("Region", "string", ".spec.region", "Region whose agent copies."),
+            column("Version", "string", ".spec.imageVersion.name", "ImageVersion copied."),
+            column("Attempt", "integer", ".spec.attempt", "Attempt of this copy."),
+            column("Phase", "string", ".status.phase", "Running or Done."),
+            column("Agent", "string", ".status.agent", "Agent that took it.", priority=1),
             AGE,
         ),
     ),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
@@ -162,6 +162,20 @@ def endpoints_of(
     return tuple(usable), tuple(refused)
 
 
+class RegionReplication(SpecModel):
+    """Who copies image versions into the region's registries."""
+
+    copied_by: Literal["Operator", "RegionAgent"] = Field(
+        default="Operator",
+        description="Operator: the operator streams each replica's bytes from the source "
+        "(simple; every replica crosses the link into the region). RegionAgent: the "
+        "region's replication agent (galleon-region-agent, running on the region's nodes) "
+        "pulls the image from the source once and writes every replica of the region "
+        "over the region's own network; the operator hands it a ReplicationTask per copy "
+        "and reads its progress. Without a running agent, copies wait and are retried.",
+    )
+
+
 class RegionSpec(SpecModel):
     """Desired state of a Region. The Region's own name is a DNS label of at most 63
     characters: its nodes' region label value."""
@@ -180,6 +194,10 @@ class RegionSpec(SpecModel):
         description="Registry replica locations of the region; an image version keeps at "
         "most one replica in each.",
         json_schema_extra=list_map("name"),
+    )
+    replication: RegionReplication = Field(
+        default_factory=RegionReplication,
+        description="Who copies image versions into the region (default: the operator).",
     )
 
     @field_validator("node_selector")

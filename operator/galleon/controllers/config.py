@@ -33,6 +33,9 @@ class Config:
     status_interval: float = 2.0
     #: Seconds between two verifications of a completely replicated version.
     resync_interval: float = 300.0
+    #: Seconds a region agent may leave a ReplicationTask untaken, or stay silent on one it
+    #: took, before the copy counts as a transient failure (and is retried).
+    agent_timeout: float = 60.0
     #: The namespace Secrets of cluster-scoped Regions are read from when not given.
     operator_namespace: str = "galleon-system"
     #: Networks registries, redirects and token realms may not be reached in, beside

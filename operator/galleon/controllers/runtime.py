@@ -98,6 +98,7 @@ def config_from(args: argparse.Namespace) -> Config:
         build_concurrency=max(1, args.build_concurrency),
         build_max_step_bytes=max(1, args.build_max_step_mib) << 20,
         status_interval=max(0.0, args.status_interval),
+        agent_timeout=max(1.0, args.agent_timeout),
         operator_namespace=args.operator_namespace,
         deny_cidrs=tuple(args.deny_cidr),
         allow_cidrs=tuple(args.allow_cidr),

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from galleon.controllers.agent_dispatch import AgentTasks
 from galleon.controllers.config import Config
 from galleon.controllers.registries import Registries
 from galleon.oci.addresses import AddressPolicy
@@ -244,9 +245,12 @@ class Runtime:
     """The replication passes running now (deletion stops them first)."""
     builds: asyncio.Semaphore = field(init=False)
     """Slots of the image builds running now (`Config.build_concurrency`)."""
+    agents: AgentTasks = field(init=False)
+    """The copies handed to region agents (`galleon.controllers.agent_dispatch`)."""
 
     def __post_init__(self) -> None:
         self.builds = asyncio.Semaphore(self.config.build_concurrency)
+        self.agents = AgentTasks(self.config.operator_namespace, self.config.agent_timeout)
         self.replication = ReplicationSlots(
             self.config.replication_concurrency,
             self.config.region_concurrency,

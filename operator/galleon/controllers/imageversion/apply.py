@@ -57,14 +57,18 @@ class RegionInfo:
 
     name: str
     endpoints: tuple[RegistryEndpoint, ...]
+    by_agent: bool = False
+    """Copies into it are made by its region agent (`replication.copiedBy: RegionAgent`)."""
 
     def endpoint(self, registry: str) -> RegistryEndpoint | None:
         return next((e for e in self.endpoints if e.name == registry), None)
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> RegionInfo:
-        usable, _ = endpoints_of(obj.get("spec") or {})  # the Region reports the others
-        return cls(obj["metadata"]["name"], usable)
+        spec = obj.get("spec") or {}
+        usable, _ = endpoints_of(spec)  # the Region reports the others
+        copied_by = (spec.get("replication") or {}).get("copiedBy", "Operator")
+        return cls(obj["metadata"]["name"], usable, by_agent=copied_by == "RegionAgent")
 
 
 class Replicator:
@@ -226,21 +230,58 @@ class Replicator:
             )
             flusher = asyncio.create_task(self._flush_periodically())
             try:
-                results = await self.runtime.registries.fan_out(
-                    self.spec.source,
-                    self.namespace,
-                    self.digest,
-                    destinations,
-                    self.repository,
-                    tags=[self.spec.version],
-                    progress=progress,
-                    staged=self.staged,
-                )
+                results = await self._fan_out(destinations, progress)
             finally:
                 flusher.cancel()
         for location, outcome in results.items():
             self._record_outcome(location, outcome)
         await self.writer.flush(self.record, force=True)
+
+    async def _fan_out(
+        self,
+        destinations: Sequence[registries.Destination],
+        progress: Callable[[Location, int, int], None],
+    ) -> dict[Location, Any]:
+        """The batch's copies: the operator's own fan-out for its regions, and a task
+        for the agent of each region that copies by its agent, all at once."""
+        own = [d for d in destinations if not self._by_agent(d.location.region)]
+        by_region: dict[str, list[registries.Destination]] = {}
+        for d in destinations:
+            if self._by_agent(d.location.region):
+                by_region.setdefault(d.location.region, []).append(d)
+        copies: list[Awaitable[Mapping[Location, Any]]] = [
+            self.runtime.agents.fan_out(
+                self.body,
+                region,
+                members,
+                self.repository,
+                self.digest,
+                [self.spec.version],
+                progress,
+            )
+            for region, members in sorted(by_region.items())
+        ]
+        if own:
+            copies.append(
+                self.runtime.registries.fan_out(
+                    self.spec.source,
+                    self.namespace,
+                    self.digest,
+                    own,
+                    self.repository,
+                    tags=[self.spec.version],
+                    progress=progress,
+                    staged=self.staged,
+                )
+            )
+        results: dict[Location, Any] = {}
+        for outcome in await asyncio.gather(*copies):
+            results.update(outcome)
+        return results
+
+    def _by_agent(self, region: str) -> bool:
+        info = self.regions.get(region)
+        return info is not None and info.by_agent
 
     def _record_outcome(self, location: Location, outcome: Any) -> None:
         replica = self.record.replica(location)

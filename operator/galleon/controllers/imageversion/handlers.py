@@ -73,3 +73,11 @@ async def delete_version(
     await deletion.delete_version(
         body, spec, status, meta, memo.runtime, regions_by_name, scalesets_by_definition
     )
+
+
+@kopf.on.event(GROUP, VERSION, "replicationtasks")
+def replication_task_changed(
+    type: str, name: str, namespace: Any, body: Any, memo: Any, **_: Any
+) -> None:
+    """Wake the pass waiting on this task (`galleon.controllers.agent_dispatch`)."""
+    memo.runtime.agents.observe(name, namespace, None if type == "DELETED" else dict(body))
