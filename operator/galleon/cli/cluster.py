@@ -159,13 +159,16 @@ class Cluster:
                 )
             )
 
-    def create(self, kind: Kind, document: Mapping[str, Any]) -> dict[str, Any]:
-        """Create `document` (a whole object, as a dict) in the command's namespace."""
+    def create(
+        self, kind: Kind, document: Mapping[str, Any], dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Create `document` (a whole object, as a dict) in the command's namespace
+        (`dry_run`: the API server checks it and stores nothing)."""
         obj = kind.resource.from_dict(
             {**document, "metadata": {**document.get("metadata", {}), "namespace": self.namespace}}
         )
         with self._errors(kind, None):
-            return as_dict(self.client.create(obj, namespace=self.namespace))
+            return as_dict(self.client.create(obj, namespace=self.namespace, dry_run=dry_run))
 
     def watch(
         self, kind: Kind, name: str, resource_version: str, seconds: int
