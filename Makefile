@@ -18,13 +18,14 @@ unit:  ## the fast pure tests only
 integration: setup
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-check:  ## lint, types, import contracts, CRD drift
+check:  ## lint, types, import contracts, CRD drift, alert rules (promtool)
 	$(PY) -m ruff check operator tests hack
 	$(PY) -m mypy
 	.venv/bin/lint-imports
 	$(PY) hack/gen_crds.py --check
 	$(PY) hack/gen_reference.py --check
 	$(PY) hack/gen_argocd_health.py --check
+	$(PY) -m pytest -q -p no:cacheprovider tests/integration/test_alert_rules.py
 
 crds:  ## regenerate crds/ (and the chart's copy) and docs/reference.md from the models
 	$(PY) hack/gen_crds.py

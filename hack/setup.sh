@@ -5,7 +5,8 @@
 #   2. a virtualenv in .venv with galleon and its pinned dev dependencies, then the
 #      test kit (tests/kit: `galleon-testkit`, a separate dev-only distribution),
 #      both editable; reinstalled when either pyproject.toml changes;
-#   3. the control-plane binaries, built once per machine by hack/envtest.sh.
+#   3. the control-plane binaries, built once per machine by hack/envtest.sh, and
+#      prometheus and promtool by hack/prometheus.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -37,3 +38,4 @@ if [[ ! -f "$stamp" ]]; then
 fi
 
 hack/envtest.sh
+hack/prometheus.sh  # promtool and prometheus for the alert-rule and dashboard tests
