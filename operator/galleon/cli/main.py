@@ -29,7 +29,7 @@ from typing import Annotated, Any
 import typer
 
 from galleon import GROUP, VERSION, clock
-from galleon.cli import controls, create, plan, render
+from galleon.cli import controls, create, dashboard, plan, render
 from galleon.cli.cluster import CliError, Cluster, NotFound
 from galleon.cli.console import out, reported, say
 from galleon.cli.kinds import (
@@ -373,6 +373,10 @@ controls.register(app)
 # -- plan (read only) -------------------------------------------------------------------------
 
 plan.register(app)
+
+# -- dashboard (read only) --------------------------------------------------------------------
+
+dashboard.register(app)
 
 # -- create (from flags, or printed for Git) --------------------------------------------------
 
