@@ -42,10 +42,12 @@ class World:
         registries: list[Registry],
         node_region: str | None = None,
         node_labels: dict[str, str] | None = None,
+        replication: dict[str, Any] | None = None,
     ) -> str:
         """A Region named after the test; `node_region` selects the session's kwok
         nodes of that region (topology.kubernetes.io/region) for its instances, and
-        `node_labels` narrows that further (e.g. to the real node)."""
+        `node_labels` narrows that further (e.g. to the real node); `replication` is
+        its `spec.replication` (e.g. `{"copiedBy": "RegionAgent"}`)."""
         name = f"{self.namespace}-{short}"[:63]
         selector = {"topology.kubernetes.io/region": node_region} if node_region else {}
         selector.update(node_labels or {})
@@ -61,6 +63,7 @@ class World:
                         "registries": [
                             {"name": f"r{i}", "url": r.url} for i, r in enumerate(registries)
                         ],
+                        **({"replication": replication} if replication else {}),
                     },
                 }
             ),
