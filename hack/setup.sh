@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # containerd, runc, the CNI plugins, busybox-static and iproute2 run the real nodes.
-PACKAGES=(docker-registry skopeo lua5.4 containerd runc containernetworking-plugins busybox-static iproute2 iptables)
+# chromium: the headless browser the dashboard's tests open the page in (Playwright drives it).
+PACKAGES=(docker-registry skopeo lua5.4 containerd runc containernetworking-plugins busybox-static iproute2 iptables chromium)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
