@@ -56,43 +56,54 @@ def browser() -> Iterator[Any]:
             launched.close()
 
 
-@pytest.fixture
-def dashboard(control_plane: Any, namespace: str, tmp_path: Path) -> Iterator[str]:
-    """`kubectl galleon dashboard -n NAMESPACE` on a free 127.0.0.1 port: its URL."""
-    port = free_port()
-    log = tmp_path / "dashboard.log"
-    command = [
-        sys.executable,
-        "-m",
-        "galleon.cli.main",
-        "dashboard",
-        "--port",
-        str(port),
-        "-n",
-        namespace,
-        "--kubeconfig",
-        str(control_plane.kubeconfig),
-    ]
-    url = f"http://127.0.0.1:{port}/"
-    with log.open("w") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-    try:
+class Dashboards:
+    """Starts `kubectl galleon dashboard -n NAMESPACE` on free 127.0.0.1 ports and stops
+    each at teardown (checking it exited cleanly)."""
+
+    def __init__(self, namespace: str, folder: Path) -> None:
+        self.namespace, self.folder = namespace, folder
+        self.started: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def start(self, kubeconfig: Path) -> str:
+        port = free_port()
+        log = self.folder / f"dashboard-{port}.log"
+        command = [sys.executable, "-m", "galleon.cli.main", "dashboard", "--port", str(port)]
+        command += ["-n", self.namespace, "--kubeconfig", str(kubeconfig)]
+        url = f"http://127.0.0.1:{port}/"
+        with log.open("w") as output:
+            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        self.started.append((process, log))
         wait_for(
             lambda: url in log.read_text() or process.poll() is not None,
             timeout=30,
             description=f"the dashboard to print {url}",
         )
         assert process.poll() is None, log.read_text()
-        assert f"galleon dashboard of namespace {namespace}: {url}" in log.read_text()
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-    assert process.returncode == 0, log.read_text()
+        assert f"galleon dashboard of namespace {self.namespace}: {url}" in log.read_text()
+        return url
+
+    def stop(self) -> None:
+        for process, log in self.started:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=15)
+            assert process.returncode == 0, log.read_text()
+
+
+@pytest.fixture
+def dashboards(namespace: str, tmp_path: Path) -> Iterator[Dashboards]:
+    started = Dashboards(namespace, tmp_path)
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def dashboard(control_plane: Any, dashboards: Dashboards) -> str:
+    """The URL of a dashboard of the test's namespace, with the admin's kubeconfig."""
+    return dashboards.start(control_plane.kubeconfig)
 
 
 def count(page: Any, selector: str) -> int:
@@ -227,3 +238,65 @@ def _event(namespace: str, name: str, message: str) -> Any:
         firstTimestamp=datetime(2026, 12, 3, tzinfo=UTC),
         lastTimestamp=datetime(2026, 12, 3, tzinfo=UTC),
     )
+
+
+def test_a_refused_watch_is_said_on_the_page_and_the_rest_stays_live(
+    control_plane: Any,
+    kube: Any,
+    namespace: str,
+    dashboards: Dashboards,
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    """A user who may read galleon's objects and pods but not events: the page says
+    which watch is refused, and still shows what the others see."""
+    from lightkube import codecs
+
+    resources = ["galleries", "imagedefinitions", "imageversions", "scalesets"]
+    for document in (
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "dashboard-reader", "namespace": namespace},
+            "rules": [
+                {
+                    "apiGroups": ["galleon.dev"],
+                    "resources": resources,
+                    "verbs": ["get", "list", "watch"],
+                },
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "dashboard-reader", "namespace": namespace},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "dashboard-reader",
+            },
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "viewer"}
+            ],
+        },
+    ):
+        kube.create(codecs.from_dict(document), namespace=namespace)
+    viewer = control_plane.kubeconfig_for_user("viewer", tmp_path / "viewer.kubeconfig")
+    url = dashboards.start(viewer)
+    page = browser.new_page()
+    page.goto(url)
+    # The binding may take a moment to be in force: until then other watches are
+    # refused too, and retried.
+    page.wait_for_function(
+        """() => {
+            const problems = document.querySelector('[data-testid="problems"]');
+            const text = problems ? problems.textContent : "";
+            return text.includes("watch of events: not allowed")
+                && !/watch of (galleries|imagedefinitions|imageversions|scalesets|pods)/.test(text)
+                && document.body.dataset.synced === "true";
+        }""",
+        timeout=PAGE_SECONDS,
+    )
+    assert "no scalesets" in page.locator("main").inner_text()
+    page.close()

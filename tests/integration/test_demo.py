@@ -43,6 +43,7 @@ def test_the_demo_replicates_the_examples_and_rolls_the_scaleset_out(tmp_path: P
     assert "RollingForward 1.0.0 -> 1.0.2 batch 1/5" in output
     assert "upgrade history: 1.0.0 -> 1.0.2 Completed" in output
     assert "stopped everything." in output
+    assert "dashboard: http://127.0.0.1:" in output, output[:4000]
     if missing_requirements() and not in_ci():
         return  # the demo said why and ran on kwok's nodes
     # On a real node: the instances really ran each version and answered over HTTP.

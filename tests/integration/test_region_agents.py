@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 from lightkube import Client
+from lightkube.core.exceptions import ApiError
 
-from galleon.kube.resources import ReplicationTask
+from galleon.kube.resources import ImageVersion, ReplicationTask
 from galleon.oci import RegistryClient
 from galleon_testkit.cluster_fixtures import unavailable
 from galleon_testkit.controlplane import ControlPlane
@@ -60,9 +61,7 @@ def started(tmp_path: Path) -> Iterator[list[Any]]:
         thing.close() if isinstance(thing, RegionAgentProcess) else thing.stop()
 
 
-def region_registries(
-    wan_region: WanRegion, tmp_path: Path, started: list[Any]
-) -> list[Registry]:
+def region_registries(wan_region: WanRegion, tmp_path: Path, started: list[Any]) -> list[Registry]:
     made = [
         Registry(tmp_path / f"{wan_region.name}-{i}", address=a, netns=wan_region.netns)
         for i, a in enumerate(wan_region.addresses)
@@ -85,9 +84,7 @@ def downloaded(wan: Wan, wan_region: WanRegion) -> int:
     return int(found.group(1))
 
 
-def push_source(
-    source: Registry, tmp_path: Path, seed: int = 7, layers: int = LAYERS
-) -> TestImage:
+def push_source(source: Registry, tmp_path: Path, seed: int = 7, layers: int = LAYERS) -> TestImage:
     image = build_image(tmp_path / "image", size=SIZE, layers=layers, seed=seed)
 
     async def push() -> None:
@@ -260,9 +257,7 @@ def test_an_agent_killed_mid_copy_resumes_where_it_stopped(
 
         def partly_copied() -> bool:
             repository = world.status("os-1-0-0").get("repository")
-            return bool(repository) and all(
-                has_blobs(r, repository, image) for r in registries
-            )
+            return bool(repository) and all(has_blobs(r, repository, image) for r in registries)
 
         wait_for(partly_copied, timeout=120, interval=0.1, description="layers arrived")
         agent.kill()
@@ -277,5 +272,55 @@ def test_an_agent_killed_mid_copy_resumes_where_it_stopped(
         for registry in registries:
             assert has_manifest(registry, status["repository"], image.manifest.digest)
         wait_for(lambda: not tasks(kube, namespace), timeout=30, description="tasks deleted")
+    finally:
+        world.cleanup()
+
+
+def test_a_version_deleted_mid_copy_goes_once_its_agent_has_stopped_copying(
+    kube: Client,
+    namespace: str,
+    operator_factory: Any,
+    agent_factory: Callable[..., RegionAgentProcess],
+    wan: Wan,
+    tmp_path: Path,
+    started: list[Any],
+) -> None:
+    wan_region = wan.region("gone", mbit=MBIT / 4)
+    source = Registry(tmp_path / "source", address=wan.hub_address, netns=wan.hub).start()
+    started.append(source)
+    image = push_source(source, tmp_path, seed=17, layers=12)
+    world = World(kube, namespace, [source])
+    registries = region_registries(wan_region, tmp_path, started)
+    east = world.region("east", registries, replication={"copiedBy": "RegionAgent"})
+    try:
+        world.parents(east)
+        agent = agent_factory(wan_region, east).start()
+        operator_factory(namespaces=[namespace], extra=[f"--operator-namespace={namespace}"])
+        world.version("os-1-0-0", "1.0.0", [{"name": east}])
+        repository = wait_for(
+            lambda: world.status("os-1-0-0").get("repository"),
+            timeout=60,
+            description="the version's repository",
+        )
+        wait_for(
+            lambda: has_blobs(registries[0], repository, image),
+            timeout=120,
+            interval=0.1,
+            description="layers arrived",
+        )
+        kube.delete(ImageVersion, "os-1-0-0", namespace=namespace)
+
+        def gone() -> bool:
+            try:
+                kube.get(ImageVersion, "os-1-0-0", namespace=namespace)
+            except ApiError as error:
+                return error.status.code == 404
+            return False
+
+        wait_for(gone, timeout=120, description="the version deleted")
+        # The agent stopped its copy and let the task go before the copies went.
+        assert "withdrawn" in agent.log_text()
+        assert not tasks(kube, namespace)
+        assert not has_manifest(registries[0], repository, image.manifest.digest)
     finally:
         world.cleanup()

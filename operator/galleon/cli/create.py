@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from pydantic import BaseModel, ValidationError
 from typer.core import TyperCommand
 
@@ -42,6 +41,7 @@ from galleon.api.gallery import GallerySpec
 from galleon.api.imagedefinition import ImageDefinitionSpec
 from galleon.api.imageversion import ImageVersionSpec
 from galleon.api.scaleset import LATEST, ScaleSetSpec, check_name
+from galleon.cli import documents
 from galleon.cli.cluster import CliError, Cluster, Kind
 from galleon.cli.console import reported, say
 from galleon.cli.kinds import GALLERY, IMAGEDEFINITION, IMAGEVERSION, SCALESET
@@ -53,8 +53,6 @@ OS_CONTAINER = "os"
 """The container a created ScaleSet runs its OS image in."""
 OS_IMAGE_PLACEHOLDER = "set-by-galleon"
 """The image the template names; galleon sets the OS image in its place."""
-HIDDEN_FIELDS = ("managedFields",)
-"""metadata fields an `-o` of a created object leaves out (as kubectl does)."""
 
 
 class DryRun(StrEnum):
@@ -397,12 +395,6 @@ def scaleset_name_problem(name: str) -> str | None:
     return None
 
 
-def printable(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """The object as `-o` prints it: without managedFields (as kubectl shows it)."""
-    metadata = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in HIDDEN_FIELDS}
-    return {**obj, "metadata": metadata}
-
-
 def resource_name(kind: Kind, name: str) -> str:
     """`imageversion.galleon.dev/ubuntu-1.0.2`, as `kubectl create -o name` prints it."""
     return f"{kind.label}.{GROUP}/{name}"
@@ -426,12 +418,11 @@ def _emit(
         shown, where = document, ""
     else:
         cluster = Cluster(kubeconfig, context, namespace)
-        shown = printable(cluster.create(kind, document, dry_run=dry_run is DryRun.server))
+        created = cluster.create(kind, document, dry_run=dry_run is DryRun.server)
+        shown = documents.printable(created)
         where = f" in namespace {cluster.namespace}"
-    if output is Output.json:
-        typer.echo(json.dumps(shown, indent=2))
-    elif output is Output.yaml:
-        typer.echo(yaml.safe_dump(shown, sort_keys=False), nl=False)
+    if output in (Output.json, Output.yaml):
+        documents.echo(shown, output)
     elif output is Output.name:
         typer.echo(resource_name(kind, name))
     else:

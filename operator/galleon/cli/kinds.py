@@ -27,6 +27,7 @@ from galleon.cli.outcome import (
     imageversion_outcome,
     scaleset_outcome,
 )
+from galleon.cli.render.wide import IMAGEBUILD_WIDE, IMAGEVERSION_WIDE, SCALESET_WIDE
 from galleon.kube.resources import Gallery, ImageDefinition, ImageVersion, Region, ScaleSet
 
 SCALESET = Kind(ScaleSet, "scaleset")
@@ -68,6 +69,8 @@ class KindView:
     """The command name, then hidden aliases (plural, short name)."""
     columns: Sequence[render.Column]
     """The list's columns between NAME and AGE."""
+    wide_columns: Sequence[render.Column]
+    """The columns `-o wide` adds after `columns`."""
     detail: Callable[[Mapping[str, Any]], RenderableType]
     """What `get <kind> NAME` prints."""
     outcome: Callable[[Mapping[str, Any]], Outcome]
@@ -93,6 +96,7 @@ SCALESET_VIEW = KindView(
     title="ScaleSet",
     names=("scaleset", "scalesets", "ss"),
     columns=render.SCALESET_COLUMNS,
+    wide_columns=SCALESET_WIDE,
     detail=render.scaleset_view,
     outcome=scaleset_outcome,
     get_help=(
@@ -110,6 +114,7 @@ IMAGEVERSION_VIEW = KindView(
     title="ImageVersion",
     names=("imageversion", "imageversions", "iv"),
     columns=render.IMAGEVERSION_COLUMNS,
+    wide_columns=IMAGEVERSION_WIDE,
     detail=render.replication_view,
     outcome=imageversion_outcome,
     get_help=("Show an ImageVersion's replication per region. Without NAME: list ImageVersions."),
@@ -125,6 +130,7 @@ IMAGEBUILD_VIEW = KindView(
     title="ImageBuild",
     names=("imagebuild", "imagebuilds", "imgb"),
     columns=render.IMAGEBUILD_COLUMNS,
+    wide_columns=IMAGEBUILD_WIDE,
     detail=render.imagebuild_view,
     outcome=imagebuild_outcome,
     get_help=(

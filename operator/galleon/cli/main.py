@@ -21,6 +21,7 @@ Rules of this module:
 """
 
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,9 +30,10 @@ from typing import Annotated, Any
 import typer
 
 from galleon import GROUP, VERSION, clock
-from galleon.cli import controls, create, dashboard, plan, render
+from galleon.cli import completion, controls, create, dashboard, documents, plan, render, version
 from galleon.cli.cluster import CliError, Cluster, NotFound
 from galleon.cli.console import out, reported, say
+from galleon.cli.documents import DocumentOutputOption, GetOutput, GetOutputOption
 from galleon.cli.kinds import (
     IMAGEBUILD,
     IMAGEBUILD_VIEW,
@@ -97,16 +99,32 @@ def get(
     all_namespaces: bool,
     kubeconfig: Path | None,
     context: str | None,
+    output: GetOutput | None = None,
 ) -> None:
-    """`get <kind> NAME`: the kind's detail view; without NAME, its list."""
+    """`get <kind> NAME`: the kind's detail view; without NAME, its list. `-o json|yaml`:
+    the object (or a List) as stored; `-o wide`: the list's row(s) with more columns."""
     if name is not None and all_namespaces:
         raise CliError("a resource cannot be retrieved by name across all namespaces (drop -A)")
+    if watch and output in (GetOutput.json, GetOutput.yaml):
+        raise CliError(f"--watch shows the live view: use it without -o {output}")
     cluster = Cluster(kubeconfig, context, namespace)
-    if name is None:
+
+    def found() -> list[dict[str, Any]]:
+        if name is None:
+            return cluster.list(view.kind, all_namespaces)
+        return [cluster.get(view.kind, name)]
+
+    if output in (GetOutput.json, GetOutput.yaml):
+        objects = found()
+        documents.echo(
+            documents.printable(objects[0]) if name else documents.as_list(objects), output
+        )
+    elif name is None or output is GetOutput.wide:
+        wide = tuple(view.wide_columns) if output is GetOutput.wide else ()
         show(
             lambda: render.listing(
-                cluster.list(view.kind, all_namespaces),
-                view.columns,
+                found(),
+                (*view.columns, *wide),
                 clock.now(),
                 all_namespaces,
                 view.plural,
@@ -194,8 +212,9 @@ def _get_command(view: KindView) -> Callable[..., None]:
         all_namespaces: AllNamespacesOption = False,
         kubeconfig: KubeconfigOption = None,
         context: ContextOption = None,
+        output: GetOutputOption = None,
     ) -> None:
-        get(view, name, watch, namespace, all_namespaces, kubeconfig, context)
+        get(view, name, watch, namespace, all_namespaces, kubeconfig, context, output)
 
     return command
 
@@ -254,9 +273,11 @@ def versions(
     namespace: NamespaceOption = None,
     kubeconfig: KubeconfigOption = None,
     context: ContextOption = None,
+    output: DocumentOutputOption = None,
 ) -> None:
     """Versions of an ImageDefinition with their replication per region, and the
-    latest version per region (what ScaleSets following "latest" run)."""
+    latest version per region (what ScaleSets following "latest" run); `-o json|yaml`:
+    the definition's ImageVersions as a List."""
     cluster = Cluster(kubeconfig, context, namespace)
     try:
         found: dict[str, Any] | None = cluster.get(IMAGEDEFINITION, definition)
@@ -269,6 +290,9 @@ def versions(
     ]
     if found is None and not mine:
         raise NotFound(f"imagedefinition {definition} not found in namespace {cluster.namespace}")
+    if output is not None:
+        documents.echo(documents.as_list(render.newest_first(mine)), output)
+        return
     out().print(render.versions_view(definition, mine, found))
 
 
@@ -353,8 +377,10 @@ def builds(
     namespace: NamespaceOption = None,
     kubeconfig: KubeconfigOption = None,
     context: ContextOption = None,
+    output: DocumentOutputOption = None,
 ) -> None:
-    """The ImageBuilds labelled galleon.dev/template=TEMPLATE, newest first."""
+    """The ImageBuilds labelled galleon.dev/template=TEMPLATE, newest first (`-o
+    json|yaml`: as a List)."""
     cluster = Cluster(kubeconfig, context, namespace)
     try:
         found: dict[str, Any] | None = cluster.get(IMAGETEMPLATE, template)
@@ -363,6 +389,9 @@ def builds(
     mine = cluster.list(IMAGEBUILD, labels={TEMPLATE_LABEL: template})
     if found is None and not mine:
         raise NotFound(f"imagetemplate {template} not found in namespace {cluster.namespace}")
+    if output is not None:
+        documents.echo(documents.as_list(render.newest_builds(mine)), output)
+        return
     out().print(render.builds_view(template, mine, found, clock.now()))
 
 
@@ -382,9 +411,19 @@ dashboard.register(app)
 
 create.register(app)
 
+# -- version and shell completion -----------------------------------------------------------
+
+version.register(app)
+completion.register(app)
+
 
 def main() -> None:  # pragma: no cover - the console script calls `app` directly
     app()
+
+
+def complete() -> None:
+    """`kubectl_complete-galleon ARGS... WORD`: what kubectl runs for `kubectl galleon <TAB>`."""
+    completion.main(app, sys.argv[1:])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,6 +14,9 @@ Rules of this module:
   (`spec.attempt` + 1, a new generation the agent answers).
 - The task is deleted once its outcome is taken; a task that went unanswered stays,
   and the next attempt hands it out again.
+- A deleted ImageVersion's tasks are withdrawn (`withdraw`) before its copies are
+  removed: deleted, and gone only once their agent has stopped copying (it takes the
+  finalizer off) or nobody works on them (the operator takes it off).
 - The wait is fed by the watch (`observe`, from a kopf event handler) and, when that
   is quiet (an operator that does not watch its own namespace), by a GET every
   `POLL_SECONDS`.
@@ -29,6 +32,7 @@ from typing import Any
 
 from lightkube import codecs
 from lightkube.core.exceptions import ApiError
+from lightkube.types import PatchType
 
 from galleon import clock
 from galleon.controllers.common import as_dict
@@ -155,8 +159,28 @@ class AgentTasks:
         fetched = await kube.get_or_none(ReplicationTask, name, self.namespace)
         return as_dict(fetched) if fetched is not None else task
 
-    async def _delete(self, name: str) -> None:
+    async def withdraw(self, version_uid: str) -> bool:
+        """Delete the version's tasks; True once none is left (no agent copies it)."""
+        left = False
+        async for task in kube.client().list(
+            ReplicationTask,
+            namespace=self.namespace,
+            labels={agent_tasks.VERSION_UID_LABEL: version_uid},
+        ):
+            body = as_dict(task)
+            name = body["metadata"]["name"]
+            if agent_tasks.withdrawable(body, clock.now(), self.timeout):
+                await self._delete(name)
+            else:  # its agent stops the copy, then takes the finalizer off
+                left = True
+                if not body["metadata"].get("deletionTimestamp"):
+                    await self._delete(name, release=False)
+        return not left
+
+    async def _delete(self, name: str, release: bool = True) -> None:
         try:
+            if release:
+                await release_task(name, self.namespace)
             await kube.client().delete(ReplicationTask, name, namespace=self.namespace)
         except ApiError as error:
             if error.status.code != 404:
@@ -170,6 +194,17 @@ class AgentTasks:
                 message = f"region {region}: {message}"
             return AgentReported(outcome.reason, message, outcome.permanent)
         return outcome
+
+
+async def release_task(name: str, namespace: str) -> None:
+    """Take the agent finalizer off a task (nothing copies it any more)."""
+    await kube.client().patch(
+        ReplicationTask,
+        name,
+        {"metadata": {"finalizers": None}},
+        namespace=namespace,
+        patch_type=PatchType.MERGE,
+    )
 
 
 def _generation(task: Mapping[str, Any]) -> int:

@@ -18,7 +18,9 @@ Rules of this module:
   is written every `status_interval` seconds until it is Done, queued or copying, so
   the operator can tell a slow copy from a dead agent.
 - A new generation (the operator's next attempt) cancels the copy of the older one and
-  starts again; a deleted task cancels its copy.
+  starts again; a deleted task cancels its copy, and once the copy has stopped the
+  agent takes the task's finalizer off (`agent_tasks.FINALIZER`): until then the
+  operator does not remove the version's copies.
 - Tasks come from a watch of the agent's namespace filtered by its region's label,
   backed by a LIST every `RESYNC_SECONDS` (nothing is lost when the watch breaks).
 """
@@ -38,6 +40,7 @@ from pydantic import ValidationError
 from galleon import clock
 from galleon.api.imageversion import ImageVersionSpec
 from galleon.api.region import endpoints_of
+from galleon.controllers.agent_dispatch import release_task
 from galleon.controllers.common import as_dict
 from galleon.controllers.registries import Destination, Registries, RegistryError
 from galleon.core import agent_tasks, times
@@ -78,6 +81,7 @@ class RegionAgent:
         self.status_interval, self.stale_after = status_interval, stale_after
         self.slots = asyncio.Semaphore(max(1, concurrency))
         self.held: dict[str, Held] = {}
+        self.releasing: dict[str, asyncio.Task[None]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Take tasks until `stop` is set; then cancel what runs."""
@@ -93,7 +97,10 @@ class RegionAgent:
             for held in list(self.held.values()):
                 held.work.cancel()
             await asyncio.gather(
-                watcher, *(h.work for h in self.held.values()), return_exceptions=True
+                watcher,
+                *(h.work for h in self.held.values()),
+                *self.releasing.values(),
+                return_exceptions=True,
             )
 
     async def _resync(self) -> None:
@@ -135,6 +142,10 @@ class RegionAgent:
         name = task["metadata"]["name"]
         generation = int(task["metadata"].get("generation") or 0)
         held = self.held.get(name)
+        if task["metadata"].get("deletionTimestamp"):
+            if name not in self.releasing:
+                self.releasing[name] = asyncio.create_task(self._release(name))
+            return
         if held is not None and not held.work.done():
             if held.generation == generation:
                 return
@@ -145,6 +156,24 @@ class RegionAgent:
             return
         work = asyncio.create_task(self._carry_out(name, generation, task))
         self.held[name] = Held(generation, work)
+
+    async def _release(self, name: str) -> None:
+        """Stop the copy of a deleted task, then let the task go."""
+        try:
+            held = self.held.pop(name, None)
+            if held is not None:
+                held.work.cancel()
+                await asyncio.gather(held.work, return_exceptions=True)
+            try:
+                await release_task(name, self.namespace)
+            except ApiError as error:
+                if error.status.code != 404:
+                    logger.warning("region agent %s: could not release %s: %s",
+                                   self.region, name, error)  # fmt: skip
+            else:
+                logger.info("region agent %s: task %s withdrawn", self.region, name)
+        finally:
+            self.releasing.pop(name, None)
 
     def _taken_by_another(self, task: Mapping[str, Any]) -> bool:
         status = task.get("status") or {}

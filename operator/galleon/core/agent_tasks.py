@@ -12,6 +12,11 @@ Rules of this module:
   (`heartbeatTime`) for longer than the operator's agent timeout is a transient
   failure of every copy in it: the operator retries, as it retries a registry that
   does not answer.
+- A task carries the `FINALIZER` while an agent may be copying it: the agent takes it
+  off once its copy of a deleted task has stopped, so a deleted ImageVersion's copies
+  are removed only after nothing can push them again. The operator takes it off
+  itself from a task nobody works on (`withdrawable`: never taken, Done, or its agent
+  silent for the agent timeout).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from galleon.core import times
 REGION_LABEL = "galleon.dev/region"
 VERSION_UID_LABEL = "galleon.dev/image-version-uid"
 AGENT_UNAVAILABLE = "AgentUnavailable"
+FINALIZER = "galleon.dev/region-agent"
 
 
 def task_name(region: str, version_uid: str) -> str:
@@ -59,6 +65,7 @@ def task_document(
             "name": task_name(region, meta["uid"]),
             "namespace": namespace,
             "labels": {REGION_LABEL: region, VERSION_UID_LABEL: meta["uid"]},
+            "finalizers": [FINALIZER],
         },
         "spec": {
             "imageVersion": {
@@ -189,3 +196,27 @@ def silence(
             f"for {quiet:.0f}s"
         )
     return None
+
+
+def withdrawable(task: Mapping[str, Any], now: datetime, timeout: float) -> bool:
+    """Whether no agent can be copying the task now: it is Done, or no agent has
+    written on it (whatever the generation) for `timeout` seconds.
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> withdrawable({"metadata": {"generation": 1}}, t0, 60)
+    True
+    >>> beat = {"metadata": {"generation": 1}, "status": {"observedGeneration": 1,
+    ...     "phase": "Running", "agent": "a-1", "heartbeatTime": "2026-01-01T00:00:30Z"}}
+    >>> withdrawable(beat, t0 + timedelta(seconds=60), 60)
+    False
+    >>> withdrawable(beat, t0 + timedelta(seconds=91), 60)
+    True
+    >>> beat["metadata"]["generation"] = 2  # the next attempt, not taken yet
+    >>> withdrawable(beat, t0 + timedelta(seconds=60), 60)
+    False
+    """
+    if done(task):
+        return True
+    beat = times.parse_or_none((task.get("status") or {}).get("heartbeatTime"))
+    return beat is None or (now - beat).total_seconds() > timeout

@@ -196,9 +196,7 @@ class RegionAgentProcess:
 
     def start(self) -> RegionAgentProcess:
         self.process.start()
-        self.process.wait_until(
-            lambda: "takes tasks in namespace" in self.log_text(), timeout=60
-        )
+        self.process.wait_until(lambda: "takes tasks in namespace" in self.log_text(), timeout=60)
         return self
 
     def kill(self) -> None:

@@ -52,7 +52,8 @@ class Observed:
     problems: Sequence[str] = field(default_factory=tuple)
     """One sentence per watch that is failing now ("watch of pods: forbidden ...")."""
     synced: bool = False
-    """Every watch has delivered its first list (before: the page says "loading")."""
+    """Every watch has delivered its first list or failed (before: the page says
+    "loading")."""
 
 
 def page(observed: Observed) -> dict[str, Any]:

@@ -14,6 +14,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import ipaddress
@@ -28,6 +29,10 @@ from galleon.cli.dashboard.watches import Store
 PAGE_FILE = "dashboard.html"
 KEEPALIVE_SECONDS = 15.0
 """A comment line on each stream this often, so proxies and browsers keep it open."""
+PUSH_INTERVAL_SECONDS = 0.25
+"""At most one state per stream this often: changes in between (a fleet's pods turning
+Ready one by one) go out together, so a busy cluster costs the browser and the server
+a bounded number of renders."""
 READ_METHODS = ("GET", "HEAD")
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -151,6 +156,7 @@ def make_app(store: Store, hosts: Callable[[], frozenset[str] | None]) -> web.Ap
                 if version != sent:
                     await response.write(f"event: state\ndata: {document}\n\n".encode())
                     sent = version
+                    await asyncio.sleep(PUSH_INTERVAL_SECONDS)
                 elif not await store.wait_after(version, KEEPALIVE_SECONDS):
                     await response.write(b": keepalive\n\n")
         except (ConnectionResetError, ConnectionError):

@@ -143,7 +143,8 @@ class Store:
         return Observed(
             scope=self.scope,
             problems=tuple(self.problems[f] for f in sorted(self.problems)),
-            synced=len(self.listed) == len(self.sources),
+            # A refused watch counts as done loading: the page shows why it is empty.
+            synced=all(s.field in self.listed or s.field in self.problems for s in self.sources),
             **values,
         )
 

@@ -4,10 +4,11 @@ Rules of this module: deletion is behind the finalizer. It is held (condition
 DeletionHeld with the reason, one Event, nothing deleted, retried) while a
 ScaleSet runs or moves to the version, while an instance of any ScaleSet still
 pulls one of its copies, or before the end-of-life date when the safety profile
-blocks earlier deletion. Otherwise its replication pass is stopped (nothing is
-pushed after the removal) and every recorded copy is deleted, except one another
-version shares (same digest in the same registry: reference counting,
-`galleon.core.references`), which stays for that version. A copy that cannot be
+blocks earlier deletion. Otherwise its replication pass is stopped and its
+region agents' tasks withdrawn (nothing is pushed after the removal) and every
+recorded copy is deleted, except one another version shares (same digest in the
+same registry: reference counting, `galleon.core.references`), which stays for
+that version. A copy that cannot be
 deleted for good (permanent registry error, unknown registry) does not block the
 deletion, a transient error retries it.
 """
@@ -133,6 +134,10 @@ async def delete_version(
     # A pass still copying is stopped first: nothing may be pushed after the removal.
     if not await runtime.passes.stop(meta["uid"]):
         raise kopf.TemporaryError("a replication pass is still ending", delay=HELD_RETRY_SECONDS)
+    if not await runtime.agents.withdraw(meta["uid"]):
+        raise kopf.TemporaryError(
+            "a region agent is still stopping its copy of this version", delay=2
+        )
     fresh = await kube.get_or_none(ImageVersion, name, namespace)
     status = (as_dict(fresh).get("status") or {}) if fresh is not None else status
     await delete_copies(body, meta, status, runtime, regions_index)
