@@ -8,6 +8,7 @@ admission, the session's control plane.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Namespace
 
 from galleon_testkit.binaries import REPO_ROOT, MissingBinaries
-from galleon_testkit.chart import CHART, helm, of_kind, render
+from galleon_testkit.chart import CHART, NAMESPACE, helm, of_kind, render
 from galleon_testkit.cluster_fixtures import unavailable
 
 pytestmark = pytest.mark.integration
@@ -135,7 +136,7 @@ def test_the_namespace_replication_concurrency_is_passed_and_bounded() -> None:
 
 @pytest.fixture
 def restricted_namespace(kube: Client) -> Iterator[str]:
-    name = "chart-restricted"
+    name = f"chart-restricted-{uuid.uuid4().hex[:6]}"  # one still terminating is refused
     kube.apply(
         codecs.from_dict(
             {
@@ -179,3 +180,65 @@ def test_the_operator_pod_passes_restricted_pod_security(
     with pytest.raises(ApiError) as refused:
         kube.create(codecs.from_dict(pod), dry_run=True)
     assert "restricted" in str(refused.value.status.message)
+
+
+AGENTS = [
+    "--set", "regionAgents[0].region=eastus2",
+    "--set", "regionAgents[0].nodeSelector.topology\\.kubernetes\\.io/region=eastus2",
+    "--set", "regionAgents[1].region=westus",
+    "--set", "regionAgents[1].nodeSelector.pool=west",
+    "--set", "regionAgents[1].concurrency=4",
+]  # fmt: skip
+
+
+def test_each_region_agent_is_one_recreated_deployment_on_its_region_nodes() -> None:
+    agents = [
+        d
+        for d in of_kind(render(AGENTS), "Deployment")
+        if d["metadata"]["labels"].get("app.kubernetes.io/component") == "region-agent"
+    ]
+    assert [a["metadata"]["labels"]["galleon.dev/region"] for a in agents] == [
+        "eastus2",
+        "westus",
+    ]
+    for agent, selector, concurrency in zip(
+        agents,
+        ({"topology.kubernetes.io/region": "eastus2"}, {"pool": "west"}),
+        (2, 4),
+        strict=True,
+    ):
+        assert agent["spec"]["replicas"] == 1
+        assert agent["spec"]["strategy"] == {"type": "Recreate"}
+        pod = agent["spec"]["template"]["spec"]
+        assert pod["nodeSelector"] == selector
+        container = pod["containers"][0]
+        assert container["command"] == ["galleon-region-agent"]
+        region = agent["metadata"]["labels"]["galleon.dev/region"]
+        assert f"--region={region}" in container["args"]
+        assert f"--namespace={NAMESPACE}" in container["args"]
+        assert f"--concurrency={concurrency}" in container["args"]
+    # Without agents, none of it renders.
+    plain = render()
+    assert not [
+        d
+        for d in plain
+        if (d["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "region-agent"
+    ]
+
+
+def test_a_region_agent_without_a_node_selector_is_refused() -> None:
+    completed = helm("template", "galleon", str(CHART), "--set", "regionAgents[0].region=east")
+    assert completed.returncode != 0
+    assert "nodeSelector" in completed.stderr
+
+
+def test_the_region_agent_pod_passes_restricted_pod_security(
+    kube: Client, restricted_namespace: str
+) -> None:
+    agent = next(
+        d
+        for d in of_kind(render(AGENTS), "Deployment")
+        if d["metadata"]["labels"].get("app.kubernetes.io/component") == "region-agent"
+    )
+    pod = _pod_from(agent, restricted_namespace)
+    kube.create(codecs.from_dict(pod), dry_run=True)

@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lightkube import Client
+from lightkube import Client, codecs
 from lightkube.core.exceptions import ApiError
 
 from galleon.kube.resources import ImageVersion, ReplicationTask
 from galleon.oci import RegistryClient
+from galleon_testkit.chart import NAMESPACE as CHART_NAMESPACE
+from galleon_testkit.chart import render
 from galleon_testkit.cluster_fixtures import unavailable
 from galleon_testkit.controlplane import ControlPlane
 from galleon_testkit.images import TestImage, build_image, push_image
@@ -114,8 +116,44 @@ def has_blobs(registry: Registry, repository: str, image: TestImage) -> bool:
     return asyncio.run(check())
 
 
-def tasks(kube: Client, namespace: str) -> list[Any]:
-    return list(kube.list(ReplicationTask, namespace=namespace))
+def tasks(kube: Client, namespace: str, region: str | None = None) -> list[Any]:
+    labels = {"galleon.dev/region": region} if region else None
+    return list(kube.list(ReplicationTask, namespace=namespace, labels=labels))
+
+
+@pytest.fixture(scope="module")
+def agent_identity(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kubeconfig acting as the chart's region-agent ServiceAccount, with exactly
+    the chart's rights (its ClusterRole, and its Role in the chart's namespace)."""
+    admin = control_plane.client()
+    documents = render(
+        [
+            "--set", "crds.enabled=false",
+            "--set", "regionAgents[0].region=any",
+            "--set", "regionAgents[0].nodeSelector.region=any",
+        ]
+    )  # fmt: skip
+    admin.apply(
+        codecs.from_dict(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CHART_NAMESPACE}}
+        ),
+        force=True,
+    )
+    agent = [
+        d
+        for d in documents
+        if (d["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "region-agent"
+        and d["kind"] != "Deployment"
+    ]
+    assert {d["kind"] for d in agent} == {
+        "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"
+    }  # fmt: skip
+    for document in agent:
+        admin.apply(codecs.from_dict(document), force=True)
+    account = next(d for d in agent if d["kind"] == "ServiceAccount")["metadata"]["name"]
+    return control_plane.kubeconfig_for_service_account(
+        CHART_NAMESPACE, account, tmp_path_factory.mktemp("agent") / "agent.kubeconfig"
+    )
 
 
 @pytest.fixture
@@ -124,14 +162,16 @@ def agent_factory(
 ) -> Callable[..., RegionAgentProcess]:
     api = ("127.0.0.1", int(control_plane.server.rsplit(":", 1)[1]))
 
-    def make(wan_region: WanRegion, region: str) -> RegionAgentProcess:
+    def make(
+        wan_region: WanRegion, region: str, kubeconfig: Path | None = None, in_namespace: str = ""
+    ) -> RegionAgentProcess:
         agent = RegionAgentProcess(
-            control_plane.kubeconfig,
+            kubeconfig or control_plane.kubeconfig,
             api,
             wan_region,
             region,
             tmp_path / f"agent-{wan_region.name}.log",
-            namespace=namespace,
+            namespace=in_namespace or namespace,
         )
         started.append(agent)
         return agent
@@ -144,6 +184,7 @@ def test_an_agent_region_receives_the_image_once_an_operator_region_once_per_rep
     namespace: str,
     operator_factory: Any,
     agent_factory: Callable[..., RegionAgentProcess],
+    agent_identity: Path,
     wan: Wan,
     tmp_path: Path,
     started: list[Any],
@@ -160,8 +201,9 @@ def test_an_agent_region_receives_the_image_once_an_operator_region_once_per_rep
     west = world.region("west", operator_registries)
     try:
         world.parents(east)
-        agent_factory(by_agent, east).start()
-        operator_factory(namespaces=[namespace], extra=[f"--operator-namespace={namespace}"])
+        # The agent acts as the chart's agent ServiceAccount, in the chart's namespace.
+        agent_factory(by_agent, east, agent_identity, CHART_NAMESPACE).start()
+        operator_factory(namespaces=[namespace], extra=[f"--operator-namespace={CHART_NAMESPACE}"])
         before = {r.name: downloaded(wan, r) for r in (by_agent, by_operator)}
         world.version(
             "os-1-0-0",
@@ -185,7 +227,9 @@ def test_an_agent_region_receives_the_image_once_an_operator_region_once_per_rep
         for registry in agent_registries + operator_registries:
             assert has_manifest(registry, status["repository"], digest), registry.url
         # The task is gone once the operator took its outcome.
-        wait_for(lambda: not tasks(kube, namespace), timeout=30, description="tasks deleted")
+        wait_for(
+            lambda: not tasks(kube, CHART_NAMESPACE, east), timeout=30, description="tasks deleted"
+        )
     finally:
         world.cleanup()
 
