@@ -1,7 +1,8 @@
 """A real Prometheus server (built by hack/prometheus.sh) scrapes the operator every
-second through a rollout and a replication that fails for a region: afterwards every
-Grafana panel query returns data through /api/v1/query, and the chart's
-GalleonReplicationFailed alert fires through /api/v1/alerts while GalleonOperatorDown
+second through a rollout, a rollout that faults and a replication that fails for a
+region: afterwards every Grafana panel query returns data through /api/v1/query (but
+"Reconcile errors", see EMPTY_WHEN_HEALTHY), and the chart's GalleonRolloutFaulted and
+GalleonReplicationFailed alerts fire through /api/v1/alerts while GalleonOperatorDown
 does not.
 
 The rules are the chart's, rendered by helm, with every `for:` shortened to 5s (the
@@ -35,6 +36,9 @@ from galleon_testkit.world import World
 pytestmark = pytest.mark.integration
 #: The dashboard's `$__rate_interval` here: wide enough to hold the samples of the run.
 RATE_INTERVAL = "2m"
+#: Panels that show data only when something breaks in a way this run does not cause
+#: (a reconciliation that raises): their queries must still run, on series that exist.
+EMPTY_WHEN_HEALTHY = {"Reconcile errors": 'galleon_reconcile_total{result="success"}'}
 
 
 def firing(server: PrometheusServer, name: str) -> list[dict[str, Any]]:
@@ -75,7 +79,17 @@ def test_dashboard_panels_return_data_and_alerts_fire_on_a_real_prometheus(
         )
         fleet.publish("1.0.0", [fleet.east, fleet.west])
         fleet.scaleset("prom", 5, annotations={"galleon.test/ready-delay": "2s"})
+        # 1.0.2 never gets Ready in "bad": its upgrade faults (and is rolled back).
+        fleet.scaleset(
+            "bad",
+            5,
+            annotations={
+                "galleon.test/ready-delay": "1s",
+                "galleon.test/never-ready-images": fleet.digest("1.0.2"),
+            },
+        )
         fleet.wait_fleet("prom", "1.0.0", 5)
+        fleet.wait_fleet("bad", "1.0.0", 5)
         # East is asked for more copies than it has registries: replication errors.
         world.version(
             "os-1-0-2",
@@ -86,13 +100,20 @@ def test_dashboard_panels_return_data_and_alerts_fire_on_a_real_prometheus(
         # West cannot hold three copies: this version stays Failed there.
         world.version("os-1-0-5", "1.0.5", [{"name": fleet.west, "regionalReplicaCount": 3}])
         fleet.wait_upgrade("prom", "Completed")
+        fleet.wait_upgrade("bad", "Faulted", timeout=120)
 
-        variables = {"namespace": namespace, "scaleset": "prom"}
+        variables = {"namespace": namespace}  # every ScaleSet of the test: "All"
         queries = [
             (title, grafana_to_promql(expr, variables, rate_interval=RATE_INTERVAL))
             for title, expr in dashboard_queries()
+            if title not in EMPTY_WHEN_HEALTHY
         ]
         assert len(queries) >= 20
+        for title, selector in EMPTY_WHEN_HEALTHY.items():
+            # Prometheus accepts the panel's query; the series it filters are there.
+            expr = next(expr for name, expr in dashboard_queries() if name == title)
+            server.query(grafana_to_promql(expr, variables, rate_interval=RATE_INTERVAL))
+            assert server.query(selector), f"{title}: no {selector}"
 
         def empty_panels() -> dict[str, str]:
             return {title: expr for title, expr in queries if not server.query(expr)}
@@ -109,6 +130,14 @@ def test_dashboard_panels_return_data_and_alerts_fire_on_a_real_prometheus(
         except WaitTimeout:
             pytest.fail(f"panels without data: {json.dumps(empty, indent=2)}", pytrace=False)
 
+        faulted = wait_for(
+            lambda: firing(server, "GalleonRolloutFaulted"),
+            timeout=60,
+            description="GalleonRolloutFaulted firing",
+        )
+        assert {(a["labels"]["namespace"], a["labels"]["scaleset"]) for a in faulted} == {
+            (namespace, "bad")
+        }
         failed = wait_for(
             lambda: firing(server, "GalleonReplicationFailed"),
             timeout=60,
