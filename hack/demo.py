@@ -15,6 +15,10 @@ instance pulls its image from the replica galleon assigned it, and the demo show
 the instances answering with their version over HTTP during the rollout. Elsewhere
 it says why and runs the region on kwok's fake nodes.
 
+From the moment the operator runs, `kubectl galleon dashboard` serves the demo's
+namespace on 127.0.0.1 (port 3100 when free): its URL is printed, and the page
+shows the replication and the rollout live; it stays up with the rest.
+
     python hack/demo.py            # stays up until Ctrl-C (prints a KUBECONFIG to use)
     python hack/demo.py --once     # exits when the demo has run (used by the tests)
     python hack/demo.py --kwok     # fake nodes only, even where a real node could run
@@ -26,6 +30,8 @@ import argparse
 import asyncio
 import copy
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +51,7 @@ from galleon_testkit.controlplane import REAL_STORAGE_CLASS, ControlPlane
 from galleon_testkit.images import TestImage, build_image, push_image
 from galleon_testkit.operator import OperatorProcess
 from galleon_testkit.osimages import MissingBusybox, build_os_image
-from galleon_testkit.processes import ProcessFailed
+from galleon_testkit.processes import ProcessFailed, free_port
 from galleon_testkit.realnode import RealNode, RealNodeUnavailable
 from galleon_testkit.registry import Registry
 
@@ -53,6 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 TEMPLATE = "hardened"
 NAMESPACE = "galleon-demo"
+DASHBOARD_PORT = 3100
 
 
 def documents(path: Path) -> list[dict[str, Any]]:
@@ -295,6 +302,41 @@ def apply_on_real_node(plane: ControlPlane, path: Path) -> None:
     print(f"applied {path.relative_to(ROOT)} (data disks: local volumes of the real node)")
 
 
+def start_dashboard(
+    plane: ControlPlane, workdir: Path
+) -> tuple[subprocess.Popen[bytes], str] | None:
+    """`kubectl galleon dashboard` on the demo's namespace, and its URL, printed (None,
+    and says why, when it did not start: the demo goes on without it)."""
+    with socket.socket() as probe:
+        port = DASHBOARD_PORT if probe.connect_ex(("127.0.0.1", DASHBOARD_PORT)) else free_port()
+    log = workdir / "dashboard.log"
+    command = [sys.executable, "-m", "galleon.cli.main", "dashboard", "--port", str(port)]
+    command += ["-n", NAMESPACE, "--kubeconfig", str(plane.kubeconfig)]
+    with log.open("w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 30
+    while url not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_dashboard(process)
+            print(f"the dashboard did not start (log: {log})")
+            return None
+        time.sleep(0.2)
+    print(f"dashboard: {url} (replication and rollouts, live; log: {log})", flush=True)
+    return process, url
+
+
+def stop_dashboard(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -316,6 +358,7 @@ def main() -> None:
     plane = ControlPlane(workdir / "cluster", regions=kwok_nodes)
     registries: list[Registry] = []
     operator: OperatorProcess | None = None
+    dashboard: tuple[subprocess.Popen[bytes], str] | None = None
     try:
         print("starting the control plane ...", flush=True)
         plane.start()
@@ -335,6 +378,7 @@ def main() -> None:
 
         operator = OperatorProcess(plane.kubeconfig, workdir / "operator.log").start()
         print(f"operator running (log: {operator.log})")
+        dashboard = start_dashboard(plane, workdir)
 
         for path in sorted(EXAMPLES.glob("*.yaml")):
             if "1.0.2" in path.name:
@@ -380,12 +424,16 @@ def main() -> None:
         if args.once:
             return
         print(f"\nexplore:  export KUBECONFIG={plane.kubeconfig}; kubectl get galleon -A")
+        if dashboard is not None:
+            print(f"          the dashboard: {dashboard[1]}")
         print("Ctrl-C stops everything.")
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         print("\nstopping ...")
     finally:
+        if dashboard is not None:
+            stop_dashboard(dashboard[0])
         if operator is not None:
             operator.stop()
         for registry in registries:
