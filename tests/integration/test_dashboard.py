@@ -64,11 +64,12 @@ class Dashboards:
         self.namespace, self.folder = namespace, folder
         self.started: list[tuple[subprocess.Popen[bytes], Path]] = []
 
-    def start(self, kubeconfig: Path) -> str:
+    def start(self, kubeconfig: Path, all_namespaces: bool = False) -> str:
         port = free_port()
         log = self.folder / f"dashboard-{port}.log"
         command = [sys.executable, "-m", "galleon.cli.main", "dashboard", "--port", str(port)]
-        command += ["-n", self.namespace, "--kubeconfig", str(kubeconfig)]
+        command += ["-A"] if all_namespaces else ["-n", self.namespace]
+        command += ["--kubeconfig", str(kubeconfig)]
         url = f"http://127.0.0.1:{port}/"
         with log.open("w") as output:
             process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
@@ -79,7 +80,8 @@ class Dashboards:
             description=f"the dashboard to print {url}",
         )
         assert process.poll() is None, log.read_text()
-        assert f"galleon dashboard of namespace {self.namespace}: {url}" in log.read_text()
+        scope = "all namespaces" if all_namespaces else f"namespace {self.namespace}"
+        assert f"galleon dashboard of {scope}: {url}" in log.read_text()
         return url
 
     def stop(self) -> None:
@@ -299,4 +301,27 @@ def test_a_refused_watch_is_said_on_the_page_and_the_rest_stays_live(
         timeout=PAGE_SECONDS,
     )
     assert "no scalesets" in page.locator("main").inner_text()
+    page.close()
+
+
+def test_all_namespaces_shows_each_object_with_its_namespace(
+    control_plane: Any, kube: Any, namespace: str, dashboards: Dashboards, browser: Any
+) -> None:
+    from lightkube import codecs
+
+    gallery = {
+        "apiVersion": "galleon.dev/v1alpha1",
+        "kind": "Gallery",
+        "metadata": {"name": "everywhere", "namespace": namespace},
+        "spec": {"location": "nowhere", "description": "<script>document.title='owned'</script>"},
+    }
+    kube.create(codecs.from_dict(gallery), namespace=namespace)
+    url = dashboards.start(control_plane.kubeconfig, all_namespaces=True)
+    page = browser.new_page()
+    page.goto(url)
+    shown = page.locator('[data-testid="gallery"][data-gallery="everywhere"]')
+    shown.filter(has_text=f"namespace {namespace}").wait_for(timeout=PAGE_SECONDS)
+    assert "<script>document.title='owned'</script>" in shown.inner_text()
+    assert page.locator("#scope").inner_text() == "all namespaces"
+    assert page.title() == "galleon dashboard"
     page.close()
