@@ -6,7 +6,7 @@
 #      test kit (tests/kit: `galleon-testkit`, a separate dev-only distribution),
 #      both editable; reinstalled when either pyproject.toml changes;
 #   3. the control-plane binaries, built once per machine by hack/envtest.sh, and
-#      prometheus and promtool by hack/prometheus.sh.
+#      prometheus and promtool by hack/prometheus.sh, krew by hack/krew.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -40,3 +40,4 @@ fi
 
 hack/envtest.sh
 hack/prometheus.sh  # promtool and prometheus for the alert-rule and dashboard tests
+hack/krew.sh >/dev/null  # krew, which the plugin's packaging test installs it with
