@@ -11,7 +11,8 @@ dependencies from PyPI, then runs the plugin from it. One archive serves every p
 krew lists (the wheel is pure Python; pip picks the right pydantic-core wheel at the
 first run), so the manifest's platforms share one uri and sha256. The archive is
 reproducible (SOURCE_DATE_EPOCH from the last commit, sorted names, no owners), so the
-same tree gives the same sha256.
+same commit gives the same sha256; it is built from the working tree, so a release runs
+this on a clean checkout of its tag.
 """
 
 from __future__ import annotations

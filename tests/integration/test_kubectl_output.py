@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 import yaml
 from lightkube import Client, codecs
+from lightkube.types import PatchType
 from typer.testing import CliRunner, Result
 
 from galleon.cli import main as cli
+from galleon.kube.resources import ScaleSet
 from galleon_testkit.cluster_fixtures import unavailable
 
 pytestmark = pytest.mark.integration
@@ -135,6 +137,35 @@ def test_imageversions_wide_and_versions_as_a_list(
     assert versions.exit_code == 0, versions.output
     items = yaml.safe_load(versions.output)["items"]
     assert [item["spec"]["version"] for item in items] == ["1.0.10", "1.0.0"]  # newest first
+
+
+def test_history_prints_the_recorded_upgrades_as_a_document(
+    control_plane: Any, kube: Client, namespace: str
+) -> None:
+    create(kube, scaleset("web", namespace))
+    entry = {
+        "fromVersion": "1.0.0",
+        "toVersion": "1.0.2",
+        "startedBy": "User",
+        "startTime": "2026-11-23T13:40:00Z",
+        "endTime": "2026-11-23T13:52:30Z",
+        "result": "Cancelled",
+        "progress": {"successfulInstanceCount": 2, "failedInstanceCount": 0},
+    }
+    kube.patch(
+        ScaleSet.Status,
+        "web",
+        {"status": {"upgradeHistory": [entry]}},
+        namespace=namespace,
+        patch_type=PatchType.MERGE,
+    )
+    shown = run(control_plane.kubeconfig, "history", "web", "-n", namespace, "-o", "json")
+    assert shown.exit_code == 0, shown.output
+    (stored,) = json.loads(shown.output)["upgradeHistory"]
+    assert {key: stored[key] for key in entry if key != "progress"} == {
+        key: value for key, value in entry.items() if key != "progress"
+    }
+    assert stored["progress"]["successfulInstanceCount"] == 2  # the schema filled the rest
 
 
 def operator_deployment(namespace: str, version: str) -> dict[str, Any]:

@@ -20,9 +20,10 @@ import typer
 from rich.text import Text
 
 from galleon import clock
-from galleon.cli import render
+from galleon.cli import documents, render
 from galleon.cli.cluster import Cluster
 from galleon.cli.console import out, reported, say
+from galleon.cli.documents import DocumentOutputOption
 from galleon.cli.kinds import SCALESET
 from galleon.cli.options import ContextOption, KubeconfigOption, NamespaceOption, ScaleSetName
 from galleon.cli.outcome import arrow
@@ -154,10 +155,16 @@ def history(
     namespace: NamespaceOption = None,
     kubeconfig: KubeconfigOption = None,
     context: ContextOption = None,
+    output: DocumentOutputOption = None,
 ) -> None:
-    """The last OS upgrades of a ScaleSet, newest first (status.upgradeHistory)."""
+    """The last OS upgrades of a ScaleSet, newest first (status.upgradeHistory; `-o
+    json|yaml`: that list as stored, under `upgradeHistory`)."""
     cluster = Cluster(kubeconfig, context, namespace)
     obj = cluster.get(SCALESET, name)
+    if output is not None:
+        entries = (obj.get("status") or {}).get("upgradeHistory") or []
+        documents.echo({"upgradeHistory": entries}, output)
+        return
     console = out()
     console.print(
         render.heading(
