@@ -325,6 +325,10 @@ def test_a_server_dry_run_is_judged_by_the_api_server_and_stores_nothing(
     assert "managedFields" not in answer["metadata"]
     assert list(kube.list(ImageVersion, namespace=namespace)) == []
 
+    unnamed = [arg for arg in arguments("image-version", "x") if arg not in ("--name", "x")]
+    default = plugin("create", *unnamed, "--dry-run=server", "-o", "name")
+    assert default.output.strip() == "imageversion.galleon.dev/ubuntu-server-1-0-2"
+
     name_only = plugin("create", *arguments("gallery", "images"), "--dry-run=server", "-o", "name")
     assert name_only.output.strip() == "gallery.galleon.dev/images"
     assert list(kube.list(Gallery, namespace=namespace)) == []

@@ -148,6 +148,16 @@ def target_regions(values: Sequence[str]) -> list[dict[str, Any]]:
     return regions
 
 
+def default_version_name(definition: str, version: str) -> str:
+    """An ImageVersion's name when `--name` is not given, as galleon's examples name
+    them (dots would be valid, but the version's dashes read as one DNS label).
+
+    >>> default_version_name("ubuntu-server", "1.0.2")
+    'ubuntu-server-1-0-2'
+    """
+    return f"{definition}-{version.replace('.', '-')}"
+
+
 def _without_empty(document: Mapping[str, Any]) -> dict[str, Any]:
     """`document` without the keys whose value is None (a flag not given).
 
@@ -555,9 +565,7 @@ def create_image_version(
     ] = None,
     name: Annotated[
         str | None,
-        typer.Option(
-            "--name", help="Object name (default: DEFINITION-VERSION).", show_default=False
-        ),
+        typer.Option("--name", help="Object name (default: DEFINITION-X-Y-Z).", show_default=False),
     ] = None,
     exclude_from_latest: Annotated[
         bool, typer.Option(help="Never treat this version as latest.")
@@ -581,7 +589,7 @@ def create_image_version(
     """Create an ImageVersion: `create image-version ubuntu 1.0.2 --source IMAGE
     --target-regions westcentralus eastus2=2 --replica-count 3`."""
     document = image_version_document(
-        name or f"{definition}-{version}",
+        name or default_version_name(definition, version),
         namespace,
         definition=definition,
         version=version,
