@@ -221,9 +221,12 @@ def test_version_shows_the_client_and_each_operator_deployment(
     assert "Client Version: 0.1.0" in limited.output
     assert "Operator Version: unknown (not allowed:" in limited.output
 
-    # --client never reads the kubeconfig.
+    # --client never reads the kubeconfig; without one, the client's line, then the error.
     alone = run(tmp_path / "missing.kubeconfig", "version", "--client")
     assert (alone.exit_code, alone.output.strip()) == (0, "Client Version: 0.1.0")
+    lost = run(tmp_path / "missing.kubeconfig", "version")
+    assert lost.exit_code == 1
+    assert lost.output.startswith("Client Version: 0.1.0\nerror: cannot read kubeconfig")
 
 
 @pytest.fixture

@@ -52,6 +52,10 @@ class Unreachable(CliError):
     """The API server did not answer (a watch or a wait retries on this)."""
 
 
+class Forbidden(CliError):
+    """The user may not do this (401 or 403)."""
+
+
 class Expired(CliError):
     """The resourceVersion a watch started from is gone from the server (410): read again."""
 
@@ -236,7 +240,12 @@ class Cluster:
             yield
         except ApiError as error:
             code = getattr(error.status, "code", None)
-            failures: dict[Any, type[CliError]] = {404: NotFound, 410: Expired}
+            failures: dict[Any, type[CliError]] = {
+                401: Forbidden,
+                403: Forbidden,
+                404: NotFound,
+                410: Expired,
+            }
             failure = failures.get(code, CliError)
             message = self._api_message(error, kind, name, namespace or self.namespace)
             raise failure(message) from error

@@ -98,6 +98,8 @@ def spread(args: Sequence[str], options: frozenset[str] = LIST_OPTIONS) -> list[
     ['--target-regions', 'westus', '--target-regions', 'eastus2=2', '-n', 'team']
     >>> spread(["--source", "img", "ubuntu"])
     ['--source', 'img', 'ubuntu']
+    >>> spread(["--target-regions=westus", "eastus2"])
+    ['--target-regions=westus', '--target-regions', 'eastus2']
     """
     result: list[str] = []
     current: str | None = None
@@ -105,7 +107,8 @@ def spread(args: Sequence[str], options: frozenset[str] = LIST_OPTIONS) -> list[
         if arg == "--":  # everything after `--` is an argument, verbatim
             return [*result, *args[index:]]
         if arg.startswith("-") and len(arg) > 1:
-            current = arg if arg in options else None
+            option = arg.partition("=")[0]  # `--target-regions=westus eastus2` too
+            current = option if option in options else None
         elif current is not None and result[-1] != current:
             result.append(current)
         result.append(arg)

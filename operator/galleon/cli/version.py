@@ -7,8 +7,9 @@ Rules of this module:
   `app.kubernetes.io/name=galleon, app.kubernetes.io/component=operator`, found by one
   LIST across namespaces (no operator endpoint to call, nothing to install).
 - A user who may not list Deployments still gets the client's version, and the reason
-  the operator's is unknown; a cluster that cannot be reached is an error (exit 1),
-  as with `kubectl version`. `--client` never reads the kubeconfig.
+  the operator's is unknown; a cluster that cannot be reached, or no kubeconfig, is an
+  error (exit 1) after the client's line, as with `kubectl version`. `--client` never
+  reads the kubeconfig.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import typer
 from lightkube.resources.apps_v1 import Deployment
 
 from galleon.cli import documents
-from galleon.cli.cluster import CliError, Cluster, Kind, Unreachable
+from galleon.cli.cluster import CliError, Cluster, Forbidden, Kind, NotFound
 from galleon.cli.console import reported, say
 from galleon.cli.options import ContextOption, KubeconfigOption
 
@@ -89,6 +90,12 @@ def lines(document: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _client_first(document: Mapping[str, Any], output: documents.Format | None) -> None:
+    """Before an error about the cluster, the client's line (text view only)."""
+    if output is None:
+        say(lines({"clientVersion": document["clientVersion"]})[0])
+
+
 def version(
     client: Annotated[
         bool, typer.Option("--client", help="Only the plugin's version (no cluster).")
@@ -100,13 +107,15 @@ def version(
     """The plugin's version, and each galleon operator's the user may see."""
     document: dict[str, Any] = {"clientVersion": client_version()}
     if not client:
-        cluster = Cluster(kubeconfig, context, None)
         try:
+            cluster = Cluster(kubeconfig, context, None)
             seen = cluster.list(DEPLOYMENT, all_namespaces=True, labels=OPERATOR_LABELS)
-        except Unreachable:
-            raise
-        except CliError as error:  # forbidden: the client's version is still worth showing
+        except (Forbidden, NotFound) as error:
+            # The client's version is still worth showing, with why the other is not.
             document["operators"], document["operatorsUnknown"] = [], str(error)
+        except CliError:  # no kubeconfig, unknown context: as kubectl, client then error
+            _client_first(document, output)
+            raise
         else:
             document["operators"] = operators(seen)
     if output is not None:
