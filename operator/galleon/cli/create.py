@@ -571,7 +571,7 @@ def create_image_version(
         typer.Option("--name", help="Object name (default: DEFINITION-X-Y-Z).", show_default=False),
     ] = None,
     exclude_from_latest: Annotated[
-        bool, typer.Option(help="Never treat this version as latest.")
+        bool, typer.Option("--exclude-from-latest", help="Never treat this version as latest.")
     ] = False,
     end_of_life_date: Annotated[
         str | None, typer.Option(help="RFC 3339 with a zone, e.g. 2027-01-01T00:00:00Z.")
@@ -639,7 +639,10 @@ def create_scaleset(
     ] = None,
     enable_auto_os_upgrade: Annotated[
         bool,
-        typer.Option(help="Upgrade to each new latest version by itself (in rolling batches)."),
+        typer.Option(
+            "--enable-auto-os-upgrade",
+            help="Upgrade to each new latest version by itself (in rolling batches).",
+        ),
     ] = False,
     data_disk_sizes_gb: Annotated[
         list[int] | None,

@@ -7,8 +7,9 @@ Rules of this module:
 - `get <kind>` and `status <kind>` are one implementation each (`get`, `status`),
   made into a command per entry of `galleon.cli.kinds.KINDS`: the kinds differ in
   their table entry, never in code. The ScaleSet controls live in
-  `galleon.cli.controls`, `plan scaleset` in `galleon.cli.plan`, the loops in
-  `galleon.cli.polling`.
+  `galleon.cli.controls`, `plan scaleset` in `galleon.cli.plan`, `create` in
+  `galleon.cli.create`, `version` and `completion` in their own modules, the loops in
+  `galleon.cli.polling`; `-o json|yaml` documents come from `galleon.cli.documents`.
 - What is printed comes from `galleon.cli.render` (pure), decisions of `status`
   from `galleon.cli.outcome` (pure); the commands only read, patch and loop.
 - A failure prints one `error: ...` line on stderr and exits 1; `status` exits 0
