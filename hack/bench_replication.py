@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from galleon.oci import RegistryClient, Target, copy_image_to_many
 from galleon_testkit.images import build_image, push_image
@@ -142,25 +143,52 @@ def galleon_in_child(source: str, destinations: list[str]) -> dict[str, float]:
 
 
 def through_operator(
-    work: Path, source: Registry, regions: list[list[Registry]]
+    work: Path,
+    source: Registry,
+    regions: list[list[Registry]],
+    agents_in: list[Any] | None = None,
 ) -> dict[str, float]:
     """Case (c): the operator replicates the image to each region's replicas (one
-    Region per list of registries, every registry a replica)."""
+    Region per list of registries, every registry a replica). With `agents_in` (one
+    `galleon_testkit.wan.WanRegion` per region), each Region copies by its agent
+    (`replication.copiedBy: RegionAgent`), run inside that region's namespace."""
     from lightkube import codecs
 
-    from galleon.kube.resources import ImageVersion
+    from galleon.kube.resources import ImageDefinition, ImageVersion
     from galleon_testkit.controlplane import ControlPlane
     from galleon_testkit.operator import OperatorProcess
+    from galleon_testkit.region_agents import RegionAgentProcess
 
     root = Path(__file__).resolve().parents[1]
     names = [f"r{i + 1}" for i in range(len(regions))]
     plane = ControlPlane(work / "cluster", regions=dict.fromkeys(names, 1))
     operator = None
+    agents: list[RegionAgentProcess] = []
+    replication = {"replication": {"copiedBy": "RegionAgent"}} if agents_in else {}
     try:
         plane.start()
         plane.apply_crds(root / "crds")
         client = plane.client()
-        operator = OperatorProcess(plane.kubeconfig, work / "operator.log", metrics_port=0)
+        client.apply(
+            codecs.from_dict(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}}
+            ),
+            force=True,
+        )
+        api = ("127.0.0.1", int(plane.server.rsplit(":", 1)[1]))
+        for name, wan_region in zip(names, agents_in or [], strict=False):
+            agent = RegionAgentProcess(
+                plane.kubeconfig, api, wan_region, name, work / f"agent-{name}.log",
+                namespace="bench",
+            )  # fmt: skip
+            agents.append(agent)
+            agent.start()
+        operator = OperatorProcess(
+            plane.kubeconfig,
+            work / f"operator{'-agents' if agents_in else ''}.log",
+            metrics_port=0,
+            extra=["--operator-namespace=bench"],
+        )
         operator.start()
         documents = [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}},
@@ -173,7 +201,8 @@ def through_operator(
                         "registries": [
                             {"name": chr(ord("a") + j), "url": r.url}
                             for j, r in enumerate(registries)
-                        ]
+                        ],
+                        **replication,
                     },
                 }
                 for name, registries in zip(names, regions, strict=True)
@@ -197,6 +226,16 @@ def through_operator(
         ]
         for document in documents:
             client.apply(codecs.from_dict(document), force=True)
+        # Timed from a running operator: its watches are up once it has reconciled
+        # the definition (a fresh API server answers the first watches of new CRDs
+        # with 429 "storage is (re)initializing", which kopf retries a second later).
+        settle = time.monotonic() + 120
+        while not (client.get(ImageDefinition, "os", namespace="bench").get("status") or {}).get(
+            "observedGeneration"
+        ):
+            if time.monotonic() > settle:
+                raise SystemExit("the operator did not reconcile the ImageDefinition in 2 min")
+            time.sleep(0.1)
         version = {
             "apiVersion": "galleon.dev/v1alpha1",
             "kind": "ImageVersion",
@@ -227,15 +266,25 @@ def through_operator(
         if state != "Completed":
             raise SystemExit(f"replication through the operator ended {state}: {status}")
         assert operator.pid is not None
-        peak = 0.0
-        for line in Path(f"/proc/{operator.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                peak = int(line.split()[1]) / 1024
-        return {"seconds": seconds, "peak_rss_mib": peak}
+        agent_peaks = [_peak_rss_mib(a.pid) for a in agents if a.pid is not None]
+        return {
+            "seconds": seconds,
+            "peak_rss_mib": _peak_rss_mib(operator.pid),
+            "agent_peak_rss_mib": max(agent_peaks, default=0.0),
+        }
     finally:
         if operator is not None:
             operator.stop()
+        for agent in agents:
+            agent.close()
         plane.stop()
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def main() -> None:

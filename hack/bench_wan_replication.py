@@ -5,6 +5,7 @@ the physical limit and against crane and regctl, side by side in one run.
     python hack/bench_wan_replication.py [--regions 3] [--replicas 2] [--mbit 200]
                                          [--size-mib 256] [--layers 8] [--rounds 1]
                                          [--peers regctl,crane] [--no-operator]
+                                         [--no-agents]
 
 Each region is a network namespace behind a link shaped to `--mbit` Mbit/s each way
 (`galleon_testkit.wan`: tbf on both ends of a veth); inside a region its `--replicas`
@@ -16,11 +17,14 @@ image is pushed to the source, then for each round, into emptied registries:
   (b) galleon's copier (the library, in a child process) fans out from the host;
   (c) once, through the operator: a local control plane, the operator as a process,
       one Region per region namespace and one ImageVersion, timed from apply to
-      Completed (skip: --no-operator).
+      Completed (skip: --no-operator);
+  (d) the same with every Region copied by its region agent
+      (`replication.copiedBy: RegionAgent`), one `galleon-region-agent` in each
+      region's namespace: it pulls the image once over the link and writes the
+      replicas inside the region (skip: --no-agents).
 The physical limit is the image's bytes over one region link (regions in parallel):
-what a copy that crosses each link once would take. Every case here runs from the
-host, so each region's link carries the image once per replica; the ratios say how
-far that is from the limit.
+what a copy that crosses each link once would take. Cases (a) to (c) run from the
+host, so each region's link carries the image once per replica; (d) crosses it once.
 
 Needs root (network namespaces). Prints Markdown for docs/benchmarks.md. Every
 namespace, link and process it starts is gone at the end.
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -59,6 +64,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--peers", default=",".join(PEERS))
     parser.add_argument("--no-operator", action="store_true", help="skip case (c)")
+    parser.add_argument("--no-agents", action="store_true", help="skip case (d)")
+    parser.add_argument("--keep", type=Path, help="work in this (new) folder and keep it: the logs")
     args = parser.parse_args()
     peers = tuple(p for p in args.peers.split(",") if p)
     if any(p not in PEERS for p in peers):
@@ -66,17 +73,23 @@ def main() -> None:
     tools = replication.peer_tools() if peers else Path()
     times: dict[str, list[float]] = {t: [] for t in (*peers, "galleon")}
     peaks: list[float] = []
-    through = None
-    with tempfile.TemporaryDirectory(prefix="galleon-bench-wan-") as folder:
-        work = Path(folder)
+    through = agents = None
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            args.keep.mkdir(parents=True)
+            work = args.keep
+        else:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="galleon-wan-")))
         wan = Wan(work / "wan").start()
         registries: list[Registry] = []
         try:
             source = Registry(work / "source", address=wan.hub_address, netns=wan.hub)
             registries.append(source)
             regions: list[list[Registry]] = []
+            wan_regions = []
             for i in range(args.regions):
                 region = wan.region(f"r{i + 1}", mbit=args.mbit, addresses=args.replicas)
+                wan_regions.append(region)
                 regions.append(
                     [
                         Registry(
@@ -126,6 +139,12 @@ def main() -> None:
                 replication.emptied(replicas)
                 through = replication.through_operator(work, source, regions)
                 print(f"through the operator {through['seconds']:6.1f} s", flush=True)
+            if not args.no_agents:
+                replication.emptied(replicas)
+                agents = replication.through_operator(
+                    work / "agents", source, regions, agents_in=wan_regions
+                )
+                print(f"through region agents {agents['seconds']:6.1f} s", flush=True)
         finally:
             for registry in registries:
                 registry.stop()
@@ -156,6 +175,17 @@ def main() -> None:
             f"{seconds / limit:.2f}x (goal ≤ 1.15x) | {seconds / median[best]:.2f}x (goal ≤ 0.6x) |"
         )
         print(f"| operator peak RSS (MiB) | {through['peak_rss_mib']:.0f} | | |")
+    if agents is not None:
+        seconds = agents["seconds"]
+        print(
+            f"| galleon through the operator with region agents, apply to Completed | "
+            f"{seconds:.1f} | {seconds / limit:.2f}x (goal ≤ 1.15x) | "
+            f"{seconds / median[best]:.2f}x (goal ≤ 0.6x) |"
+        )
+        print(
+            f"| operator / largest agent peak RSS with agents (MiB) | "
+            f"{agents['peak_rss_mib']:.0f} / {agents['agent_peak_rss_mib']:.0f} | | |"
+        )
     print(f"| galleon copier peak RSS (MiB) | {max(peaks) / 2**20:.0f} | | |")
 
 

@@ -213,6 +213,9 @@ class RegionAgent:
 
         try:
             await write("Running")
+            logger.info(
+                "region agent %s: task %s (generation %d) taken", self.region, name, generation
+            )
             heart = asyncio.create_task(beat())
             try:
                 async with self.slots:
