@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds, once per machine, the binaries galleon's integration tests and local
 # demo run: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet (for
-# the real nodes) and etcd (from the Go module in hack/k8s-bins), kwok and helm
+# the real nodes), kubectl (for the tests that drive the real CLI) and etcd (from the Go module in hack/k8s-bins), kwok and helm
 # (from their own Go modules). They land in a cache folder outside the repository, keyed by the
 # versions and the Go toolchain, and are never rebuilt when already there.
 #
@@ -27,7 +27,7 @@ command -v go >/dev/null || die "go is not on PATH; install Go >= 1.26 (Debian g
 GO_VERSION="$(go env GOVERSION)"
 TUPLE="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}_${GO_VERSION}"
 BIN="${GALLEON_BIN_DIR:-${GALLEON_CACHE:-$HOME/.cache/galleon}/bin/$TUPLE}"
-NAMES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kwok helm)
+NAMES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl kwok helm)
 
 if [[ "${1:-}" == "--print" ]]; then
   for n in "${NAMES[@]}"; do [[ -x "$BIN/$n" ]] || die "$BIN/$n is missing; run hack/envtest.sh"; done
@@ -64,6 +64,7 @@ build kube-apiserver          go build -ldflags "$LD" -o "$BIN/kube-apiserver" k
 build kube-scheduler          go build -ldflags "$LD" -o "$BIN/kube-scheduler" k8s.io/kubernetes/cmd/kube-scheduler
 build kube-controller-manager go build -ldflags "$LD" -o "$BIN/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager
 build kubelet                 go build -ldflags "$LD" -o "$BIN/kubelet" k8s.io/kubernetes/cmd/kubelet
+build kubectl                 go build -ldflags "$LD" -o "$BIN/kubectl" k8s.io/kubernetes/cmd/kubectl
 cd "$BIN"
 build kwok env GOBIN="$BIN" go install -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 build helm env GOBIN="$BIN" go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Sets a fresh machine up for galleon's demo and tests, idempotently:
 #   1. Debian packages: the distribution registry, skopeo (reference client for
-#      benchmarks), Lua (Argo CD health checks), kubectl if absent;
+#      benchmarks), Lua (Argo CD health checks), Chromium (the dashboard's test);
 #   2. a virtualenv in .venv with galleon and its pinned dev dependencies, then the
 #      test kit (tests/kit: `galleon-testkit`, a separate dev-only distribution),
 #      both editable; reinstalled when either pyproject.toml changes;
-#   3. the control-plane binaries, built once per machine by hack/envtest.sh, and
+#   3. the control-plane binaries and kubectl, built once per machine by hack/envtest.sh, and
 #      prometheus and promtool by hack/prometheus.sh, krew by hack/krew.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -7,7 +7,6 @@ private virtualenv), and an archive that is not the one the manifest names is re
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from galleon_testkit import binaries
 from galleon_testkit.cluster_fixtures import unavailable
 
 pytestmark = pytest.mark.integration
@@ -74,9 +74,10 @@ def test_krew_installs_the_archive_and_kubectl_runs_it(
     package: tuple[Path, Path, str], tmp_path: Path
 ) -> None:
     krew = krew_binary()
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        unavailable("kubectl is not on PATH (hack/setup.sh installs it)")
+    try:
+        kubectl = str(binaries.kubectl())
+    except binaries.MissingBinaries as error:
+        unavailable(str(error))
     archive, manifest, version = package
     root = tmp_path / "krew"
     env = {

@@ -6,7 +6,6 @@ stores nothing. No operator runs: these tests judge the objects, not their statu
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from typer.testing import CliRunner, Result
 
 from galleon.cli import main as cli
 from galleon.kube.resources import Gallery, ImageDefinition, ImageVersion, ScaleSet
+from galleon_testkit import binaries
 from galleon_testkit.cluster_fixtures import unavailable
 
 pytestmark = pytest.mark.integration
@@ -125,9 +125,10 @@ def plugin(control_plane: Any, namespace: str) -> Plugin:
 @pytest.fixture
 def kubectl(control_plane: Any) -> Callable[..., subprocess.CompletedProcess[str]]:
     """The real kubectl, as the session's admin."""
-    path = shutil.which("kubectl")
-    if path is None:
-        unavailable("kubectl is not on PATH (hack/setup.sh installs it)")
+    try:
+        path = binaries.kubectl()
+    except binaries.MissingBinaries as error:
+        unavailable(str(error))
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

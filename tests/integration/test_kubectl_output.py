@@ -23,6 +23,7 @@ from typer.testing import CliRunner, Result
 
 from galleon.cli import main as cli
 from galleon.kube.resources import ScaleSet
+from galleon_testkit import binaries
 from galleon_testkit.cluster_fixtures import unavailable
 
 pytestmark = pytest.mark.integration
@@ -233,10 +234,13 @@ def test_version_shows_the_client_and_each_operator_deployment(
 def plugin_path(tmp_path: Path) -> str:
     """PATH with `kubectl-galleon` and `kubectl_complete-galleon` (as pip installs them,
     running this interpreter) before the real kubectl."""
-    if shutil.which("kubectl") is None:
-        unavailable("kubectl is not on PATH (hack/setup.sh installs it)")
+    try:
+        real = binaries.kubectl()
+    except binaries.MissingBinaries as error:
+        unavailable(str(error))
     folder = tmp_path / "bin"
     folder.mkdir()
+    (folder / "kubectl").symlink_to(real)
     for name, function in (("kubectl-galleon", "main"), ("kubectl_complete-galleon", "complete")):
         script = folder / name
         script.write_text(

@@ -97,3 +97,12 @@ def find_binaries() -> Binaries:
         kwok_kustomize=folder / "kwok-kustomize",
         kubelet=folder / "kubelet",
     )
+
+
+def kubectl() -> Path:
+    """The kubectl `hack/envtest.sh` builds (the control plane's version), so tests
+    never depend on one installed on the machine; `MissingBinaries` when not built."""
+    path = find_bin_dir() / "kubectl"
+    if not os.access(path, os.X_OK):
+        raise MissingBinaries(f"kubectl is missing in {path.parent}; {HOW_TO_BUILD}")
+    return path
