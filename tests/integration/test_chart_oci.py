@@ -1,8 +1,8 @@
 """The Helm chart published to an OCI registry and installed from it, as
 docs/install.md#install-from-an-oci-registry tells users to: `helm package`, `helm
 push` to a real registry (Debian's docker-registry on 127.0.0.1), `helm show chart`,
-`helm pull` and `helm install oci://…` against the session's real control plane, then
-`helm uninstall`.
+`helm pull`, `helm install oci://…` against the session's real control plane, `helm
+upgrade` to a newer version pushed beside it, then `helm uninstall`.
 
 The session's control plane already has galleon's CRDs (the test kit applies
 `crds/`) and possibly kopf's peering CRDs (`chart_identity`), owned by no release:
@@ -217,6 +217,22 @@ def test_the_chart_is_pushed_to_an_oci_registry_installed_from_it_and_uninstalle
         deployment = next(d for d in manifest_documents if d["kind"] == "Deployment")
         image = live(kube, deployment, namespace).spec.template.spec.containers[0].image
         assert image == f"ghcr.io/galleon-dev/galleon-operator:{chart_yaml['appVersion']}"
+
+        # A newer version pushed beside it upgrades the release, keeping its values.
+        major, minor, patch = (int(part) for part in version.split("."))
+        newer = f"{major}.{minor}.{patch + 1}"
+        helm("package", str(CHART), "--version", newer, "--destination", str(tmp_path / "newer"))
+        helm("push", str(tmp_path / "newer" / f"galleon-{newer}.tgz"), repository, "--plain-http")
+        upgrade = ["upgrade", release, reference, "--version", newer, "--plain-http"]
+        helm(*upgrade, "--namespace", namespace, "--reuse-values")
+        (listed,) = yaml.safe_load(helm("list", "--namespace", namespace, "-o", "json").stdout)
+        assert (listed["chart"], listed["revision"]) == (f"galleon-{newer}", "2")
+        upgraded = live(kube, deployment, namespace).metadata.labels["helm.sh/chart"]
+        assert upgraded == f"galleon-{newer}"
+        assert [
+            identity(d)
+            for d in documents(helm("get", "manifest", release, "--namespace", namespace).stdout)
+        ] == [identity(d) for d in manifest_documents]
     finally:
         helm("uninstall", release, "--namespace", namespace, "--wait", "--timeout", "2m")
 
