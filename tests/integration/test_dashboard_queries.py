@@ -1,7 +1,10 @@
-"""Every Grafana panel query and every alert of the chart refers to metrics and
+"""Every Grafana panel query, dashboard variable and alert of the chart refers to metrics and
 labels the operator really exposes: its /metrics is scraped during and after a
-real rollout (and a replication that fails for a region), then each query is
-checked against the samples seen.
+real rollout (and a replication that fails for a region), promtool lints each scrape
+(`promtool check metrics`: names, suffixes, units), then each query, parsed by
+a real Prometheus (/api/v1/parse_query of the server hack/prometheus.sh builds), is
+checked against the samples seen (galleon_testkit.promql walks Prometheus' tree).
+The checks themselves are tested first, on queries that must pass and must fail.
 """
 
 from __future__ import annotations
@@ -9,32 +12,110 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from lightkube import Client
 
-from galleon_testkit.binaries import REPO_ROOT
-from galleon_testkit.chart import CHART, of_kind, render
+from galleon_testkit.binaries import MissingBinaries
+from galleon_testkit.chart import CHART
+from galleon_testkit.cluster_fixtures import unavailable
 from galleon_testkit.fleets import FleetHarness, push_source
+from galleon_testkit.prometheus import (
+    DASHBOARD,
+    InvalidQuery,
+    PrometheusServer,
+    chart_rule_groups,
+    dashboard_queries,
+    dashboard_variable_queries,
+    grafana_to_promql,
+    promtool,
+)
 from galleon_testkit.promql import problems, scrape_labels
 from galleon_testkit.registry import Registry
 from galleon_testkit.waiting import wait_for
 from galleon_testkit.world import World
 
 pytestmark = pytest.mark.integration
-DASHBOARD = REPO_ROOT / "docs" / "dashboards" / "galleon.json"
+#: A scrape with a counter and a histogram, for the checks' own tests.
+SCRAPE = """# HELP galleon_rollouts_total Rollouts.
+# TYPE galleon_rollouts_total counter
+galleon_rollouts_total{namespace="a",result="Completed"} 1.0
+# HELP galleon_rollout_duration_seconds Durations.
+# TYPE galleon_rollout_duration_seconds histogram
+galleon_rollout_duration_seconds_bucket{le="10.0",result="Completed"} 1.0
+galleon_rollout_duration_seconds_bucket{le="+Inf",result="Completed"} 1.0
+galleon_rollout_duration_seconds_count{result="Completed"} 1.0
+galleon_rollout_duration_seconds_sum{result="Completed"} 3.0
+"""
 
 
-def dashboard_queries() -> list[tuple[str, str]]:
-    dashboard = json.loads(DASHBOARD.read_text())
-    return [
-        (panel["title"], target["expr"])
-        for panel in dashboard["panels"]
-        for target in panel["targets"]
-    ]
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """A real Prometheus scraping nothing: the parser of every query checked here."""
+    try:
+        server = PrometheusServer(tmp_path_factory.mktemp("prometheus-parser"))
+    except MissingBinaries as error:
+        unavailable(str(error))
+        raise
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        pytest.param("sum by (result) (increase(galleon_rollouts_total[5m]))", [], id="all-there"),
+        pytest.param(
+            "histogram_quantile(0.5, sum by (le) (rate(galleon_rollout_duration_seconds_bucket"
+            '{result=~"Comp.*"}[5m])))',
+            [],
+            id="histogram",
+        ),
+        pytest.param(
+            'galleon_rollouts_total{region="x"}',
+            ["galleon_rollouts_total has no label region"],
+            id="matcher-label",
+        ),
+        pytest.param(
+            "sum by (scaleset) (galleon_rollouts_total)",
+            ["sum by (scaleset): no series under it has label scaleset"],
+            id="grouping-label",
+        ),
+        pytest.param(
+            "sum by (namespace) (galleon_rollouts_total) "
+            "+ on (namespace) sum by (le) (galleon_rollout_duration_seconds_bucket)",
+            ["+ on (namespace): the right side has no label namespace"],
+            id="matching-label-per-side",
+        ),
+        pytest.param(
+            "sum by (le) (galleon_rollouts_total)",
+            ["sum by (le): no series under it has label le"],
+            id="grouping-label-of-another-metric",
+        ),
+        pytest.param(
+            "rate(galleon_missing_total[5m])", ["no samples of galleon_missing_total"], id="metric"
+        ),
+        pytest.param(
+            'sum by (region) (label_replace(galleon_rollouts_total, "region", "x", "", ""))',
+            [],
+            id="label-replace-adds",
+        ),
+        pytest.param("vector(1)", ["the query names no metric"], id="no-metric"),
+    ],
+)
+def test_the_checks_name_what_the_scrape_lacks(
+    prometheus: PrometheusServer, query: str, expected: list[str]
+) -> None:
+    assert problems(prometheus.parse_query(query), scrape_labels(SCRAPE)) == expected
+
+
+def test_a_query_prometheus_cannot_parse_is_refused(prometheus: PrometheusServer) -> None:
+    with pytest.raises(InvalidQuery, match="parse error"):
+        prometheus.parse_query("sum by (result (galleon_rollouts_total)")
 
 
 def test_the_chart_ships_the_documented_dashboard() -> None:
@@ -47,6 +128,7 @@ def test_dashboard_and_alert_queries_match_the_real_metrics(
     namespace: str,
     registry_factory: Callable[[int], list[Registry]],
     operator: Any,
+    prometheus: PrometheusServer,
     tmp_path: Path,
 ) -> None:
     world = World(kube, namespace, registry_factory(4))
@@ -88,16 +170,28 @@ def test_dashboard_and_alert_queries_match_the_real_metrics(
     finally:
         world.cleanup()
 
+    for text in scrapes:  # promtool lints the names and types of what the operator exports
+        linted = promtool("check", "metrics", stdin=text)
+        assert linted.returncode == 0, linted.stdout + linted.stderr
     seen: dict[str, set[str]] = {}
     for text in scrapes:
         for name, labels in scrape_labels(text).items():
             seen.setdefault(name, set()).update(labels)
-    queries = dashboard_queries()
-    documents = render(["--set", "prometheusRule.enabled=true"])
-    rules = of_kind(documents, "PrometheusRule")[0]["spec"]["groups"][0]["rules"]
+    # As Grafana sends them: a variable matching everything ("All"), a 5m rate interval.
+    queries = [
+        (title, grafana_to_promql(expr, rate_interval="5m"))
+        for title, expr in dashboard_queries() + dashboard_variable_queries()
+    ]
     queries += [
-        (rule["alert"], rule["expr"]) for rule in rules if rule["alert"] != "GalleonOperatorDown"
+        (rule["alert"], rule["expr"])
+        for group in chart_rule_groups()
+        for rule in group["rules"]
+        if rule["alert"] != "GalleonOperatorDown"
     ]
     assert len(queries) >= 20
-    failures = {title: issues for title, expr in queries if (issues := problems(expr, seen))}
+    failures = {
+        title: issues
+        for title, expr in queries
+        if (issues := problems(prometheus.parse_query(expr), seen))
+    }
     assert failures == {}, json.dumps(failures, indent=2)

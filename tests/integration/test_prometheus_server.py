@@ -1,9 +1,9 @@
 """A real Prometheus server (built by hack/prometheus.sh) scrapes the operator every
 second through a rollout, a rollout that faults and a replication that fails for a
-region: afterwards every Grafana panel query returns data through /api/v1/query (but
-"Reconcile errors", see EMPTY_WHEN_HEALTHY), and the chart's GalleonRolloutFaulted and
-GalleonReplicationFailed alerts fire through /api/v1/alerts while GalleonOperatorDown
-does not.
+region: afterwards every Grafana panel query and dashboard variable returns data through
+/api/v1/query (but "Reconcile errors", see EMPTY_WHEN_HEALTHY), and the chart's
+GalleonRolloutFaulted and GalleonReplicationFailed alerts fire through /api/v1/alerts
+while GalleonOperatorDown does not.
 
 The rules are the chart's, rendered by helm, with every `for:` shortened to 5s (the
 test cannot wait the chart's ten minutes); tests/promtool/ checks the real durations.
@@ -26,6 +26,7 @@ from galleon_testkit.fleets import FleetHarness, push_source
 from galleon_testkit.prometheus import (
     PrometheusServer,
     dashboard_queries,
+    dashboard_variable_queries,
     grafana_to_promql,
     write_rule_file,
 )
@@ -105,7 +106,7 @@ def test_dashboard_panels_return_data_and_alerts_fire_on_a_real_prometheus(
         variables = {"namespace": namespace}  # every ScaleSet of the test: "All"
         queries = [
             (title, grafana_to_promql(expr, variables, rate_interval=RATE_INTERVAL))
-            for title, expr in dashboard_queries()
+            for title, expr in dashboard_queries() + dashboard_variable_queries()
             if title not in EMPTY_WHEN_HEALTHY
         ]
         assert len(queries) >= 20

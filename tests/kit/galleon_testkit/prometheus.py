@@ -7,6 +7,7 @@ Example:
     server = PrometheusServer(tmp_path / "prom", targets=["127.0.0.1:8080"], rule_files=[rules])
     server.start()
     server.query('up{job="galleon-metrics"}')      # the `result` list of /api/v1/query
+    server.parse_query("rate(x[5m])")              # Prometheus' syntax tree of a query
     server.stop()
 
 Like galleon_testkit.binaries, nothing here builds: a missing binary raises
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -51,8 +53,11 @@ def prometheus_bin_dir() -> Path:
     return Path(completed.stdout.strip().splitlines()[-1])
 
 
-def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run promtool; the result is returned whatever the exit code (callers check)."""
+def promtool(
+    *args: str, cwd: Path | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run promtool (`stdin` on its standard input, e.g. a scrape for `check metrics`);
+    the result is returned whatever the exit code (callers check)."""
     return subprocess.run(
         [str(prometheus_bin_dir() / "promtool"), *args],
         capture_output=True,
@@ -60,6 +65,7 @@ def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
         timeout=120,
         check=False,
         cwd=cwd,
+        input=stdin,
     )
 
 
@@ -98,6 +104,30 @@ def dashboard_queries() -> list[tuple[str, str]]:
     ]
 
 
+#: A dashboard variable's query in Grafana's Prometheus syntax: label_values(selector, label).
+LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>\w+)\)$")
+
+
+def dashboard_variable_queries() -> list[tuple[str, str]]:
+    """("variable NAME", query) of every `label_values(selector, label)` variable of the
+    dashboard, as the PromQL that returns the same label values.
+
+    Example: label_values(galleon_scaleset_capacity, namespace) becomes
+    ("variable namespace", "group by (namespace) (galleon_scaleset_capacity)").
+    """
+    dashboard = json.loads(DASHBOARD.read_text())
+    found = []
+    for variable in dashboard.get("templating", {}).get("list", []):
+        if variable.get("type") != "query":
+            continue
+        match = LABEL_VALUES.match(variable["query"].strip())
+        if match is None:
+            raise ValueError(f"variable {variable['name']}: not label_values(): {variable}")
+        query = f"group by ({match['label']}) ({match['selector']})"
+        found.append((f"variable {variable['name']}", query))
+    return found
+
+
 def grafana_to_promql(
     expr: str, variables: Mapping[str, str] | None = None, *, rate_interval: str = "1m"
 ) -> str:
@@ -121,14 +151,20 @@ def grafana_to_promql(
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, expr)
 
 
+class InvalidQuery(ValueError):
+    """Prometheus refused a query (the message is Prometheus' own, with the position)."""
+
+
 class PrometheusServer:
-    """A Prometheus server on 127.0.0.1 scraping `targets` every second, TSDB in `folder`."""
+    """A Prometheus server on 127.0.0.1 scraping `targets` every second, TSDB in `folder`.
+
+    With no targets it scrapes nothing: a parser of PromQL (`parse_query`)."""
 
     def __init__(
         self,
         folder: Path,
         *,
-        targets: Sequence[str],
+        targets: Sequence[str] = (),
         rule_files: Sequence[Path] = (),
         job: str = JOB,
         interval: str = "1s",
@@ -145,7 +181,9 @@ class PrometheusServer:
                     "scrape_timeout": interval,
                     "static_configs": [{"targets": list(targets)}],
                 }
-            ],
+            ]
+            if targets
+            else [],
         }
         self.config = folder / "prometheus.yml"
         self.config.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -173,14 +211,28 @@ class PrometheusServer:
         self.process.stop()
 
     def api(self, path: str, params: Mapping[str, str] | None = None) -> Any:
-        """GET /api/v1/`path`; return its `data` (raises on an error status)."""
+        """GET /api/v1/`path`; return its `data` (raises on an error status: InvalidQuery
+        when Prometheus calls the request's data bad, e.g. a query it cannot parse)."""
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(f"{self.url}/api/v1/{path}{query}", timeout=30) as response:
-            body = json.loads(response.read())
+        try:
+            with opener.open(f"{self.url}/api/v1/{path}{query}", timeout=30) as response:
+                body = json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            body = json.loads(error.read() or b"{}")
+            if body.get("errorType") == "bad_data":
+                raise InvalidQuery(body.get("error", "")) from error
+            raise RuntimeError(f"/api/v1/{path}: HTTP {error.code} {body}") from error
         if body.get("status") != "success":
             raise RuntimeError(f"/api/v1/{path}: {body}")
         return body["data"]
+
+    def parse_query(self, expr: str) -> dict[str, Any]:
+        """Prometheus' syntax tree of `expr` (/api/v1/parse_query), as JSON: nodes with a
+        `type` (vectorSelector, matrixSelector, aggregation, binaryExpr, call, ...);
+        raises InvalidQuery with Prometheus' message when `expr` is not PromQL."""
+        tree: dict[str, Any] = self.api("parse_query", {"query": expr})
+        return tree
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """The instant vector (or scalar, as one element) `expr` evaluates to now."""
