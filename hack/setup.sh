@@ -6,13 +6,15 @@
 #      test kit (tests/kit: `galleon-testkit`, a separate dev-only distribution),
 #      both editable; reinstalled when either pyproject.toml changes;
 #   3. the control-plane binaries and kubectl, built once per machine by hack/envtest.sh, and
-#      prometheus and promtool by hack/prometheus.sh, krew by hack/krew.sh.
+#      prometheus and promtool by hack/prometheus.sh, krew by hack/krew.sh, Flux's
+#      controllers by hack/flux.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # containerd, runc, the CNI plugins, busybox-static and iproute2 run the real nodes.
 # chromium: the headless browser the dashboard's tests open the page in (Playwright drives it).
-PACKAGES=(docker-registry skopeo lua5.4 containerd runc containernetworking-plugins busybox-static iproute2 iptables chromium)
+# git: `git http-backend` serves the GitOps test's repository to Flux.
+PACKAGES=(docker-registry skopeo lua5.4 containerd runc containernetworking-plugins busybox-static iproute2 iptables chromium git)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -41,3 +43,4 @@ fi
 hack/envtest.sh
 hack/prometheus.sh  # promtool and prometheus for the alert-rule and dashboard tests
 hack/krew.sh >/dev/null  # krew, which the plugin's packaging test installs it with
+hack/flux.sh >/dev/null  # Flux's source- and kustomize-controller for the GitOps test
