@@ -26,6 +26,7 @@ import kopf
 from galleon import GROUP, VERSION, clock
 from galleon.api.imagedefinition import MAX_QUARANTINED, MAX_USED_BY, ImageDefinitionSpec
 from galleon.controllers.common import as_dict, measured, post_once
+from galleon.controllers.indexes import first
 from galleon.core import reasons, times, waves
 from galleon.core.conditions import kstatus, merged
 from galleon.core.observed import version_facts
@@ -96,21 +97,34 @@ def used_by(scalesets: Mapping[Any, Any], namespace: str, name: str) -> dict[str
 
 
 async def refresh_definition(
-    namespace: str, name: str, scalesets: Mapping[Any, Any] | None = None
+    namespace: str,
+    name: str,
+    scalesets: Mapping[Any, Any] | None = None,
+    versions_index: Mapping[Any, Any] | None = None,
+    galleries_index: Mapping[Any, Any] | None = None,
 ) -> None:
     """Recompute an ImageDefinition's parent condition, counts and latest versions (and,
-    given the ScaleSets index, which namespaces use it)."""
+    given the ScaleSets index, which namespaces use it). Given the ImageVersions and
+    Galleries indexes (kept by the watches), the versions and the gallery are read
+    from them instead of a LIST and a GET: a burst of version changes costs no LIST
+    that grows with the definition."""
     obj = await kube.get_or_none(ImageDefinition, name, namespace)
     if obj is None:
         return
     body = as_dict(obj)
     spec, status, meta = body.get("spec") or {}, body.get("status") or {}, body["metadata"]
-    gallery = await kube.get_or_none(Gallery, spec.get("galleryName", ""), namespace)
-    versions = [
-        as_dict(v)
-        async for v in kube.client().list(ImageVersion, namespace=namespace)
-        if (v.get("spec") or {}).get("imageDefinitionName") == name
-    ]
+    gallery_name = spec.get("galleryName", "")
+    gallery = first(galleries_index, (namespace, gallery_name)) if galleries_index else None
+    if gallery is None:
+        gallery = await kube.get_or_none(Gallery, gallery_name, namespace)
+    if versions_index is not None:
+        versions = [dict(v) for v in versions_index.get((namespace, name), ())]
+    else:
+        versions = [
+            as_dict(v)
+            async for v in kube.client().list(ImageVersion, namespace=namespace)
+            if (v.get("spec") or {}).get("imageDefinitionName") == name
+        ]
     now = clock.now()
     facts = [version_facts(v) for v in versions]
     members = (
@@ -390,6 +404,8 @@ async def version_changed(
     spec: Any,
     memo: Any,
     scalesets_by_definition: Any = None,
+    image_versions_by_definition: Any = None,
+    galleries_by_name: Any = None,
     **_: Any,
 ) -> None:
     """Refresh the definition when a version changes what "latest" means, or its
@@ -412,7 +428,13 @@ async def version_changed(
         seen[key] = facts
     definition = spec.get("imageDefinitionName")
     if definition:
-        await refresh_definition(namespace, definition, scalesets_by_definition)
+        await refresh_definition(
+            namespace,
+            definition,
+            scalesets_by_definition,
+            image_versions_by_definition,
+            galleries_by_name,
+        )
 
 
 @kopf.on.event(*GALLERIES)

@@ -31,6 +31,8 @@ async def publication(
     image_versions_by_definition: Any = None,
     regions_by_name: Any = None,
     scalesets_by_definition: Any = None,
+    definitions_by_name: Any = None,
+    galleries_by_name: Any = None,
     **_: Any,
 ) -> None:
     """Publish and replicate one version; sleep until its spec changes or a resync is due."""
@@ -41,6 +43,8 @@ async def publication(
         image_versions_by_definition,
         regions_by_name,
         scalesets_by_definition,
+        definitions_by_name,
+        galleries_by_name,
     )
     seen = {"generation": meta.get("generation")}
 

@@ -93,11 +93,14 @@ class Publication:
         versions: Mapping[Any, Any],
         regions: Mapping[Any, Any],
         scalesets: Mapping[Any, Any] | None = None,
+        definitions: Mapping[Any, Any] | None = None,
+        galleries: Mapping[Any, Any] | None = None,
     ) -> None:
         self.namespace, self.name = namespace, name
         self.runtime = runtime
         self.versions_index, self.regions_index = versions, regions
         self.scalesets_index = scalesets or {}
+        self.definitions_index, self.galleries_index = definitions or {}, galleries or {}
         self.staged: RegistryEndpoint | None = None
 
     async def fail(self, error: Exception) -> None:
@@ -163,14 +166,20 @@ class Publication:
     async def parents(
         self, body: Any, writer: StatusWriter, spec: ImageVersionSpec
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """(gallery, definition), or None after saying which one is missing."""
-        definition = await kube.get_or_none(
-            ImageDefinition, spec.image_definition_name, self.namespace
-        )
-        gallery = None
+        """(gallery, definition), or None after saying which one is missing. Read from
+        the watches' indexes; a GET only for one they do not hold (yet)."""
+        key = (self.namespace, spec.image_definition_name)
+        definition: Any = first(self.definitions_index, key)
+        if definition is None:
+            definition = await kube.get_or_none(
+                ImageDefinition, spec.image_definition_name, self.namespace
+            )
+        gallery: Any = None
         if definition is not None:
             gallery_name = (definition.get("spec") or {}).get("galleryName", "")
-            gallery = await kube.get_or_none(Gallery, gallery_name, self.namespace)
+            gallery = first(self.galleries_index, (self.namespace, gallery_name))
+            if gallery is None:
+                gallery = await kube.get_or_none(Gallery, gallery_name, self.namespace)
         if definition is not None and gallery is not None:
             return as_dict(gallery), as_dict(definition)
         if definition is None:
@@ -323,7 +332,13 @@ class Publication:
         # Removal last, once the wanted copies exist, and never of a copy still pulled.
         await self.remove(body, record, replicator, plan, regions, repository, digest)
         await self.write(body, writer, record, plan)
-        await refresh_definition(self.namespace, spec.image_definition_name, self.scalesets_index)
+        await refresh_definition(
+            self.namespace,
+            spec.image_definition_name,
+            self.scalesets_index,
+            self.versions_index,
+            self.galleries_index,
+        )
         retrying = [r for r in record.replicas.values() if r.retrying]
         if retrying:
             wanted = sum(len(layout.locations) for layout in record.layouts.values())

@@ -13,6 +13,8 @@ Rules of this module:
   the base, and computes and sends the patch again, so conditions it does not set
   are kept; at most `MAX_WRITE_ATTEMPTS` times. An object being deleted (or gone)
   raises `VersionDeleting`: its status belongs to the deletion path now.
+- A patch that would change nothing in the status last seen is not sent (a pass
+  that ends as its copy did writes once, not twice).
 - The replication-state gauges follow what was written.
 """
 
@@ -94,6 +96,8 @@ class StatusWriter:
             attempt = 1
             while True:
                 patch = patch_of(self.status)
+                if all(self.status.get(key) == value for key, value in patch.items()):
+                    return patch
                 try:
                     written = await kube.patch_status(
                         ImageVersion,
