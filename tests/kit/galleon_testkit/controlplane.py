@@ -299,6 +299,11 @@ class ControlPlane:
         self.startup_seconds["total"] = round(time.monotonic() - began, 2)
         return self
 
+    def pid(self, component: str) -> int | None:
+        """The PID of a running component ("kube-apiserver", "etcd", ...), else None."""
+        process = self._processes.get(component)
+        return process.pid if process is not None and process.running() else None
+
     def stop(self) -> None:
         """Stop the components in reverse order (idempotent)."""
         for node in reversed(list(self.real_nodes.values())):

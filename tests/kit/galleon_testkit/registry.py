@@ -170,6 +170,12 @@ class Registry:
                 )
         return entries
 
+    @property
+    def pid(self) -> int | None:
+        """The registry's PID while it runs."""
+        running = self._process is not None and self._process.running()
+        return self._process.pid if running and self._process is not None else None
+
     def start(self) -> Registry:
         binary = registry_binary()
         self._write_config()
