@@ -88,7 +88,8 @@ def examples() -> dict[str, list[dict[str, Any]]]:
     """The examples of each galleon kind: the first of examples/, with the SAMPLES
     merged in; then, for the image builder's kinds, the good objects of
     tests/data/builder_api.yaml, the richest first (between them they hold every rule
-    node; tests/integration/test_builder_admission.py checks them further)."""
+    node; tests/integration/test_builder_admission.py checks them further); and for
+    the kinds only the operator writes, tests/data/operator_kinds.yaml."""
     documents: dict[str, list[dict[str, Any]]] = {}
     for path in sorted((REPO_ROOT / "examples").glob("*.yaml")):
         for document in yaml.safe_load_all(path.read_text()):
@@ -96,6 +97,9 @@ def examples() -> dict[str, list[dict[str, Any]]]:
                 documents.setdefault(document["kind"], [document])
     builder = yaml.safe_load((REPO_ROOT / "tests" / "data" / "builder_api.yaml").read_text())
     for document in sorted(builder["good"], key=lambda d: -len(yaml.safe_dump(d))):
+        documents.setdefault(document["kind"], []).append(document)
+    operator_kinds = REPO_ROOT / "tests" / "data" / "operator_kinds.yaml"
+    for document in yaml.safe_load(operator_kinds.read_text()):
         documents.setdefault(document["kind"], []).append(document)
     for (kind, dotted), value in SAMPLES.items():
         node = documents[kind][0]
