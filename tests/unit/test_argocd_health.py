@@ -1,22 +1,20 @@
-"""The Argo CD health checks in helm/galleon/argocd/, run by a real Lua interpreter.
+"""The Argo CD health checks in helm/galleon/argocd/, run by Argo CD itself.
 
-Every entry of every health_test.yaml (Argo CD's own fixture format) is run with
-`lua5.4` through harness.lua, which gives the script what Argo CD gives a script
-from argocd-cm (base and table functions only, `obj` as a global), and its status
-and message must equal the expectation. The fixtures must be objects the operator
-could have written: they are checked against the CRDs in crds/ and the status models.
+Every entry of every health_test.yaml (Argo CD's own fixture format) is judged by the
+real `argocd admin settings resource-overrides health`, with an argocd-cm made the way
+docs/gitops.md installs the scripts (galleon_testkit.argocd): Argo CD's Lua sandbox
+(gopher-lua, base, table and a reduced os, no string or math, a 1s limit), and its
+status and message must equal the expectation. The fixtures must be objects the
+operator could have written: they are checked against the CRDs in crds/ and the
+status models.
 
-lua5.4 comes from hack/setup.sh. Without it these tests skip, except under CI=true,
-where a missing interpreter fails them.
+`argocd` comes from hack/argocd.sh (hack/setup.sh), jq from hack/setup.sh. Without
+them these tests skip, except under CI=true, where they fail.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import subprocess
 import typing
 from pathlib import Path
 from typing import Any
@@ -27,10 +25,20 @@ import yaml
 
 from galleon.api.crd import kind_named
 from galleon.api.imagebuild import BuildPhase
+from galleon_testkit.argocd import (
+    KEY_PREFIX,
+    Health,
+    docs_configmap,
+    health,
+    helm_keys,
+    run_health,
+    write_object,
+)
+from galleon_testkit.binaries import MissingBinaries
+from galleon_testkit.cluster_fixtures import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 ARGOCD = REPO / "helm" / "galleon" / "argocd"
-HARNESS = ARGOCD / "harness.lua"
 GROUP = "galleon.dev"
 SCRIPTS = {
     kind: ARGOCD / f"{GROUP}_{kind}.lua"
@@ -87,25 +95,25 @@ def script_for(obj: dict[str, Any]) -> Path:
     return ARGOCD / f"{group}_{obj['kind']}.lua"
 
 
-def lua() -> str:
-    found = shutil.which("lua5.4")
-    if found is None:
-        reason = "lua5.4 is not installed (hack/setup.sh installs the Debian package lua5.4)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must run the Argo CD health checks")
-        pytest.skip(reason)
-    return found
+@pytest.fixture(scope="module")
+def argocd_cm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """argocd-cm with the shipped scripts, as docs/gitops.md installs them."""
+    try:
+        configmap = docs_configmap()
+    except MissingBinaries as error:
+        unavailable(str(error))
+    path = tmp_path_factory.mktemp("argocd") / "argocd-cm.yaml"
+    path.write_text(yaml.safe_dump(configmap, sort_keys=False))
+    return path
 
 
-def run(script: Path, obj: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [lua(), str(HARNESS), str(script)],
-        input=json.dumps(obj),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+def judge(obj: dict[str, Any], argocd_cm: Path, folder: Path) -> Health:
+    """Argo CD's health of `obj`."""
+    try:
+        return health(write_object(folder / "object.yaml", obj), argocd_cm)
+    except MissingBinaries as error:
+        unavailable(str(error))
+        raise
 
 
 # The health checks ----------------------------------------------------------------------------
@@ -114,33 +122,31 @@ def run(script: Path, obj: Any) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("fixture", "expected"), CASES, ids=[str(f.relative_to(ARGOCD)) for f, _ in CASES]
 )
-def test_health_check(fixture: Path, expected: dict[str, Any]) -> None:
-    obj = load(fixture)
-    result = run(script_for(obj), obj)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {
-        "status": expected["status"],
-        "message": expected["message"],
-    }
+def test_health_check(
+    fixture: Path, expected: dict[str, Any], argocd_cm: Path, tmp_path: Path
+) -> None:
+    assert judge(load(fixture), argocd_cm, tmp_path) == Health(
+        expected["status"], expected["message"]
+    )
 
 
 @pytest.mark.parametrize("phase", [*typing.get_args(BuildPhase), None])
-def test_an_image_builds_health_is_its_phase(phase: str | None) -> None:
+def test_an_image_builds_health_is_its_phase(
+    phase: str | None, argocd_cm: Path, tmp_path: Path
+) -> None:
     """Succeeded is Healthy, Failed Degraded, any other phase (or none) Progressing."""
     obj = load(ARGOCD / "testdata" / "imagebuild" / "building.yaml")
     obj["status"].pop("phase")
     if phase is not None:
         obj["status"]["phase"] = phase
-    result = run(SCRIPTS["ImageBuild"], obj)
-    assert result.returncode == 0, result.stderr
     expected = {"Succeeded": "Healthy", "Failed": "Degraded"}.get(phase or "", "Progressing")
-    assert json.loads(result.stdout)["status"] == expected
+    assert judge(obj, argocd_cm, tmp_path).status == expected
 
 
 @pytest.mark.parametrize("ready", ["True", "False", None])
 @pytest.mark.parametrize("phase", [*typing.get_args(BuildPhase), None])
 def test_an_image_templates_health_is_ready_then_its_last_build(
-    ready: str | None, phase: str | None
+    ready: str | None, phase: str | None, argocd_cm: Path, tmp_path: Path
 ) -> None:
     """Ready=True is Healthy whatever the last build; else a failed last build is
     Degraded, anything else Progressing."""
@@ -151,36 +157,69 @@ def test_an_image_templates_health_is_ready_then_its_last_build(
     else:
         next(c for c in conditions if c["type"] == "Ready")["status"] = ready
     obj["status"]["lastBuild"] = {"name": "hardened-ubuntu-3"} | ({"phase": phase} if phase else {})
-    result = run(SCRIPTS["ImageTemplate"], obj)
-    assert result.returncode == 0, result.stderr
     expected = "Progressing"
     if ready == "True" or phase == "Failed":
         expected = "Healthy" if ready == "True" else "Degraded"
-    assert json.loads(result.stdout)["status"] == expected
+    assert judge(obj, argocd_cm, tmp_path).status == expected
 
 
-def test_the_harness_refuses_what_argocd_cm_scripts_do_not_get(tmp_path: Path) -> None:
-    """No string library, no string methods, a status Argo CD knows: else the harness fails."""
-    for body, error in (
-        ('return {status = "Healthy", message = string.format("%d", 1)}', "global 'string'"),
-        ('return {status = "Healthy", message = ("x"):upper()}', "index a string value"),
-        ('return {status = "Fine", message = ""}', "invalid health status Fine"),
-        ("while true do end", "ran too long"),
+def test_argocd_gives_argocd_cm_scripts_no_string_or_math_and_a_time_limit(
+    argocd_cm: Path, tmp_path: Path
+) -> None:
+    """What the scripts must do without (docs/gitops.md): Argo CD refuses a script that
+    uses the string or math library or a string method, or runs past its limit, and
+    turns a status it does not know into Unknown."""
+    configmap = yaml.safe_load(argocd_cm.read_text())
+    region = write_object(tmp_path / "region.yaml", load(ARGOCD / "testdata/region/healthy.yaml"))
+    for body, refused in (
+        (
+            'return {status = "Healthy", message = string.format("%d", 1)}',
+            "(nil) with key 'format'",
+        ),
+        (
+            'return {status = "Healthy", message = tostring(math.floor(1.5))}',
+            "(nil) with key 'floor'",
+        ),
+        ('return {status = "Healthy", message = ("x"):upper()}', "(string) with key 'upper'"),
+        ("while true do end", "context deadline exceeded"),
+        ('return {status = "Fine", message = ""}', None),
     ):
-        script = tmp_path / "check.lua"
-        script.write_text(body + "\n")
-        result = run(script, {"metadata": {"generation": 1}})
-        assert result.returncode == 1, body
-        assert error in result.stderr, result.stderr
+        configmap["data"][f"{KEY_PREFIX}{GROUP}_Region"] = body + "\n"
+        cm = write_object(tmp_path / "argocd-cm.yaml", configmap)
+        try:
+            result = run_health(region, cm)
+        except MissingBinaries as error:
+            unavailable(str(error))
+        if refused is None:
+            assert result.returncode == 0, result.stderr
+            assert result.stdout.startswith("STATUS: Unknown\n"), result.stdout
+            continue
+        assert result.returncode != 0, (body, result.stdout)
+        assert refused in result.stderr + result.stdout, (body, result.stderr)
+
+
+def test_the_docs_recipes_install_every_script_under_its_key() -> None:
+    """The kubectl recipe (its jq command, run), the ConfigMap written out and the Helm
+    recipe's --set-file lines all put each shipped script under
+    resource.customizations.health.<group>_<kind>."""
+    expected = {f"{KEY_PREFIX}{GROUP}_{kind}": path for kind, path in SCRIPTS.items()}
+    try:
+        configmap = docs_configmap()
+    except MissingBinaries as error:
+        unavailable(str(error))
+    assert configmap["data"] == {key: path.read_text() for key, path in expected.items()}
+    assert (configmap["metadata"]["name"], configmap["metadata"]["namespace"]) == (
+        "argocd-cm",
+        "argocd",
+    )
+    assert helm_keys() == expected
 
 
 # The scripts and fixtures --------------------------------------------------------------------
 
 
 def test_the_scripts_are_the_known_ones() -> None:
-    assert sorted(p.name for p in ARGOCD.glob("*.lua") if p != HARNESS) == sorted(
-        p.name for p in SCRIPTS.values()
-    )
+    assert sorted(p.name for p in ARGOCD.glob("*.lua")) == sorted(p.name for p in SCRIPTS.values())
 
 
 def test_every_kind_with_conditions_has_a_health_check_or_a_reason() -> None:
