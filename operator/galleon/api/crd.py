@@ -74,6 +74,9 @@ class Kind:
     scale: bool = False
     metadata_rules: tuple[dict[str, str], ...] = ()
     """CEL rules of the whole object: the only place a rule may read metadata.name."""
+    internal: bool = False
+    """Written by galleon alone (the operator and its agents), in the operator's
+    namespace: no role for people grants it."""
 
     @property
     def singular(self) -> str:
@@ -280,6 +283,7 @@ KINDS: tuple[Kind, ...] = (
         status=ReplicationTaskStatus,
         description="One copy of an image version into registries of one region, handed by "
         "the operator to the region's replication agent (in the operator's namespace).",
+        internal=True,
         columns=(
             column("Region", "string", ".spec.region", "Region whose agent copies."),
             column("Version", "string", ".spec.imageVersion.name", "ImageVersion copied."),
