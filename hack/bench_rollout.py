@@ -5,6 +5,7 @@ fleet for memory and API load.
 
     python hack/bench_rollout.py [--instances 100] [--ready-delay 2s] [--rounds 2]
                                  [--fleet-scalesets 20] [--fleet-instances 100]
+                                 [--fleet-ready-delay 0s] [--fleet-deployments]
 
 Part 1: a ScaleSet of N instances (pinned version, mode Rolling, batches of 20%)
 and a Deployment of N replicas (maxUnavailable 20%, maxSurge 0), both with pods
@@ -17,6 +18,9 @@ operator's own requests (galleon_kube_requests_total).
 
 Part 2: F ScaleSets of M instances each are created and all upgraded at once;
 printed: the time, the operator's peak RSS (VmHWM) and its requests per instance.
+With --fleet-deployments, then (the ScaleSets deleted) F Deployments of M replicas
+with the same batch policy and readiness delay are created and all rolled at once
+by the built-in controller, on the same cluster: the time side by side.
 
 Prints Markdown for docs/benchmarks.md. Everything listens on 127.0.0.1 and stops
 at the end (or on Ctrl-C).
@@ -383,6 +387,54 @@ def stop_real_node_run(
         raise SystemExit(1)
 
 
+def fleet_of_deployments(
+    plane: ControlPlane, client: Client, f: int, m: int, image: dict[str, str], args: Any
+) -> dict[str, float]:
+    """The ScaleSet fleet deleted (its pods gone), F Deployments of M replicas created,
+    then all rolled to the new image at once; the seconds of each."""
+    from lightkube.resources.core_v1 import Pod
+
+    for i in range(f):
+        client.delete(ScaleSet, f"fleet-{i}", namespace=NAMESPACE)
+    wait(
+        lambda: not list(client.list(Pod, namespace=NAMESPACE)),
+        900,
+        "the ScaleSets' pods gone",
+        interval=2,
+    )
+    names = [f"fleet-d{i}" for i in range(f)]
+    began = time.monotonic()
+    for name in names:
+        apply(client, deployment(name, m, image["1.0.0"], args.fleet_ready_delay))
+    wait(
+        lambda: all(deployment_done(client, n, image["1.0.0"], m) for n in names),
+        1800,
+        f"{f * m} replicas available",
+        interval=2,
+    )
+    created = time.monotonic() - began
+    began = time.monotonic()
+    for name in names:
+        client.patch(
+            Deployment,
+            name,
+            {
+                "spec": {
+                    "template": {"spec": {"containers": [{"name": "os", "image": image["1.0.2"]}]}}
+                }
+            },
+            namespace=NAMESPACE,
+            patch_type=PatchType.STRATEGIC,
+        )
+    wait(
+        lambda: all(deployment_done(client, n, image["1.0.2"], m) for n in names),
+        1800,
+        f"{f * m} replicas rolled",
+        interval=2,
+    )
+    return {"created": created, "rolled": time.monotonic() - began}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -392,6 +444,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--fleet-scalesets", type=int, default=20)
     parser.add_argument("--fleet-instances", type=int, default=100)
+    parser.add_argument("--fleet-ready-delay", default="0s")
+    parser.add_argument(
+        "--fleet-deployments", action="store_true", help="also roll F Deployments of M"
+    )
     args = parser.parse_args()
     n = args.instances
     fleet_total = args.fleet_scalesets * args.fleet_instances
@@ -450,7 +506,7 @@ def main() -> None:
             f, m = args.fleet_scalesets, args.fleet_instances
             began = time.monotonic()
             for i in range(f):
-                apply(client, scaleset(f"fleet-{i}", m, "1.0.0", "0s"))
+                apply(client, scaleset(f"fleet-{i}", m, "1.0.0", args.fleet_ready_delay))
             wait(
                 lambda: all(scaleset_on(client, f"fleet-{i}", "1.0.0", m) for i in range(f)),
                 900,
@@ -485,6 +541,20 @@ def main() -> None:
             print(f"| operator requests per upgraded instance | {per_instance:.1f} |")
             print(f"| operator RSS with the fleet idle (MiB) | {idle_rss:.0f} |")
             print(f"| operator peak RSS, whole run (MiB) | {peak_rss_mib(pid):.0f} |")
+            if args.fleet_deployments:
+                deployed = fleet_of_deployments(plane, client, f, m, image, args)
+                print(
+                    f"| {f} Deployments x {m} replicas: create and reach available (s) | "
+                    f"{deployed['created']:.0f} |"
+                )
+                print(
+                    f"| {f} Deployments x {m} replicas: roll all at once, maxUnavailable 20% "
+                    f"(s) | {deployed['rolled']:.0f} |"
+                )
+                print(
+                    f"| ScaleSets' upgrade vs the Deployments' rollout | "
+                    f"{upgraded / deployed['rolled']:.2f}x (goal ≤ 1.1x) |"
+                )
         except KeyboardInterrupt:
             print("interrupted")
         finally:
