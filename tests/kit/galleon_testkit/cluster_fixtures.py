@@ -58,9 +58,10 @@ def in_ci() -> bool:
 
 
 def unavailable(reason: str) -> None:
-    """Skip locally; fail under CI=true (a missing control plane is a failure there)."""
+    """Skip locally; fail under CI=true (a missing control plane, registry or tool is a
+    failure there)."""
     if in_ci():
-        pytest.fail(f"CI=true and the control plane is unavailable: {reason}", pytrace=False)
+        pytest.fail(f"CI=true and something the test needs is missing: {reason}", pytrace=False)
     pytest.skip(reason)
 
 
