@@ -32,6 +32,7 @@ class PodLog:
         self.pulls: dict[str, dict[str, Any]] = {}
         self.first_pull_at: float | None = None
         self.first_gone_at: float | None = None
+        self.pulls_when_first_gone: dict[str, str | None] = {}
         self.instances: dict[str, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -63,12 +64,22 @@ class PodLog:
                             }
                             if self.first_pull_at is None:
                                 self.first_pull_at = now
+                        if p.status is not None and p.status.phase:
+                            self.pulls[p.metadata.name].setdefault("phases", set()).add(
+                                p.status.phase
+                            )
                     elif labels.get("galleon.dev/scaleset") == self.name:
                         moved = p.metadata.deletionTimestamp is not None or (
                             labels.get("galleon.dev/version") != "1.0.0"
                         )
                         if moved and self.first_gone_at is None:
                             self.first_gone_at = now
+                            # The same consistent LIST: the pulls as they stood then.
+                            self.pulls_when_first_gone = {
+                                q.metadata.name: q.status.phase if q.status else None
+                                for q in pods
+                                if (q.metadata.labels or {}).get(prepull.PULL_LABEL) == self.name
+                            }
             time.sleep(0.1)
 
 
@@ -93,8 +104,14 @@ def test_a_rolling_upgrade_pulls_the_new_image_onto_the_nodes_before_its_first_b
     pulled = {p["node"]: set(p["images"]) for p in log.pulls.values()}
     assert pulled == wanted, (pulled, wanted)
     assert all(p["revision"].startswith("1.0.2-") for p in log.pulls.values()), log.pulls
+    # A pull pod runs to completion, as a kubelet runs `exit 0` (the test kit's kwok
+    # stage imitates that): a terminal pod holds none of the node's pod slots.
+    assert all("Succeeded" in p.get("phases", ()) for p in log.pulls.values()), log.pulls
     assert log.first_pull_at is not None and log.first_gone_at is not None
-    assert log.first_pull_at < log.first_gone_at, "an instance went before its node pulled"
+    assert log.first_pull_at <= log.first_gone_at, "an instance went before any pull"
+    # In the LIST that first showed an instance going, every node had pulled already.
+    assert log.pulls_when_first_gone.keys() == log.pulls.keys(), log.pulls_when_first_gone
+    assert set(log.pulls_when_first_gone.values()) == {"Succeeded"}, log.pulls_when_first_gone
     # The upgrade is over: its pull pods go.
     wait_for(
         lambda: (
