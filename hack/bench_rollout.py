@@ -451,7 +451,8 @@ def main() -> None:
     args = parser.parse_args()
     n = args.instances
     fleet_total = args.fleet_scalesets * args.fleet_instances
-    nodes = max(4, -(-(fleet_total + 2 * n) // 100) + 2)
+    # kwok nodes hold 110 pods; 80 each leaves room for terminating and pull pods.
+    nodes = max(4, -(-(fleet_total + 2 * n) // 80) + 2)
     with tempfile.TemporaryDirectory(prefix="galleon-bench-rollout-") as tmp:
         workdir = Path(tmp)
         plane = ControlPlane(workdir / "cluster", regions={REGION: nodes})
