@@ -520,15 +520,18 @@ def test_each_bad_input_fails_its_build_clearly_and_publishes_nothing(
             expected_step = "Skipped" if name == "no-source" else "Failed"
             assert status["steps"][0]["phase"] == expected_step, (name, status["steps"])
             assert versions_of(kube, namespace, f"os-{name}") == []
-            events = [
-                e.message
-                for e in kube.list(
-                    Event,
-                    namespace=namespace,
-                    fields={"involvedObject.name": build["metadata"]["name"]},
-                )
-                if e.reason == "BuildFailed"
-            ]
+
+            def failed_events(build_name: str = build["metadata"]["name"]) -> list[str]:
+                return [
+                    e.message
+                    for e in kube.list(
+                        Event, namespace=namespace, fields={"involvedObject.name": build_name}
+                    )
+                    if e.reason == "BuildFailed"
+                ]
+
+            # kopf posts Events in the background: the status may be seen first.
+            events = wait_for(failed_events, timeout=30, description=f"{name}'s BuildFailed")
             assert len(events) == 1, events
             wait_for(
                 lambda name=name: next(
