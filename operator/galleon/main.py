@@ -55,6 +55,40 @@ def cidrs(text: str) -> list[str]:
     return [cidr(part) for part in text.split(",") if part.strip()]
 
 
+def address_and_logging_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags the operator and a region agent share: where they may connect, and
+    debug logging."""
+    parser.add_argument(
+        "--deny-cidr",
+        action="append",
+        type=cidr,
+        default=cidrs(os.environ.get("GALLEON_DENY_CIDRS", "")),
+        help="network (CIDR) no registry, redirect or token realm may be reached in "
+        "(repeatable; beside the default loopback, link-local and metadata addresses)",
+    )
+    parser.add_argument(
+        "--allow-cidr",
+        action="append",
+        type=cidr,
+        default=cidrs(os.environ.get("GALLEON_ALLOW_CIDRS", "")),
+        help="network (CIDR) that may be reached (repeatable); the most specific "
+        "--deny-cidr/--allow-cidr/default network containing an address decides",
+    )
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """Point the Kubernetes clients at `--kubeconfig` and set the logging up."""
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="galleon-operator",
@@ -162,23 +196,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("GALLEON_NAMESPACE", "galleon-system"),
         help="namespace of Secrets named by cluster-scoped Regions without a namespace",
     )
-    parser.add_argument(
-        "--deny-cidr",
-        action="append",
-        type=cidr,
-        default=cidrs(os.environ.get("GALLEON_DENY_CIDRS", "")),
-        help="network (CIDR) no registry, redirect or token realm may be reached in "
-        "(repeatable; beside the default loopback, link-local and metadata addresses)",
-    )
-    parser.add_argument(
-        "--allow-cidr",
-        action="append",
-        type=cidr,
-        default=cidrs(os.environ.get("GALLEON_ALLOW_CIDRS", "")),
-        help="network (CIDR) that may be reached (repeatable); the most specific "
-        "--deny-cidr/--allow-cidr/default network containing an address decides",
-    )
-    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    address_and_logging_arguments(parser)
     args = parser.parse_args(argv)
     if args.namespace_replication_concurrency is None:
         args.namespace_replication_concurrency = min(2, max(1, args.replication_concurrency))
@@ -193,14 +211,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.kubeconfig:
-        os.environ["KUBECONFIG"] = args.kubeconfig
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    prepare(args)
     from galleon.controllers import runtime
 
     with contextlib.suppress(KeyboardInterrupt):
@@ -244,34 +255,13 @@ def parse_agent_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=30.0,
         help="seconds after which a task another agent took but stopped reporting on is taken over",
     )
-    parser.add_argument(
-        "--deny-cidr",
-        action="append",
-        type=cidr,
-        default=cidrs(os.environ.get("GALLEON_DENY_CIDRS", "")),
-        help="as the operator's --deny-cidr",
-    )
-    parser.add_argument(
-        "--allow-cidr",
-        action="append",
-        type=cidr,
-        default=cidrs(os.environ.get("GALLEON_ALLOW_CIDRS", "")),
-        help="as the operator's --allow-cidr",
-    )
-    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    address_and_logging_arguments(parser)
     return parser.parse_args(argv)
 
 
 def agent_main(argv: list[str] | None = None) -> None:
     args = parse_agent_args(argv)
-    if args.kubeconfig:
-        os.environ["KUBECONFIG"] = args.kubeconfig
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    prepare(args)
     from galleon.controllers import region_agent
     from galleon.controllers.registries import Registries
     from galleon.oci.addresses import AddressPolicy
