@@ -160,9 +160,16 @@ def test_wave_two_starts_only_after_wave_one_completed_and_baked(waves: Waves) -
         assert begun >= ended + timedelta(seconds=BAKE_SECONDS - 1), (ended, begun)
     for name in ("web-west", "web-south"):
         fleet.wait_upgrade(name, "Completed", timeout=120)
-    release = waves.definition()["status"]["release"]
+
+    # The definition's release status follows the ScaleSets' completion on its next
+    # refresh, so wave 2 reads Upgrading for a moment after both ScaleSets completed.
+    def wave_two_settled() -> dict[str, Any]:
+        release = (waves.definition().get("status") or {}).get("release") or {}
+        states = [w["state"] for w in release.get("waves") or []]
+        return release if states in (["Done", "Done"], ["Done", "Baking"]) else {}
+
+    release = wait_for(wave_two_settled, timeout=30, description="wave 2 Done or Baking")
     assert release["version"] == "1.0.2"
-    assert [w["state"] for w in release["waves"]] in (["Done", "Done"], ["Done", "Baking"])
     assert all(line["version"] == "1.0.2" for line in waves.released().values())
 
 
