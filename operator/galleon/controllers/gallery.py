@@ -25,6 +25,7 @@ import kopf
 
 from galleon import GROUP, VERSION, clock
 from galleon.api.imagedefinition import MAX_QUARANTINED, MAX_USED_BY, ImageDefinitionSpec
+from galleon.controllers.coalesce import Coalescer
 from galleon.controllers.common import as_dict, measured, post_once
 from galleon.controllers.indexes import first
 from galleon.core import reasons, times, waves
@@ -107,7 +108,22 @@ async def refresh_definition(
     given the ScaleSets index, which namespaces use it). Given the ImageVersions and
     Galleries indexes (kept by the watches), the versions and the gallery are read
     from them instead of a LIST and a GET: a burst of version changes costs no LIST
-    that grows with the definition."""
+    that grows with the definition. A burst of refreshes of one definition is
+    coalesced (`galleon.controllers.coalesce`): requests made during a refresh are
+    answered together by one more, so 200 versions changing at once cost a few
+    refreshes, not 200."""
+    await _refreshes_of_definitions.run(
+        (namespace, name), namespace, name, scalesets, versions_index, galleries_index
+    )
+
+
+async def _refresh_definition(
+    namespace: str,
+    name: str,
+    scalesets: Mapping[Any, Any] | None,
+    versions_index: Mapping[Any, Any] | None,
+    galleries_index: Mapping[Any, Any] | None,
+) -> None:
     obj = await kube.get_or_none(ImageDefinition, name, namespace)
     if obj is None:
         return
@@ -227,6 +243,9 @@ async def refresh_definition(
     if any(not same(written[k], status.get(k)) for k in written):
         await kube.patch_status(ImageDefinition, name, written, namespace)
     await mark_quarantines(namespace, versions, {q.version: q for q in quarantined})
+
+
+_refreshes_of_definitions = Coalescer(_refresh_definition)
 
 
 def same(written: Any, stored: Any) -> bool:
