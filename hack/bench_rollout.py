@@ -6,6 +6,7 @@ fleet for memory and API load.
     python hack/bench_rollout.py [--instances 100] [--ready-delay 2s] [--rounds 2]
                                  [--fleet-scalesets 20] [--fleet-instances 100]
                                  [--fleet-ready-delay 0s] [--fleet-deployments]
+                                 [--fleet-pre-pull default|on|off]
 
 Part 1: a ScaleSet of N instances (pinned version, mode Rolling, batches of 20%)
 and a Deployment of N replicas (maxUnavailable 20%, maxSurge 0), both with pods
@@ -128,7 +129,16 @@ def template(ready_delay: str, app: str) -> dict[str, Any]:
     }
 
 
-def scaleset(name: str, capacity: int, version: str, ready_delay: str) -> dict[str, Any]:
+def scaleset(
+    name: str, capacity: int, version: str, ready_delay: str, pre_pull: bool | None = None
+) -> dict[str, Any]:
+    rolling: dict[str, Any] = {
+        "maxBatchInstancePercent": 20,
+        "maxUnhealthyInstancePercent": 20,
+        "maxUnhealthyUpgradedInstancePercent": 20,
+    }
+    if pre_pull is not None:
+        rolling["prePullImages"] = pre_pull
     return {
         "apiVersion": "galleon.dev/v1alpha1",
         "kind": "ScaleSet",
@@ -139,14 +149,7 @@ def scaleset(name: str, capacity: int, version: str, ready_delay: str) -> dict[s
             "imageReference": {"imageDefinitionName": "os", "version": version},
             "osContainerName": "os",
             "template": template(ready_delay, name),
-            "upgradePolicy": {
-                "mode": "Rolling",
-                "rollingUpgradePolicy": {
-                    "maxBatchInstancePercent": 20,
-                    "maxUnhealthyInstancePercent": 20,
-                    "maxUnhealthyUpgradedInstancePercent": 20,
-                },
-            },
+            "upgradePolicy": {"mode": "Rolling", "rollingUpgradePolicy": rolling},
         },
     }
 
@@ -446,10 +449,17 @@ def main() -> None:
     parser.add_argument("--fleet-instances", type=int, default=100)
     parser.add_argument("--fleet-ready-delay", default="0s")
     parser.add_argument(
+        "--fleet-pre-pull",
+        choices=("default", "on", "off"),
+        default="default",
+        help="the fleet's prePullImages (default: unset, which is on in Rolling mode)",
+    )
+    parser.add_argument(
         "--fleet-deployments", action="store_true", help="also roll F Deployments of M"
     )
     args = parser.parse_args()
     n = args.instances
+    args.fleet_pre_pull = {"default": None, "on": True, "off": False}[args.fleet_pre_pull]
     fleet_total = args.fleet_scalesets * args.fleet_instances
     # kwok nodes hold 110 pods; 80 each leaves room for terminating and pull pods.
     nodes = max(4, -(-(fleet_total + 2 * n) // 80) + 2)
@@ -507,7 +517,10 @@ def main() -> None:
             f, m = args.fleet_scalesets, args.fleet_instances
             began = time.monotonic()
             for i in range(f):
-                apply(client, scaleset(f"fleet-{i}", m, "1.0.0", args.fleet_ready_delay))
+                apply(
+                    client,
+                    scaleset(f"fleet-{i}", m, "1.0.0", args.fleet_ready_delay, args.fleet_pre_pull),
+                )
             wait(
                 lambda: all(scaleset_on(client, f"fleet-{i}", "1.0.0", m) for i in range(f)),
                 900,
@@ -534,7 +547,8 @@ def main() -> None:
             )
             upgraded = time.monotonic() - began
             per_instance = (operator_metric(metrics, "galleon_kube_requests_total") - own) / (f * m)
-            print(f"\n| {f} ScaleSets x {m} instances ({f * m}) | |")
+            pulls = {None: "default (on)", True: "on", False: "off"}[args.fleet_pre_pull]
+            print(f"\n| {f} ScaleSets x {m} instances ({f * m}), pre-pull {pulls} | |")
             print("|---|---|")
             print(f"| create and reach Ready (s) | {created:.0f} |")
             print(f"| upgrade all at once, 20% batches (s) | {upgraded:.0f} |")

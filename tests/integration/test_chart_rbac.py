@@ -21,6 +21,7 @@ from lightkube.resources.core_v1 import ConfigMap, Namespace, Node, Pod, Secret
 from lightkube.types import PatchType
 
 from galleon.api.crd import KINDS
+from galleon.core import prepull
 from galleon.kube.resources import ImageVersion, ScaleSet
 from galleon_testkit.chart import of_kind, render
 from galleon_testkit.fleets import FleetHarness
@@ -64,6 +65,11 @@ def test_the_operator_works_as_the_chart_service_account(
         assert len(fleet.claims("rbac")) == 3
         fleet.publish("1.0.2", [fleet.east])
         fleet.wait_upgrade("rbac", "Completed")
+        wait_for(
+            lambda: not kube.list(Pod, namespace=namespace, labels={prepull.PULL_LABEL: "rbac"}),
+            timeout=60,
+            description="the upgrade's pull pods deleted (one delete of their collection)",
+        )
         fleet.patch("rbac", {"spec": {"capacity": 2}})
         fleet.wait_fleet("rbac", "1.0.2", 2)
         wait_for(

@@ -48,6 +48,7 @@ MODULES = [
     "galleon.oci.download",
     "galleon.oci.referrers",
     "galleon.controllers.loop",
+    "galleon.controllers.scaleset.follow",
     "galleon.controllers.registries",
     "galleon.controllers.shared",
     "galleon.controllers.indexes",

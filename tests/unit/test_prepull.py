@@ -69,12 +69,71 @@ def test_pulls_that_run_out_of_time_are_not_waited_for() -> None:
 
 def test_a_new_revision_replaces_the_pull_pods_and_no_upgrade_removes_them() -> None:
     pods = made("1.0.1-abc", T0, phase="Succeeded")
+    names = sorted(p["metadata"]["name"] for p in pods)
     newer = prepull.plan(SCALESET, TEMPLATE, "1.0.2-abc", NEEDS, pods, T0)
-    assert sorted(newer.delete) == sorted(p["metadata"]["name"] for p in pods)
+    assert sorted(newer.stale) == names and newer.delete == ()
+    assert newer.selector == "galleon.dev/prepull-for=web,galleon.dev/prepull-revision!=1.0.2-abc"
     assert newer.hold is not None  # the old pods pulled another image
     idle = prepull.plan(SCALESET, TEMPLATE, None, {}, pods, T0)
-    assert sorted(idle.delete) == sorted(p["metadata"]["name"] for p in pods)
+    assert sorted(idle.stale) == names and idle.selector == "galleon.dev/prepull-for=web"
     assert idle.create == () and idle.hold is None
+
+
+def test_the_stale_selector_selects_exactly_the_stale_pods() -> None:
+    """The collection delete's selector, evaluated as the apiserver does (equality and
+    inequality on labels), picks the pods `stale` names, and no other."""
+    old = made("1.0.1-abc", T0, phase="Succeeded")  # on n1 and n2
+    later = {"n3": NEEDS["n1"], "n4": NEEDS["n2"]}
+    current = prepull.plan(SCALESET, TEMPLATE, "1.0.2-abc", later, [], T0).create
+    other = [
+        {
+            **p,
+            "metadata": {
+                **p["metadata"],
+                "name": "x-" + p["metadata"]["name"],
+                "labels": {**p["metadata"]["labels"], prepull.PULL_LABEL: "api"},
+            },
+        }
+        for p in old
+    ]
+    ours = [*old, *current]
+    for revision, needs in (("1.0.2-abc", later), (None, {})):
+        found = prepull.plan(SCALESET, TEMPLATE, revision, needs, ours, T0)
+        assert found.stale, revision
+        assert sorted(found.stale) == sorted(selected(found.selector, [*ours, *other]))
+
+
+def test_a_node_no_longer_needed_keeps_a_finished_pull_pod_and_loses_a_running_one() -> None:
+    """A finished pull pod holds no pod slot: it goes with the others at the end. One
+    still running on a node whose instances are all upgraded is deleted on its own."""
+    pods = sorted(made("1.0.1-abc", T0), key=lambda p: p["spec"]["nodeName"])
+    pods[0]["status"] = {"phase": "Succeeded"}  # n1
+    pods[1]["status"] = {"phase": "Pending"}  # n2
+    only_n1 = {"n1": NEEDS["n1"]}
+    found = prepull.plan(SCALESET, TEMPLATE, "1.0.1-abc", only_n1, pods, T0)
+    assert found.delete == (pods[1]["metadata"]["name"],) and found.stale == ()
+    pods[1]["status"] = {"phase": "Succeeded"}
+    found = prepull.plan(SCALESET, TEMPLATE, "1.0.1-abc", only_n1, pods, T0)
+    assert found.delete == () and found.stale == () and found.hold is None
+
+
+def selected(selector: str, pods: list[dict[str, Any]]) -> list[str]:
+    """The names of the pods a label selector of `key=value` and `key!=value`
+    requirements selects (a missing label is not equal to any value)."""
+    names = []
+    for pod in pods:
+        labels = pod["metadata"].get("labels") or {}
+        match = True
+        for requirement in selector.split(","):
+            if "!=" in requirement:
+                key, value = requirement.split("!=")
+                match &= labels.get(key) != value
+            else:
+                key, value = requirement.split("=")
+                match &= labels.get(key) == value
+        if match:
+            names.append(pod["metadata"]["name"])
+    return names
 
 
 def test_started_or_refused_containers_have_pulled() -> None:

@@ -4,7 +4,8 @@ Rules of this module: every kopf setting the operator relies on (finalizer name,
 storage prefixes, reporting component, watch timeouts, peering) is set in
 `configure`, and nowhere else; the command line becomes a `Config` in `config_from`
 and the controllers' shared `Runtime` is made once in `run` and reaches every
-handler as kopf's `memo.runtime`.
+handler as kopf's `memo.runtime`. The ScaleSets' pod watches run beside kopf for the
+operator's lifetime (`galleon.controllers.scaleset.follow`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 
 from galleon import GROUP, metrics
 from galleon.controllers.config import Config
+from galleon.controllers.scaleset.follow import following_pods
 from galleon.controllers.shared import Runtime
 from galleon.kube import client as kube
 
@@ -118,15 +120,18 @@ async def run(args: argparse.Namespace) -> None:
     namespaces: list[str] = list(args.namespace)
     if args.peering:
         await ensure_peering(args.peering, namespaces)
-    await kopf.operator(
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        standalone=not args.peering,
-        priority=args.priority,
-        peering_name=args.peering or None,
-        liveness_endpoint=(
-            f"http://{args.bind_address}:{args.health_port}/healthz" if args.health_port else None
-        ),
-        stop_flag=stop_flag,
-        memo=kopf.Memo(runtime=runtime),
-    )
+    async with following_pods(runtime.wakeups, namespaces):
+        await kopf.operator(
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            standalone=not args.peering,
+            priority=args.priority,
+            peering_name=args.peering or None,
+            liveness_endpoint=(
+                f"http://{args.bind_address}:{args.health_port}/healthz"
+                if args.health_port
+                else None
+            ),
+            stop_flag=stop_flag,
+            memo=kopf.Memo(runtime=runtime),
+        )

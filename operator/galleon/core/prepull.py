@@ -15,7 +15,10 @@ Rules of this module (docs/rollout.md, "Pre-pull"):
 - Pull pods are labelled with the ScaleSet (`PULL_LABEL`, never the instances'
   label) and the target revision; they are owned by the ScaleSet, kept while the
   upgrade needs them, and deleted once the revision they pulled is no longer the
-  one wanted.
+  one wanted: all at once, by one delete of the collection that selects them
+  (`stale_selector`). A pull pod of the wanted revision whose node no longer needs it
+  is deleted on its own only while it still runs (it may hold a node's pod slot); a
+  finished one holds nothing and goes with the others at the end.
 - Nothing here does I/O or reads a clock.
 """
 
@@ -45,6 +48,12 @@ PULL_FAILED = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"}
 class PullPlan:
     create: tuple[dict[str, Any], ...] = ()
     delete: tuple[str, ...] = ()
+    """Pull pods deleted one by one: still running, on a node that no longer needs them."""
+    stale: tuple[str, ...] = ()
+    """Pull pods of another revision (or of none): deleted by one request, selected by
+    `selector`."""
+    selector: str = ""
+    """The label selector of exactly the `stale` pods (`stale_selector`)."""
     hold: Hold | None = None
     nodes: int = 0
     pulled: int = 0
@@ -183,28 +192,27 @@ def plan(
     >>> done = dict(first.create[0], status={"phase": "Succeeded"})
     >>> plan(ss, {}, "1.0.1-abc", {"n1": NodeImages(("r/os@sha256:1",))}, [done], t).hold is None
     True
-    >>> plan(ss, {}, None, {}, [done], t).delete
+    >>> plan(ss, {}, None, {}, [done], t).stale
     ('web-pull-676b8bb84c',)
     """
     name = scaleset["metadata"]["name"]
     by_name = {p["metadata"]["name"]: p for p in existing}
-    wanted = {pod_name(name, node): node for node in needs} if revision else {}
+    wanted = {pod_name(name, node): node for node in needs} if revision and needs else {}
+    stale = tuple(sorted(n for n, p in by_name.items() if is_stale(p, revision, bool(wanted))))
+    selector = stale_selector(name, revision, bool(wanted))
+    if not wanted or revision is None:
+        return PullPlan(stale=stale, selector=selector)
     delete = tuple(
         sorted(
-            n
-            for n, p in by_name.items()
-            if n not in wanted
-            or ((p.get("metadata") or {}).get("labels") or {}).get(PULL_REVISION_LABEL) != revision
+            n for n, p in by_name.items() if n not in wanted and n not in stale and not finished(p)
         )
     )
-    if revision is None or not needs:
-        return PullPlan(delete=delete)
     create = []
     pulled = failed = 0
     oldest: datetime | None = None
     for pod_id, node in sorted(wanted.items()):
         pod = by_name.get(pod_id)
-        if pod is None or pod_id in delete:
+        if pod is None or pod_id in stale:
             if pod is None:
                 create.append(manifest(scaleset, template_spec, node, revision, needs[node]))
             continue
@@ -220,14 +228,40 @@ def plan(
     said = f"pre-pulling {version} onto {nodes}: {pulled} of {total} done" + (
         f", {failed} failed" if failed else ""
     )
+    hold: Hold | None = None
     if pulled + failed >= total:
-        return PullPlan(tuple(create), delete, None, total, pulled, f"{version} pre-pulled")
-    if oldest is not None and now - oldest >= PULL_TIMEOUT:
-        note = f"{said}; going on without the rest after {times.format(oldest + PULL_TIMEOUT)}"
-        return PullPlan(tuple(create), delete, None, total, pulled, note)
-    until = (oldest or now) + PULL_TIMEOUT
-    hold = Hold(reasons.PRE_PULLING, said, until)
-    return PullPlan(tuple(create), delete, hold, total, pulled, said)
+        said = f"{version} pre-pulled"
+    elif oldest is not None and now - oldest >= PULL_TIMEOUT:
+        said += f"; going on without the rest after {times.format(oldest + PULL_TIMEOUT)}"
+    else:
+        hold = Hold(reasons.PRE_PULLING, said, (oldest or now) + PULL_TIMEOUT)
+    return PullPlan(tuple(create), delete, stale, selector, hold, total, pulled, said)
+
+
+def is_stale(pod: Mapping[str, Any], revision: str | None, wanted: bool) -> bool:
+    """Whether a pull pod is of no use any more: no pulls are wanted, or it pulls
+    another revision. Exactly the pods `stale_selector` selects."""
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return not wanted or labels.get(PULL_REVISION_LABEL) != revision
+
+
+def stale_selector(scaleset: str, revision: str | None, wanted: bool) -> str:
+    """The label selector of a ScaleSet's stale pull pods (`is_stale`), for one delete
+    of the collection.
+
+    >>> stale_selector("web", "1.0.1-abc", True)
+    'galleon.dev/prepull-for=web,galleon.dev/prepull-revision!=1.0.1-abc'
+    >>> stale_selector("web", None, False)
+    'galleon.dev/prepull-for=web'
+    """
+    if not wanted or revision is None:
+        return f"{PULL_LABEL}={scaleset}"
+    return f"{PULL_LABEL}={scaleset},{PULL_REVISION_LABEL}!={revision}"
+
+
+def finished(pod: Mapping[str, Any]) -> bool:
+    """A pod that ran to its end (it holds no slot on its node)."""
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
 def needs_of(

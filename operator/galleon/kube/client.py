@@ -109,6 +109,17 @@ async def delete_if_uid(resource: Any, name: str, namespace: str, uid: str) -> b
     return True
 
 
+async def delete_collection(resource: Any, namespace: str, selector: str) -> None:
+    """Delete every object of `resource` in `namespace` that the label `selector`
+    selects, in one request. lightkube's `deletecollection` takes no selector, so this
+    sends the same request through its generic client with one."""
+    if not selector:
+        raise ValueError("a delete of a collection needs a label selector")
+    await client()._client.request(
+        "deletecollection", res=resource, namespace=namespace, params={"labelSelector": selector}
+    )
+
+
 async def get_or_none(resource: Any, name: str, namespace: str | None = None) -> Any:
     """The object, or None when it does not exist."""
     try:

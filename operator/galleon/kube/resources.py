@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from lightkube.core import resource as lkr
 from lightkube.generic_resource import (
+    Generic,
     create_global_resource,
     create_namespaced_resource,
 )
@@ -33,3 +35,15 @@ ScaleSet = _resource("ScaleSet")
 ImageTemplate = _resource("ImageTemplate")
 ImageBuild = _resource("ImageBuild")
 ReplicationTask = _resource("ReplicationTask")
+
+
+class PodBody(lkr.NamespacedResourceG, Generic):  # type: ignore[misc]
+    """A Pod as the plain dict the apiserver sent, for reads (list, watch) on hot paths:
+    no typed model is built and none is converted back. Not registered with lightkube,
+    so `codecs` still decode Pods into the typed `Pod`."""
+
+    _api_info = lkr.ApiInfo(
+        resource=lkr.ResourceDef("", "v1", "Pod"),
+        plural="pods",
+        verbs=["list", "watch", "global_list", "global_watch"],
+    )

@@ -45,6 +45,7 @@ from galleon.core import instances as inst
 from galleon.core import rollout as ro
 from galleon.core.expectations import Expectations
 from galleon.kube import client as kube
+from galleon.kube.resources import PodBody
 from galleon.metrics import KUBE_REQUESTS
 
 logger = logging.getLogger(__name__)
@@ -215,9 +216,9 @@ class Applier:
             # nothing to ask the apiserver until the upgrade ends or a node is added.
             return prepull.PullPlan(nodes=len(needs), pulled=len(needs))
         existing = [
-            as_dict(p)
+            p
             async for p in kube.client().list(
-                Pod, namespace=self.namespace, labels={prepull.PULL_LABEL: self.name}
+                PodBody, namespace=self.namespace, labels={prepull.PULL_LABEL: self.name}
             )
         ]
         self.count()
@@ -233,13 +234,15 @@ class Applier:
             [
                 *(self._create_pull(m, revision or "") for m in found.create),
                 *(self._delete_pull(n) for n in found.delete),
+                *([self._delete_stale_pulls(found.selector)] if found.stale else []),
             ]
         )
-        self.pulls_may_exist = bool(needs) or len(existing) > len(found.delete)
+        gone = len(found.delete) + len(found.stale)
+        self.pulls_may_exist = bool(needs) or len(existing) > gone
         pulled = revision is not None and found.hold is None and not found.create
         self.pulled = (revision, frozenset(needs)) if pulled else (None, frozenset())
         if revision in self.pulls_refused:
-            return prepull.PullPlan(delete=found.delete)
+            return prepull.PullPlan()
         return found
 
     async def _create_pull(self, manifest: dict[str, Any], revision: str) -> None:
@@ -266,6 +269,23 @@ class Applier:
         with contextlib.suppress(ApiError):
             await kube.client().delete(Pod, name, namespace=self.namespace)
         self.count()
+
+    async def _delete_stale_pulls(self, selector: str) -> None:
+        """The stale pull pods, in one request (a delete of the collection they make).
+        A refusal holds nothing up; the log says it, and the next LIST tries again."""
+        try:
+            await kube.delete_collection(Pod, self.namespace, selector)
+        except ApiError as error:
+            logger.warning(
+                "%s/%s: stale pull pods (%s) not deleted (%s): %s",
+                self.namespace,
+                self.name,
+                selector,
+                error.status.code,
+                error.status.message,
+            )
+        finally:
+            self.count()
 
     async def reconcile_claims(self, snapshot: ScaleSetSnapshot) -> tuple[bool, dict[int, str]]:
         """List the claims, plan them, send the plan. (True while a disk waits for its

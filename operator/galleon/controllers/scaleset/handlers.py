@@ -1,7 +1,8 @@
 """kopf wiring of the ScaleSet controller, and nothing else.
 
 Rules of this module: one daemon per ScaleSet runs `ScaleSetReconciler.run_once`
-in the shared daemon loop; it sleeps until an instance changes (pod watch), a
+in the shared daemon loop; it sleeps until one of its pods changes (the label-selected
+pod watches of `galleon.controllers.scaleset.follow`, not kopf's), a
 version of the namespace changes, the ScaleSet's spec or control annotations
 change, or the pass's requeue time passes. A ScaleSet's own status writes do not
 wake it. A deleted ScaleSet is let go (its finalizer removed) only after its data
@@ -24,7 +25,6 @@ from galleon.controllers.scaleset.reconcile import ScaleSetReconciler
 from galleon.controllers.scaleset.snapshot import Sources
 from galleon.controllers.shared import Runtime
 from galleon.core import instances as inst
-from galleon.core import prepull
 from galleon.metrics import forget_scaleset
 
 SCALESETS = (GROUP, VERSION, "scalesets")
@@ -138,17 +138,6 @@ def release_key(
     if not any(w.get("minHealthyPercent") is not None for w in policy.get("waves") or []):
         facts.pop("healthy")
     return tuple(sorted(facts.items()))
-
-
-@kopf.on.event("", "v1", "pods", labels={inst.SCALESET_LABEL: kopf.PRESENT})
-async def instance_changed(labels: Any, namespace: Any, memo: Any, **_: Any) -> None:
-    runtime_of(memo).wakeups.wake(namespace, labels[inst.SCALESET_LABEL])
-
-
-@kopf.on.event("", "v1", "pods", labels={prepull.PULL_LABEL: kopf.PRESENT})
-async def pull_changed(labels: Any, namespace: Any, memo: Any, **_: Any) -> None:
-    """A pull pod moved on: its ScaleSet's upgrade may go on."""
-    runtime_of(memo).wakeups.wake(namespace, labels[prepull.PULL_LABEL])
 
 
 @kopf.on.event(GROUP, VERSION, "imageversions")

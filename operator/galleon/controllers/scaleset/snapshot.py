@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from lightkube.resources.core_v1 import Pod
-
 from galleon import clock
 from galleon.api.region import RegistryEndpoint, endpoints_of, node_selector
 from galleon.api.scaleset import ScaleSetSpec
@@ -41,7 +39,7 @@ from galleon.core.sharing import Sharing
 from galleon.core.upgrade_trigger import Controls, RecordedUpgrade
 from galleon.core.versions import Resolution, resolve
 from galleon.kube import client as kube
-from galleon.kube.resources import ScaleSet
+from galleon.kube.resources import PodBody, ScaleSet
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ class ScaleSetSnapshot:
     images: Mapping[str, VersionImage] | None = None
     """Version → its completed copies in the region (versions without any left out)."""
     pods: tuple[Mapping[str, Any], ...] = ()
-    """The ScaleSet's pods (by label), as dicts."""
+    """The ScaleSet's pods (by label), as the dicts the apiserver sent."""
     instances: tuple[ro.Instance, ...] = ()
     """The pods that are instances (a readable index label), as the planner sees them."""
     pod_uids: Mapping[int, str] | None = None
@@ -169,9 +167,9 @@ async def read_snapshot(
     listed_at = clock.monotonic()
     pods = tuple(
         [
-            as_dict(p)
+            p
             async for p in kube.client().list(
-                Pod, namespace=namespace, labels={inst.SCALESET_LABEL: name}
+                PodBody, namespace=namespace, labels={inst.SCALESET_LABEL: name}
             )
         ]
     )
