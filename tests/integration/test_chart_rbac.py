@@ -66,7 +66,9 @@ def test_the_operator_works_as_the_chart_service_account(
         fleet.publish("1.0.2", [fleet.east])
         fleet.wait_upgrade("rbac", "Completed")
         wait_for(
-            lambda: not kube.list(Pod, namespace=namespace, labels={prepull.PULL_LABEL: "rbac"}),
+            lambda: (
+                not list(kube.list(Pod, namespace=namespace, labels={prepull.PULL_LABEL: "rbac"}))
+            ),
             timeout=60,
             description="the upgrade's pull pods deleted (one delete of their collection)",
         )

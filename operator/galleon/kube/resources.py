@@ -38,12 +38,12 @@ ReplicationTask = _resource("ReplicationTask")
 
 
 class PodBody(lkr.NamespacedResourceG, Generic):  # type: ignore[misc]
-    """A Pod as the plain dict the apiserver sent, for reads (list, watch) on hot paths:
-    no typed model is built and none is converted back. Not registered with lightkube,
-    so `codecs` still decode Pods into the typed `Pod`."""
+    """A Pod as a plain dict, on hot paths (list, watch, create): no typed model is
+    built from what the apiserver sent, and none is converted back. Not registered
+    with lightkube, so `codecs` still decode Pods into the typed `Pod`."""
 
     _api_info = lkr.ApiInfo(
         resource=lkr.ResourceDef("", "v1", "Pod"),
         plural="pods",
-        verbs=["list", "watch", "global_list", "global_watch"],
+        verbs=["list", "watch", "global_list", "global_watch", "post"],
     )

@@ -151,7 +151,7 @@ class Applier:
             pull_secret,
         )
         try:
-            await kube.client().create(codecs.from_dict(manifest))
+            await kube.client().create(PodBody.from_dict(manifest))
             self.expectations.created(action.index, action.revision, at=clock.monotonic())
         except ApiError as error:
             if error.status.code in REFUSED_CODES:
@@ -247,7 +247,7 @@ class Applier:
 
     async def _create_pull(self, manifest: dict[str, Any], revision: str) -> None:
         try:
-            await kube.client().create(codecs.from_dict(manifest))
+            await kube.client().create(PodBody.from_dict(manifest))
         except ApiError as error:
             if error.status.code in REFUSED_CODES:
                 # A pull pod the apiserver refuses (a quota, a policy) is no reason to hold

@@ -40,6 +40,7 @@ async def scaleset_daemon(
     stopped: Any,
     name: str,
     namespace: Any,
+    body: Any,
     logger: Any,
     memo: Any,
     image_versions_by_definition: Any = None,
@@ -54,7 +55,7 @@ async def scaleset_daemon(
     sources = Sources(
         image_versions_by_definition, regions_by_name, definitions_by_name, galleries_by_name
     )
-    reconciler = ScaleSetReconciler(namespace, name, sources)
+    reconciler = ScaleSetReconciler(namespace, name, sources, live=body)
     try:
         await run_daemon(
             "scale set",

@@ -4,7 +4,12 @@ apply → events and metrics.
 Rules of this module (the rules of upgrades themselves are in
 `galleon.core.upgrade_trigger` and `galleon.core.rollout`, the status in
 `galleon.core.scaleset_status`):
-- The pass reads the clock once (`now`) and the world once (`read_snapshot`).
+- The pass reads the clock once (`now`) and the world once (`read_snapshot`). The
+  ScaleSet itself comes from kopf's live body (fed by its watch) when that body's
+  resourceVersion is the one this daemon last read or wrote: nothing changed it
+  since, so no GET is needed; otherwise (the watch has not caught up, or someone
+  else wrote it) from one GET. A pass never plans from a status older than its own
+  last write.
 - The status is written *before* any pod is touched, so the batch being replaced
   is on record before any instance of it goes: a restarted operator reads that
   record and finishes the same batch; it never starts a second one early and never
@@ -25,6 +30,7 @@ Rules of this module (the rules of upgrades themselves are in
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -66,10 +72,16 @@ GONE_SECONDS = 3600.0
 class ScaleSetReconciler:
     """Reconciles one ScaleSet, one pass at a time (one per daemon)."""
 
-    def __init__(self, namespace: str, name: str, sources: Sources) -> None:
+    def __init__(
+        self, namespace: str, name: str, sources: Sources, live: Mapping[str, Any] | None = None
+    ) -> None:
         self.namespace, self.name = namespace, name
         self.sources = sources
         self.applier = Applier(namespace, name)
+        self.live = live
+        """kopf's live body of the ScaleSet (updated by its watch), when it has one."""
+        self.known_version: str | None = None
+        """The resourceVersion this daemon last read or wrote (None: unknown)."""
 
     @property
     def requests(self) -> int:
@@ -78,8 +90,11 @@ class ScaleSetReconciler:
 
     async def run_once(self) -> float:
         """One pass; the seconds until the next one is due."""
-        body = await read_scaleset(self.namespace, self.name)
-        self.applier.count()
+        body = self.unchanged_body()
+        if body is None:
+            body = await read_scaleset(self.namespace, self.name)
+            self.applier.count()
+            self.known_version = version_of(body)
         if body is None:
             forget_scaleset(self.namespace, self.name)
             return GONE_SECONDS
@@ -191,15 +206,27 @@ class ScaleSetReconciler:
             return 0.0  # say what the apply found now, not at the next requeue
         return min(plan.requeue_after, WAIT_CAP_SECONDS)
 
+    def unchanged_body(self) -> dict[str, Any] | None:
+        """The live body, when it is the version this daemon last read or wrote (a
+        copy: the pass may keep it while kopf replaces the live one)."""
+        if self.live is None or self.known_version is None:
+            return None
+        if version_of(self.live) != self.known_version:
+            return None
+        return copy.deepcopy(dict(self.live))
+
     async def fail(self, error: Exception) -> None:
         """A pass failed in a way no rule foresaw: say so on the ScaleSet."""
+        self.known_version = None  # the report writes the status
         await report_failure(ScaleSet, self.namespace, self.name, error)
         self.applier.count(2)
 
     async def write_status(self, snapshot: ScaleSetSnapshot, status: Mapping[str, Any]) -> None:
         """One status PATCH, skipped when nothing in it changed."""
         if dict(status) != {k: snapshot.status.get(k) for k in status}:
-            await kube.patch_status(ScaleSet, self.name, dict(status), self.namespace)
+            self.known_version = None
+            written = await kube.patch_status(ScaleSet, self.name, dict(status), self.namespace)
+            self.known_version = written or None
             self.applier.count()
 
     async def refuse(self, body: dict[str, Any], reason: str, message: str, now: datetime) -> None:
@@ -208,12 +235,14 @@ class ScaleSetReconciler:
         status = body.get("status") or {}
         post_once(body, status, reasons.READY, False, reason, message)
         generation = body["metadata"].get("generation")
-        await kube.patch_status(
+        self.known_version = None
+        written = await kube.patch_status(
             ScaleSet,
             self.name,
             refused_status(status, generation, reason, message, now),
             self.namespace,
         )
+        self.known_version = written or None
         self.applier.count()
 
     def post_events(self, snapshot: ScaleSetSnapshot, plan: ro.Plan, starting: bool) -> None:
@@ -246,6 +275,13 @@ class ScaleSetReconciler:
             len(plan.actions),
             plan.requeue_after,
         )
+
+
+def version_of(body: Mapping[str, Any] | None) -> str | None:
+    """An object's resourceVersion (None: no object, or none given)."""
+    if body is None:
+        return None
+    return (body.get("metadata") or {}).get("resourceVersion") or None
 
 
 def pull_revision(spec: ScaleSetSpec, intent: Any, target: str | None) -> str | None:
