@@ -80,6 +80,53 @@ def observe(pod: Mapping[str, Any]) -> ro.Instance | None:
     )
 
 
+POD_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "labels",
+    "annotations",
+    "creationTimestamp",
+    "deletionTimestamp",
+)
+
+
+def slim(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a pod a ScaleSet pass reads (`observe`, pre-pull's nodes, the
+    deferral notices and the claims' names), and nothing else: a pod as listed is
+    mostly managedFields, its spec and its container statuses, about 25 KiB as a dict,
+    and a fleet's passes hold their pods at the same time.
+
+    >>> pod = {"metadata": {"name": "web-0", "uid": "u", "managedFields": [{}]},
+    ...        "spec": {"nodeName": "n1", "containers": [{"name": "os"}]},
+    ...        "status": {"phase": "Running", "containerStatuses": [{}],
+    ...                   "conditions": [{"type": "Ready", "status": "True"},
+    ...                                  {"type": "PodScheduled", "status": "True"}]}}
+    >>> kept = slim(pod)
+    >>> kept["metadata"], kept["spec"]
+    ({'name': 'web-0', 'uid': 'u'}, {'nodeName': 'n1'})
+    >>> kept["status"]
+    {'phase': 'Running', 'conditions': [{'type': 'Ready', 'status': 'True'}]}
+    >>> observe(slim(pod)) == observe(pod)
+    True
+    """
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    kept: dict[str, Any] = {
+        "metadata": {k: meta[k] for k in POD_METADATA if k in meta},
+        "spec": {"nodeName": spec["nodeName"]} if "nodeName" in spec else {},
+        "status": {},
+    }
+    if "phase" in status:
+        kept["status"]["phase"] = status["phase"]
+    ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+    if ready:
+        kept["status"]["conditions"] = ready
+    return kept
+
+
 def load_rollout(status: Mapping[str, Any], now: datetime) -> ro.Rollout | None:
     """The rollout persisted in status.rollingUpgrade (None before the first one). A
     record without batchStartTime (an older galleon's) leaves `batch_since` None: the

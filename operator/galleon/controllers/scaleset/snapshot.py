@@ -30,6 +30,7 @@ from galleon.core.observed import (
     observe,
     recorded_upgrade,
     release_of,
+    slim,
     target_revision,
     version_facts,
     version_images,
@@ -62,7 +63,8 @@ class ScaleSetSnapshot:
     images: Mapping[str, VersionImage] | None = None
     """Version → its completed copies in the region (versions without any left out)."""
     pods: tuple[Mapping[str, Any], ...] = ()
-    """The ScaleSet's pods (by label), as the dicts the apiserver sent."""
+    """The ScaleSet's pods (by label), as dicts of what a pass reads of them
+    (`galleon.core.observed.slim`)."""
     instances: tuple[ro.Instance, ...] = ()
     """The pods that are instances (a readable index label), as the planner sees them."""
     pod_uids: Mapping[int, str] | None = None
@@ -167,7 +169,7 @@ async def read_snapshot(
     listed_at = clock.monotonic()
     pods = tuple(
         [
-            p
+            slim(p)
             async for p in kube.client().list(
                 PodBody, namespace=namespace, labels={inst.SCALESET_LABEL: name}
             )
