@@ -16,9 +16,7 @@ from typing import Any
 
 import pytest
 from lightkube import Client, codecs
-from lightkube.core.exceptions import ApiError
-from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import Namespace, Pod
+from lightkube.resources.core_v1 import Pod
 
 from galleon.controllers.scaleset.follow import follow_pods
 from galleon.controllers.shared import Wakeups
@@ -31,21 +29,10 @@ TIMEOUT = 60.0
 
 
 @pytest.fixture
-def operator_client(control_plane: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """galleon's own API client, pointed at the session's control plane."""
-    monkeypatch.setenv("KUBECONFIG", str(control_plane.kubeconfig))
-    monkeypatch.setattr(galleon_client, "_client", None)
+def closed_client(operator_client: None) -> Iterator[None]:
+    """The operator's client, closed after the test (its watches ran on this loop)."""
     yield
     asyncio.run(galleon_client.close())
-
-
-@pytest.fixture
-def other_namespace(kube: Client, namespace: str) -> Iterator[str]:
-    name = f"{namespace}-x"[:63]
-    kube.create(Namespace(metadata=ObjectMeta(name=name)))
-    yield name
-    with contextlib.suppress(ApiError):
-        kube.delete(Namespace, name)
 
 
 def pod(name: str, namespace: str, labels: dict[str, str]) -> Any:
@@ -88,7 +75,7 @@ async def woken(event: asyncio.Event, what: str) -> None:
 
 
 def test_a_pod_wakes_the_scaleset_its_label_names_and_no_other(
-    operator_client: None, kube: Client, namespace: str
+    closed_client: None, kube: Client, namespace: str
 ) -> None:
     web, api, db = (namespace, "web"), (namespace, "api"), (namespace, "db")
 
@@ -112,12 +99,12 @@ def test_a_pod_wakes_the_scaleset_its_label_names_and_no_other(
 
 
 def test_pods_of_namespaces_the_operator_does_not_serve_wake_nothing(
-    operator_client: None, kube: Client, namespace: str, other_namespace: str
+    closed_client: None, kube: Client, namespace: str, second_namespace: str
 ) -> None:
     """A pattern scope (one cluster-wide watch, matched here) with an exclusion."""
-    mine, theirs = (namespace, "web"), (other_namespace, "web")
+    mine, theirs = (namespace, "web"), (second_namespace, "web")
     sync = (namespace, "sync")
-    scope = [f"{namespace}*", f"!{other_namespace}"]
+    scope = [f"{namespace}*", f"!{second_namespace}"]
 
     async def steps(events: dict[tuple[str, str], asyncio.Event]) -> None:
         # Once this pod woke its ScaleSet, the watch runs: what follows comes in order.
@@ -126,7 +113,7 @@ def test_pods_of_namespaces_the_operator_does_not_serve_wake_nothing(
         )
         await woken(events[sync], "the first pod")
         labels = {inst.SCALESET_LABEL: "web"}
-        await asyncio.to_thread(kube.create, pod("web-0", other_namespace, labels))
+        await asyncio.to_thread(kube.create, pod("web-0", second_namespace, labels))
         await asyncio.to_thread(kube.create, pod("web-0", namespace, labels))
         await woken(events[mine], "an instance in a served namespace")
         assert not events[theirs].is_set(), "a pod of an excluded namespace woke its ScaleSet"

@@ -34,7 +34,7 @@ import pytest
 from lightkube import Client, codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import Namespace, Secret
+from lightkube.resources.core_v1 import Secret
 
 from galleon.kube.resources import ImageVersion, Region
 from galleon.oci import RegistryClient
@@ -207,13 +207,9 @@ def world(kube: Client, namespace: str, registry_factory: Callable[[int], list[R
 
 
 @pytest.fixture
-def operator_namespace(kube: Client, namespace: str) -> Iterator[str]:
+def operator_namespace(second_namespace: str) -> str:
     """A second namespace playing galleon-system: it holds the regional push Secrets."""
-    name = f"{namespace}-ops"[:63]
-    kube.create(Namespace(metadata=ObjectMeta(name=name)))
-    yield name
-    with contextlib.suppress(ApiError):
-        kube.delete(Namespace, name)
+    return second_namespace
 
 
 # (a) Admission -----------------------------------------------------------------------

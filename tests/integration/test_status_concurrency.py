@@ -33,14 +33,6 @@ HOLD = "galleon.test/hold"
 """A finalizer of the test's own, so a deleted version stays (deleting) until it is removed."""
 
 
-@pytest.fixture
-def operator_client(control_plane: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """galleon's own API client, pointed at the session's control plane."""
-    monkeypatch.setenv("KUBECONFIG", str(control_plane.kubeconfig))
-    monkeypatch.setattr(galleon_client, "_client", None)
-    yield
-
-
 def create_version(kube: Client, namespace: str, name: str = "os-1-0-0") -> dict[str, Any]:
     kube.create(
         codecs.from_dict(

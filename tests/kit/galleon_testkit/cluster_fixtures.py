@@ -152,6 +152,28 @@ def namespace(kube: Client, request: pytest.FixtureRequest) -> Iterator[str]:
         kube.delete(Namespace, name)
 
 
+@pytest.fixture
+def second_namespace(kube: Client, namespace: str) -> Iterator[str]:
+    """Another fresh namespace beside the test's own (`<namespace>-2`), deleted
+    afterwards (without waiting)."""
+    name = f"{namespace}-2"[:63]
+    kube.create(Namespace(metadata=ObjectMeta(name=name)))
+    yield name
+    with contextlib.suppress(ApiError):
+        kube.delete(Namespace, name)
+
+
+@pytest.fixture
+def operator_client(control_plane: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """galleon's own API client (`galleon.kube.client`) in this process, pointed at the
+    session's control plane, for tests that drive controller code without an operator."""
+    from galleon.kube import client as galleon_client
+
+    monkeypatch.setenv("KUBECONFIG", str(control_plane.kubeconfig))
+    monkeypatch.setattr(galleon_client, "_client", None)
+    yield
+
+
 def apply_yaml(client: Any, text: str, namespace: str | None = None) -> list[Any]:
     """Server-side apply every document of a YAML text (as the admin); return the objects."""
     applied = []

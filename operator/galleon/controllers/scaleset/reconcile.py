@@ -224,10 +224,14 @@ class ScaleSetReconciler:
     async def write_status(self, snapshot: ScaleSetSnapshot, status: Mapping[str, Any]) -> None:
         """One status PATCH, skipped when nothing in it changed."""
         if dict(status) != {k: snapshot.status.get(k) for k in status}:
-            self.known_version = None
-            written = await kube.patch_status(ScaleSet, self.name, dict(status), self.namespace)
-            self.known_version = written or None
-            self.applier.count()
+            await self.patch_status(dict(status))
+
+    async def patch_status(self, status: dict[str, Any]) -> None:
+        """Merge-patch the status; remember the version written (unknown if it fails)."""
+        self.known_version = None
+        written = await kube.patch_status(ScaleSet, self.name, status, self.namespace)
+        self.known_version = written or None
+        self.applier.count()
 
     async def refuse(self, body: dict[str, Any], reason: str, message: str, now: datetime) -> None:
         """Bad input or a missing dependency: say so (one Event per reason), change
@@ -235,15 +239,7 @@ class ScaleSetReconciler:
         status = body.get("status") or {}
         post_once(body, status, reasons.READY, False, reason, message)
         generation = body["metadata"].get("generation")
-        self.known_version = None
-        written = await kube.patch_status(
-            ScaleSet,
-            self.name,
-            refused_status(status, generation, reason, message, now),
-            self.namespace,
-        )
-        self.known_version = written or None
-        self.applier.count()
+        await self.patch_status(refused_status(status, generation, reason, message, now))
 
     def post_events(self, snapshot: ScaleSetSnapshot, plan: ro.Plan, starting: bool) -> None:
         body = cast(Any, snapshot.body)
