@@ -86,6 +86,18 @@ class Cluster:
         self.max_unavailable = max(self.max_unavailable, unavailable)
         return seen
 
+    def next_ready(self) -> datetime | None:
+        """When a pod becomes Ready next (the watch wakes the controller then)."""
+        moments = [
+            pod.created + self.ready_delay
+            for pod in self.pods.values()
+            if not pod.ready
+            and not pod.failed
+            and pod.revision not in self.bad
+            and (pod.index, pod.revision) not in self.stuck
+        ]
+        return min(moments) if moments else None
+
     def apply(self, actions: tuple[Create | Delete, ...]) -> None:
         for action in actions:
             if isinstance(action, Create):
@@ -116,7 +128,11 @@ def drive(
         state = decided.rollout
         if state is not None and not state.active and not decided.actions:
             break
-        cluster.now += timedelta(seconds=max(1.0, min(decided.requeue_after, 30.0)))
+        if decided.actions:
+            continue  # the watch shows the pods deleted or created at once
+        wake = cluster.now + timedelta(seconds=max(1.0, min(decided.requeue_after, 30.0)))
+        ready = cluster.next_ready()
+        cluster.now = min(wake, ready) if ready is not None and ready > cluster.now else wake
     return state, events
 
 

@@ -76,8 +76,8 @@ def test_an_upgrade_half_way_shows_the_running_batch_then_the_rest() -> None:
     assert seen.first_notes == (
         "batch 2 of 5: 1 of 2 on 1.0.1-h, instance 3 still deleting, health timeout in 4m",
     )
-    # The planner looks again a second later; by then instance 3 is gone and re-created.
-    assert seen.batches[0].earliest == T0 + timedelta(seconds=1)
+    # The watch shows instance 3 gone at once: it is re-created, and batch 3 may start.
+    assert seen.batches[0].earliest == T0
 
 
 def test_a_member_that_never_gets_ready_faults_the_upgrade_at_its_health_timeout() -> None:

@@ -2,7 +2,8 @@
 
 The Cluster API way (docs/style.md, practice 7): a simulated fleet plays the
 cluster, a driver loops observe -> plan -> apply -> advance the simulated clock to
-the planner's requeue or the next pod event, whichever comes first, and after
+the planner's requeue or the next pod event, whichever comes first (as the
+watch does, a pod the controller deletes or creates wakes it at once), and after
 every step the invariants of a rolling upgrade are checked:
 
 - never more instances unavailable *because of the upgrade* than one batch: an
@@ -295,6 +296,7 @@ class World:
         self.revisions = {index: SOURCE for index in self.pods}  # of each index's last pod
         self.crashed: set[int] = set()  # indexes whose one crash happened
         self.repairing: set[int] = set()  # failed pods the planner deleted to re-create
+        self.echo = False  # the watch shows a pod the controller just deleted or created
         # What the invariants track, per rollout (reset when a new one starts).
         self.upgrades: Counter[int] = Counter()
         self.forward: set[int] = set()  # touched by the upgrade, not yet judged
@@ -343,6 +345,7 @@ class World:
         """Send the plan's actions; `batch`: the members of the running batch or rollback."""
         for action in actions:
             index = action.index
+            self.echo = self.echo or isinstance(action, Delete)
             if isinstance(action, Delete):
                 pod = self.pods.get(index)
                 assert pod is not None and pod.gone_at is None, f"{action}: no such live pod"
@@ -365,7 +368,8 @@ class World:
             assert 0 <= index < self.capacity, f"{action} outside 0..{self.capacity - 1}"
             assert index not in self.pods, f"{action} over an existing pod"
             if action.revision == TARGET and self.scenario.refused:
-                continue  # refused: no pod, the planner sees it missing
+                continue  # refused: no pod, the planner sees it missing (no watch event)
+            self.echo = True
             if action.revision == TARGET and self.revisions.get(index) != TARGET:
                 self.upgrades[index] += 1  # re-creating a failed pod on it is no upgrade
             self.revisions[index] = action.revision
@@ -412,6 +416,10 @@ class World:
     # -- time
 
     def next_event(self) -> datetime | None:
+        """When the controller is woken next without asking: at once when the watch shows
+        a pod it deleted or created, else when a pod changes or a pause or hold ends."""
+        if self.echo:
+            return self.now
         moments = [m for m in (self.paused_until, self.held_until) if m is not None]
         for pod in self.pods.values():
             moments += [m for m in (pod.ready_at, pod.fails_at, pod.gone_at) if m is not None]
@@ -495,6 +503,7 @@ def replay(scenario: Scenario, seed: int, max_steps: int = 1500) -> Run:
         wake = world.now + timedelta(seconds=decided.requeue_after)
         event = world.next_event()
         world.now = min(wake, event) if event is not None else wake
+        world.echo = False
     else:
         pytest.fail(f"{scenario.name} seed {seed}: not settled after {max_steps} steps")
     _check_end(world, rollout, policy)

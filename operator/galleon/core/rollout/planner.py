@@ -356,7 +356,8 @@ def _replacing(observed: Observation, rollout: Rollout, policy: Policy, now: dat
     left = _timeout_left(rollout, policy, now)
     if not settled and left > timedelta(0):
         note = say.progress(observed, rollout.members, version, label, left)
-        return Plan((*others, *actions), rollout, (), 1.0, (*deferral_notes, note))
+        wake = _until_timeout(left)
+        return Plan((*others, *actions), rollout, (), wake, (*deferral_notes, note))
     checking = replace(rollout, phase="Waiting", phase_since=now)
     if settled:
         first = f"{say.instances(rollout.members)} on {version}: checking health"
@@ -378,6 +379,13 @@ def _timeout_left(rollout: Rollout, policy: Policy, now: datetime) -> timedelta:
     """Time left until the health timeout of the running batch (or rollback), which
     counts from when it began."""
     return rollout.batch_start + policy.health_timeout - now
+
+
+def _until_timeout(left: timedelta) -> float:
+    """Seconds to wait while members are being replaced: until their health timeout
+    (1 to 30 s). Every change of a member's pod (deleted, gone, created, Ready, failed)
+    wakes the controller earlier, so waiting polls nothing."""
+    return min(30.0, max(1.0, left.total_seconds()))
 
 
 def _waiting(observed: Observation, rollout: Rollout, policy: Policy, now: datetime) -> Plan:
@@ -647,7 +655,7 @@ def _rolling_back(observed: Observation, rollout: Rollout, policy: Policy, now: 
     left = _timeout_left(rollout, policy, now)
     if not settled and left > timedelta(0):
         note = say.progress(observed, rollout.members, version, label, left)
-        return Plan(others + tuple(actions), rolled, (), 1.0, (note,))
+        return Plan(others + tuple(actions), rolled, (), _until_timeout(left), (note,))
     # The rollback ends when its instances are healthy again, or have used up the
     # health timeout, which counts from when the rollback began.
     seen, since = observed.by_index, rollout.batch_start

@@ -19,9 +19,10 @@ Rules of this module:
   otherwise (windows that open and close) passes `holds_at`, asked at every
   decision for the holds at that moment.
 - Time only moves when a decision changed nothing (no action, the same rollout
-  state): then to the moment the planner asked to look again (`requeue_after`), or,
-  once every wait of the policy is over, to when the next hold lifts. So every time
-  shown is the *earliest*: a real pod takes longer to become Ready.
+  state, no instance being deleted): then to the moment the planner asked to look
+  again (`requeue_after`), or, once every wait of the policy is over, to when the
+  next hold lifts. So every time shown is the *earliest*: a real pod takes longer
+  to become Ready.
 - The replay ends when the upgrade ends (Completed, Faulted, Cancelled), when no
   upgrade runs or starts and no hold is due to lift (Idle), when nothing changes
   for longer than any wait of the policy and no hold is due to lift (Held: only a
@@ -163,7 +164,9 @@ def preview(
         if _starts_batch(rollout, new):
             assert new is not None  # a batch starts only in a rollout
             batches.append(PreviewBatch(new.batch, new.members, t))
-        changed = bool(decided.actions) or new != rollout
+        # A deletion under way ends before the next decision: the watch shows it at once.
+        going = any(i.deleting for i in fleet.values())
+        changed = bool(decided.actions) or new != rollout or going
         # An upgrade may start and end in one decision (Faulted before batch 1).
         began = new is not None and (rollout is None or new.started != rollout.started)
         active = active or began or (new is not None and new.active)
