@@ -24,6 +24,7 @@ MODULES = [
     "galleon.core.layers",
     "galleon.core.observed",
     "galleon.core.pass_budget",
+    "galleon.core.podcache",
     "galleon.core.prepull",
     "galleon.core.reasons",
     "galleon.core.references",

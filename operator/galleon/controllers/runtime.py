@@ -120,7 +120,7 @@ async def run(args: argparse.Namespace) -> None:
     namespaces: list[str] = list(args.namespace)
     if args.peering:
         await ensure_peering(args.peering, namespaces)
-    async with following_pods(runtime.wakeups, namespaces):
+    async with following_pods(runtime.wakeups, namespaces, runtime.pods):
         await kopf.operator(
             clusterwide=not namespaces,
             namespaces=namespaces,

@@ -17,9 +17,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from galleon import clock
 from galleon.controllers.agent_dispatch import AgentTasks
 from galleon.controllers.config import Config
 from galleon.controllers.registries import Registries
+from galleon.core.podcache import PodCache
 from galleon.oci.addresses import AddressPolicy
 
 Key = tuple[str, str]
@@ -231,6 +233,9 @@ class Runtime:
     config: Config
     registries: Registries
     wakeups: Wakeups = field(default_factory=Wakeups)
+    pods: PodCache = field(default_factory=lambda: PodCache(monotonic=clock.monotonic))
+    """The ScaleSets' pods as the instances' watch delivered them (fed by
+    `galleon.controllers.scaleset.follow`)."""
     replication: ReplicationSlots = field(init=False)
     version_facts: dict[Key, Any] = field(default_factory=dict)
     """What each ImageVersion last meant for "latest" (the definition is refreshed only

@@ -5,11 +5,12 @@ Rules of this module:
   since the snapshot is never deleted by mistake. A pending-upgrade notice (upgrade
   deferral) is a metadata PATCH of the pod at the resourceVersion observed.
 - A create that finds the pod already there (409) is not an error. A pod this
-  process created after the pass's pod LIST was sent is not created again: that LIST
-  could not show it (`galleon.core.expectations`). A LIST sent after the create
-  decides by what it shows: the pod is there, or it was deleted meanwhile and is
-  created again at once. No timer holds a re-create back. Memory only: losing it
-  costs a 409.
+  process created is not created again until the pass's pods could show it: the pod
+  cache delivered its UID, or a LIST sent after the create was observed
+  (`galleon.core.expectations`). Then what they show decides: the pod is there, or
+  it was deleted meanwhile and is created again at once. A pod this process deleted
+  is not deleted again while the pass still sees it running. No timer holds a write
+  back. Memory only: losing it costs a 409 or a 404.
 - Data disks are reconciled (created, re-owned, deleted after scale-in) before any
   pod is created, so a new pod always finds its claims; the check runs when pods
   are created or scaled in, when the generation changed, and while a disk waits
@@ -102,7 +103,12 @@ class Applier:
         images: Mapping[str, VersionImage | None],
     ) -> None:
         """Claims first (when due), then the deletes, creates and notices, bounded."""
-        self.expectations.observe(listed_at=snapshot.listed_at)
+        uids = snapshot.pod_uids or {}
+        self.expectations.observe(
+            listed_at=snapshot.listed_at,
+            seen=snapshot.seen,
+            pods={i.index: (uids[i.index], i.deleting) for i in snapshot.instances},
+        )
         creates = [a for a in actions if isinstance(a, ro.Create)]
         deletes = [a for a in actions if isinstance(a, ro.Delete)]
         notices = [a for a in actions if isinstance(a, ro.Notify)]
@@ -137,7 +143,7 @@ class Applier:
         refused: list[str],
     ) -> None:
         if self.expectations.pending(action.index, action.revision):
-            return  # created after this pass's LIST was sent: it could not show it yet
+            return  # created, and not observed since: this pass's pods cannot show it yet
         image = images[action.revision]
         assert image is not None  # the reconciler drops creates without a copy
         reference, pull_secret = image.image(action.index)
@@ -151,8 +157,9 @@ class Applier:
             pull_secret,
         )
         try:
-            await kube.client().create(PodBody.from_dict(manifest))
-            self.expectations.created(action.index, action.revision, at=clock.monotonic())
+            created = await kube.client().create(PodBody.from_dict(manifest))
+            uid = ((created.get("metadata") or {}).get("uid")) or ""
+            self.expectations.created(action.index, action.revision, uid, at=clock.monotonic())
         except ApiError as error:
             if error.status.code in REFUSED_CODES:
                 refused.append(
@@ -168,7 +175,11 @@ class Applier:
         uid = (snapshot.pod_uids or {}).get(action.index)
         if uid is None:
             return  # no pod observed at that index: nothing of ours to delete
-        await kube.delete_if_uid(Pod, inst.pod_name(self.name, action.index), self.namespace, uid)
+        if self.expectations.deleting(action.index, uid):
+            return  # deleted, and the pod cache has not delivered it yet
+        name = inst.pod_name(self.name, action.index)
+        if await kube.delete_if_uid(Pod, name, self.namespace, uid):
+            self.expectations.deleted(action.index, uid, at=clock.monotonic())
         self.count()
 
     async def _notify_pod(self, snapshot: ScaleSetSnapshot, action: ro.Notify) -> None:

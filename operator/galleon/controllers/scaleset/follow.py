@@ -1,19 +1,23 @@
-"""Following the ScaleSets' pods: one watch per label, and nothing kept of a pod.
+"""Following the ScaleSets' pods: one watch per label, feeding the pod cache.
 
 Rules of this module:
 - The apiserver filters: each watch selects by one label (the instances'
   `SCALESET_LABEL`, the pull pods' `PULL_LABEL`), so no other pod of the cluster
   reaches the operator, and an event only wakes the daemon of the ScaleSet the label
-  names. The pod itself is dropped at once (the pass LISTs what it needs), so the
-  memory this takes does not grow with the number of pods.
+  names.
+- The instances' watch is an informer's: one LIST (in pages of `LIST_PAGE` pods),
+  then a watch from the LIST's resourceVersion, every pod kept slim in the pod cache
+  (`galleon.core.podcache`) that passes read instead of LISTing. The pull pods' watch
+  only wakes: nothing is kept of them.
 - Pods arrive as plain dicts (`PodBody`), never parsed into typed models.
 - The operator's namespaces: one watch per namespace it was given, or one across the
   cluster; a namespace given as a pattern (`team-*`) is matched here, on a
   cluster-wide watch.
-- A watch that fails is started again after a capped backoff; events may have been
-  missed meanwhile, so every ScaleSet is woken once it runs again. A watch that
-  ends cleanly (the server's timeout) goes on from its resourceVersion without a gap
-  (lightkube's watch loop).
+- A watch that fails is started again after a capped backoff (with a new LIST for
+  the instances); the cache of its scope is not synced meanwhile, so passes LIST
+  their pods themselves, and every ScaleSet is woken once it runs again. A watch
+  that ends cleanly (the server's timeout) goes on from its resourceVersion without
+  a gap (lightkube's watch loop).
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from galleon import clock
 from galleon.controllers.loop import backoff
 from galleon.controllers.shared import Wakeups
 from galleon.core import instances as inst
-from galleon.core import prepull
+from galleon.core import podcache, prepull
+from galleon.core.observed import slim
+from galleon.core.podcache import PodCache
 from galleon.kube import client as kube
 from galleon.kube.resources import PodBody
 
@@ -38,6 +44,8 @@ logger = logging.getLogger(__name__)
 LABELS = (inst.SCALESET_LABEL, prepull.PULL_LABEL)
 """The labels that name a pod's ScaleSet: its instances', and its pull pods'."""
 SERVER_TIMEOUT_SECONDS = 300
+LIST_PAGE = 500
+"""Pods per page of the instances' LIST (a fleet's LIST is never one response)."""
 HEALTHY_SECONDS = 60.0
 """A watch that ran this long before failing starts its backoff over."""
 
@@ -81,37 +89,58 @@ def watch_scopes(namespaces: Sequence[str]) -> tuple[list[str], Callable[[str], 
     return [ALL_NS], namespace_filter(namespaces) if namespaces else (lambda _: True)
 
 
-async def follow_pods(wakeups: Wakeups, namespaces: Sequence[str]) -> None:
-    """Wake a ScaleSet's daemon whenever one of its pods changes, until cancelled."""
+async def follow_pods(
+    wakeups: Wakeups, namespaces: Sequence[str], cache: PodCache | None = None
+) -> None:
+    """Wake a ScaleSet's daemon whenever one of its pods changes, and keep its
+    instances' pods in `cache`, until cancelled."""
     scopes, serves = watch_scopes(namespaces)
     async with asyncio.TaskGroup() as group:
         for namespace in scopes:
             for label in LABELS:
-                group.create_task(follow(wakeups, namespace, label, serves))
+                kept = cache if label == inst.SCALESET_LABEL else None
+                group.create_task(follow(wakeups, namespace, label, serves, kept))
 
 
 async def follow(
-    wakeups: Wakeups, namespace: str, label: str, serves: Callable[[str], bool]
+    wakeups: Wakeups,
+    namespace: str,
+    label: str,
+    serves: Callable[[str], bool],
+    cache: PodCache | None = None,
 ) -> None:
-    """One watch (pods with `label`, in `namespace`), started again whenever it fails."""
+    """One watch (pods with `label`, in `namespace`), started again whenever it fails;
+    with a `cache`, each start LISTs first and the cache is kept."""
+    scope = podcache.ALL if namespace == ALL_NS else namespace
     failures = 0
     while True:
         started = clock.monotonic()
         try:
-            async for _, pod in kube.client().watch(
+            version = None
+            if cache is not None:
+                version = await relist(cache, scope, namespace, label, serves)
+                for key in wakeups.registered():
+                    wakeups.wake(*key)
+            async for kind, pod in kube.client().watch(
                 PodBody,
                 namespace=namespace,
                 labels={label: operators.exists()},
                 server_timeout=SERVER_TIMEOUT_SECONDS,
+                resource_version=version,
             ):
                 metadata = pod.get("metadata") or {}
                 owner = (metadata.get("labels") or {}).get(label)
                 where = metadata.get("namespace")
-                if owner and where and serves(where):
-                    wakeups.wake(where, owner)
+                if where and serves(where):
+                    if cache is not None:
+                        cache.event(kind, pod)
+                    if owner:
+                        wakeups.wake(where, owner)
         except asyncio.CancelledError:
             raise
         except Exception as error:
+            if cache is not None:
+                cache.lost(scope)
             failures = 1 if clock.monotonic() - started >= HEALTHY_SECONDS else failures + 1
             wait = backoff(failures)
             logger.warning(
@@ -123,12 +152,28 @@ async def follow(
             wakeups.wake(*key)
 
 
+async def relist(
+    cache: PodCache, scope: str, namespace: str, label: str, serves: Callable[[str], bool]
+) -> str:
+    """LIST the pods with `label` into the cache (in pages); the resourceVersion its
+    watch goes on from."""
+    listed_at = clock.monotonic()
+    listing = kube.client().list(
+        PodBody, namespace=namespace, labels={label: operators.exists()}, chunk_size=LIST_PAGE
+    )
+    pods = [
+        slim(p) async for p in listing if serves((p.get("metadata") or {}).get("namespace") or "")
+    ]
+    cache.relisted(scope, pods, listed_at=listed_at)
+    return listing.resourceVersion
+
+
 @contextlib.asynccontextmanager
 async def following_pods(
-    wakeups: Wakeups, namespaces: Sequence[str]
+    wakeups: Wakeups, namespaces: Sequence[str], cache: PodCache | None = None
 ) -> AsyncIterator[asyncio.Task[None]]:
     """Follow the pods while the block runs (the operator's lifetime)."""
-    task = asyncio.create_task(follow_pods(wakeups, namespaces), name="follow pods")
+    task = asyncio.create_task(follow_pods(wakeups, namespaces, cache), name="follow pods")
     try:
         yield task
     finally:

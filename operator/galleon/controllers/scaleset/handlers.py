@@ -2,7 +2,8 @@
 
 Rules of this module: one daemon per ScaleSet runs `ScaleSetReconciler.run_once`
 in the shared daemon loop; it sleeps until one of its pods changes (the label-selected
-pod watches of `galleon.controllers.scaleset.follow`, not kopf's), a
+pod watches of `galleon.controllers.scaleset.follow`, not kopf's, which also feed the
+pod cache its passes read), a
 version of the namespace changes, the ScaleSet's spec or control annotations
 change, or the pass's requeue time passes. A ScaleSet's own status writes do not
 wake it. A deleted ScaleSet is let go (its finalizer removed) only after its data
@@ -50,12 +51,13 @@ async def scaleset_daemon(
     **_: Any,
 ) -> None:
     """Reconcile one ScaleSet whenever something it depends on changes."""
-    wakeups = runtime_of(memo).wakeups
+    runtime = runtime_of(memo)
+    wakeups = runtime.wakeups
     key = (namespace, name)
     sources = Sources(
         image_versions_by_definition, regions_by_name, definitions_by_name, galleries_by_name
     )
-    reconciler = ScaleSetReconciler(namespace, name, sources, live=body)
+    reconciler = ScaleSetReconciler(namespace, name, sources, live=body, pods=runtime.pods)
     try:
         await run_daemon(
             "scale set",
@@ -67,6 +69,7 @@ async def scaleset_daemon(
         )
     finally:
         wakeups.forget(key)
+        runtime.pods.forget(*key)
 
 
 @kopf.on.delete(*SCALESETS)

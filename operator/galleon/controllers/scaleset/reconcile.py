@@ -4,7 +4,8 @@ apply → events and metrics.
 Rules of this module (the rules of upgrades themselves are in
 `galleon.core.upgrade_trigger` and `galleon.core.rollout`, the status in
 `galleon.core.scaleset_status`):
-- The pass reads the clock once (`now`) and the world once (`read_snapshot`). The
+- The pass reads the clock once (`now`) and the world once (`read_snapshot`: its
+  pods from the pod cache, with no request, once the cache's watch is synced). The
   ScaleSet itself comes from kopf's live body (fed by its watch) when that body's
   resourceVersion is the one this daemon last read or wrote: nothing changed it
   since, so no GET is needed; otherwise (the watch has not caught up, or someone
@@ -55,6 +56,7 @@ from galleon.controllers.scaleset.snapshot import (
 from galleon.core import instances as inst
 from galleon.core import reasons
 from galleon.core import rollout as ro
+from galleon.core.podcache import PodCache
 from galleon.core.scaleset_status import ScaleSetFacts, refused_status, scaleset_status
 from galleon.core.upgrade_trigger import record_start, upgrade_intent
 from galleon.core.waves import rollout_holds
@@ -73,10 +75,17 @@ class ScaleSetReconciler:
     """Reconciles one ScaleSet, one pass at a time (one per daemon)."""
 
     def __init__(
-        self, namespace: str, name: str, sources: Sources, live: Mapping[str, Any] | None = None
+        self,
+        namespace: str,
+        name: str,
+        sources: Sources,
+        live: Mapping[str, Any] | None = None,
+        pods: PodCache | None = None,
     ) -> None:
         self.namespace, self.name = namespace, name
         self.sources = sources
+        self.pods = pods
+        """The pod cache (None: every pass LISTs its pods)."""
         self.applier = Applier(namespace, name)
         self.live = live
         """kopf's live body of the ScaleSet (updated by its watch), when it has one."""
@@ -121,13 +130,14 @@ class ScaleSetReconciler:
                 now,
             )
             return RESYNC_SECONDS
-        snapshot = await read_snapshot(body, spec, self.sources, now)
+        snapshot = await read_snapshot(body, spec, self.sources, now, self.pods)
         if snapshot.region is None:
             await self.refuse(
                 body, reasons.REGION_NOT_FOUND, f"Region {spec.region} does not exist", now
             )
             return RESYNC_SECONDS
-        self.applier.count()  # the pod LIST
+        if snapshot.listed:
+            self.applier.count()  # the pod LIST
         assert snapshot.sharing is not None  # set whenever the Region exists
         if not snapshot.sharing.allowed:
             # Not (or no longer) shared: nothing is created, upgraded or deleted; running

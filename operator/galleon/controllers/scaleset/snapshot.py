@@ -1,9 +1,10 @@
 """What one ScaleSet pass observed, as one frozen snapshot.
 
-Rules of this module: `read_snapshot` makes one GET (the ScaleSet: its status is
-the rollout's record) and one LIST (its pods, by label); the Region and the
-image definition's versions come from kopf indexes fed by watches, with no
-request. Everything after it reads the snapshot only. The conversions from API
+Rules of this module: `read_snapshot` makes no request once the pod cache's watch is
+synced: the pods come from the cache (`galleon.core.podcache`, fed by
+`galleon.controllers.scaleset.follow`), and one LIST (its pods, by label) only while
+it is not; the Region and the image definition's versions come from kopf indexes fed
+by watches. Everything after it reads the snapshot only. The conversions from API
 dicts to the planner's models (`observe`, `recorded_upgrade`, `version_images`,
 `release_of`, `target_revision`) are pure and live in `galleon.core.observed`,
 shared with `kubectl galleon plan`, so both see a ScaleSet's world the same way.
@@ -36,6 +37,7 @@ from galleon.core.observed import (
     version_images,
 )
 from galleon.core.observed import load_rollout as load_rollout  # re-exported
+from galleon.core.podcache import PodCache
 from galleon.core.sharing import Sharing
 from galleon.core.upgrade_trigger import Controls, RecordedUpgrade
 from galleon.core.versions import Resolution, resolve
@@ -74,8 +76,14 @@ class ScaleSetSnapshot:
     quarantined: Mapping[str, str] | None = None
     """Quarantined version → why (from the definition's status)."""
     listed_at: float = 0.0
-    """`clock.monotonic()` just before the pod LIST was sent: a pod created after it may
-    be missing from `pods` without having gone."""
+    """`clock.monotonic()` just before the pod LIST (this pass's, or the one the pod
+    cache's watch goes on from) was sent: a pod created after it may be missing from
+    `pods` without having gone, unless its UID is in `seen`."""
+    seen: frozenset[str] = frozenset()
+    """Pod UIDs delivered since the previous pass (the listed ones, after a LIST)."""
+    listed: bool = False
+    """Whether the pods were LISTed by this pass (one request) rather than read from the
+    pod cache."""
 
     @property
     def name(self) -> str:
@@ -141,10 +149,14 @@ async def read_scaleset(namespace: str, name: str) -> dict[str, Any] | None:
 
 
 async def read_snapshot(
-    body: Mapping[str, Any], spec: ScaleSetSpec, sources: Sources, now: datetime
+    body: Mapping[str, Any],
+    spec: ScaleSetSpec,
+    sources: Sources,
+    now: datetime,
+    cache: PodCache | None = None,
 ) -> ScaleSetSnapshot:
-    """The world of one pass: the Region and versions from the indexes, the pods by
-    LIST (one request)."""
+    """The world of one pass: the Region and versions from the indexes, the pods from
+    the pod cache, or by LIST (one request) while the cache's watch is not synced."""
     region = sources.region(spec.region)
     if region is None:
         return ScaleSetSnapshot(body=body, spec=spec, now=now, region=None)
@@ -166,15 +178,20 @@ async def read_snapshot(
         spec.region,
         namespace,
     )
-    listed_at = clock.monotonic()
-    pods = tuple(
-        [
-            slim(p)
-            async for p in kube.client().list(
-                PodBody, namespace=namespace, labels={inst.SCALESET_LABEL: name}
-            )
-        ]
-    )
+    view = cache.view(namespace, name) if cache is not None else None
+    if view is not None:
+        pods, listed_at, seen, listed = view.pods, view.synced_at, view.seen, False
+    else:
+        listed_at = clock.monotonic()
+        pods = tuple(
+            [
+                slim(p)
+                async for p in kube.client().list(
+                    PodBody, namespace=namespace, labels={inst.SCALESET_LABEL: name}
+                )
+            ]
+        )
+        seen, listed = frozenset(p["metadata"].get("uid") for p in pods), True
     instances, uids = [], {}
     for pod in pods:
         instance = observe(pod)
@@ -202,6 +219,8 @@ async def read_snapshot(
         pod_uids=uids,
         sharing=found,
         listed_at=listed_at,
+        seen=seen,
+        listed=listed,
     )
 
 
