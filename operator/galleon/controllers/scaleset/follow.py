@@ -39,6 +39,7 @@ from galleon.core.observed import slim
 from galleon.core.podcache import PodCache
 from galleon.kube import client as kube
 from galleon.kube.resources import PodBody
+from galleon.metrics import KUBE_REQUESTS
 
 logger = logging.getLogger(__name__)
 LABELS = (inst.SCALESET_LABEL, prepull.PULL_LABEL)
@@ -161,10 +162,13 @@ async def relist(
     listing = kube.client().list(
         PodBody, namespace=namespace, labels={label: operators.exists()}, chunk_size=LIST_PAGE
     )
-    pods = [
-        slim(p) async for p in listing if serves((p.get("metadata") or {}).get("namespace") or "")
-    ]
+    pods, listed = [], 0
+    async for p in listing:
+        listed += 1
+        if serves((p.get("metadata") or {}).get("namespace") or ""):
+            pods.append(slim(p))
     cache.relisted(scope, pods, listed_at=listed_at)
+    KUBE_REQUESTS.labels("scaleset").inc(1 + listed // LIST_PAGE)  # its pages
     return listing.resourceVersion
 
 
