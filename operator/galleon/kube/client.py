@@ -61,6 +61,25 @@ async def patch_status(
     the API server applies it only to that version of the object and answers 409
     otherwise (optimistic concurrency): `Conflict` is raised.
     """
+    written = await patch_status_object(
+        resource, name, status, namespace, resource_version=resource_version
+    )
+    if written is None:
+        return None
+    meta = getattr(written, "metadata", None)
+    return str(getattr(meta, "resourceVersion", None) or "")
+
+
+async def patch_status_object(
+    resource: Any,
+    name: str,
+    status: dict[str, Any],
+    namespace: str | None = None,
+    *,
+    resource_version: str | None = None,
+) -> Any:
+    """What `patch_status` does; the object as the API server answered it (the whole
+    object: metadata, spec and the status written), or None when it no longer exists."""
     body: dict[str, Any] = {"status": status}
     if resource_version is not None:
         body["metadata"] = {"resourceVersion": resource_version}
@@ -80,8 +99,7 @@ async def patch_status(
                 f"{name} changed since resourceVersion {resource_version}: {error}"
             ) from error
         raise
-    meta = getattr(written, "metadata", None)
-    return str(getattr(meta, "resourceVersion", None) or "")
+    return written
 
 
 async def delete_if_uid(resource: Any, name: str, namespace: str, uid: str) -> bool:

@@ -8,9 +8,10 @@ Rules of this module (the rules of upgrades themselves are in
   pods from the pod cache, with no request, once the cache's watch is synced). The
   ScaleSet itself comes from kopf's live body (fed by its watch) when that body's
   resourceVersion is the one this daemon last read or wrote: nothing changed it
-  since, so no GET is needed; otherwise (the watch has not caught up, or someone
-  else wrote it) from one GET. A pass never plans from a status older than its own
-  last write.
+  since, so no GET is needed; from the answer to its last status write when the live
+  body is still the version that write was computed from (the watch has not shown
+  the write yet); otherwise (someone else wrote it) from one GET. A pass never
+  plans from a status older than its own last write.
 - The status is written *before* any pod is touched, so the batch being replaced
   is on record before any instance of it goes: a restarted operator reads that
   record and finishes the same batch; it never starts a second one early and never
@@ -42,7 +43,7 @@ import kopf
 
 from galleon import clock
 from galleon.api.scaleset import ScaleSetSpec
-from galleon.controllers.common import measured, post_once, report_failure
+from galleon.controllers.common import as_dict, measured, post_once, report_failure
 from galleon.controllers.scaleset import metrics
 from galleon.controllers.scaleset.apply import Applier
 from galleon.controllers.scaleset.snapshot import (
@@ -91,6 +92,12 @@ class ScaleSetReconciler:
         """kopf's live body of the ScaleSet (updated by its watch), when it has one."""
         self.known_version: str | None = None
         """The resourceVersion this daemon last read or wrote (None: unknown)."""
+        self.read_version: str | None = None
+        """The resourceVersion of the body the running (or last) pass read."""
+        self.written: dict[str, Any] | None = None
+        """The ScaleSet as the API server answered this daemon's last status write."""
+        self.written_over: str | None = None
+        """The resourceVersion of the body that write was computed from."""
 
     @property
     def requests(self) -> int:
@@ -109,6 +116,7 @@ class ScaleSetReconciler:
             return GONE_SECONDS
         if body["metadata"].get("deletionTimestamp"):
             return GONE_SECONDS
+        self.read_version = version_of(body)
         with measured("scaleset"):
             return await self.reconcile(body)
 
@@ -217,13 +225,26 @@ class ScaleSetReconciler:
         return min(plan.requeue_after, WAIT_CAP_SECONDS)
 
     def unchanged_body(self) -> dict[str, Any] | None:
-        """The live body, when it is the version this daemon last read or wrote (a
-        copy: the pass may keep it while kopf replaces the live one)."""
+        """The ScaleSet as it is, when no request is needed to know it (a copy: the
+        pass may keep it while kopf replaces the live one): the live body when it is
+        the version this daemon last read or wrote; the answer to this daemon's last
+        status write when the live body is still the version that write was computed
+        from (kopf's watch has not shown the write yet, and nobody wrote in between
+        without the write's answer holding it)."""
         if self.live is None or self.known_version is None:
             return None
-        if version_of(self.live) != self.known_version:
-            return None
-        return copy.deepcopy(dict(self.live))
+        live = version_of(self.live)
+        if live == self.known_version:
+            return copy.deepcopy(dict(self.live))
+        written = self.written
+        if (
+            written is not None
+            and version_of(written) == self.known_version
+            and live is not None
+            and live == self.written_over
+        ):
+            return copy.deepcopy(written)
+        return None
 
     async def fail(self, error: Exception) -> None:
         """A pass failed in a way no rule foresaw: say so on the ScaleSet."""
@@ -237,11 +258,15 @@ class ScaleSetReconciler:
             await self.patch_status(dict(status))
 
     async def patch_status(self, status: dict[str, Any]) -> None:
-        """Merge-patch the status; remember the version written (unknown if it fails)."""
-        self.known_version = None
-        written = await kube.patch_status(ScaleSet, self.name, status, self.namespace)
-        self.known_version = written or None
+        """Merge-patch the status; remember the object written and the version it was
+        computed from (unknown if it fails)."""
+        self.known_version, self.written = None, None
+        answer = await kube.patch_status_object(ScaleSet, self.name, status, self.namespace)
         self.applier.count()
+        if answer is not None:
+            self.written = as_dict(answer)
+            self.written_over = self.read_version
+            self.known_version = version_of(self.written)
 
     async def refuse(self, body: dict[str, Any], reason: str, message: str, now: datetime) -> None:
         """Bad input or a missing dependency: say so (one Event per reason), change
