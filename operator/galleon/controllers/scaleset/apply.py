@@ -158,8 +158,9 @@ class Applier:
         )
         try:
             created = await kube.client().create(PodBody.from_dict(manifest))
-            uid = ((created.get("metadata") or {}).get("uid")) or ""
-            self.expectations.created(action.index, action.revision, uid, at=clock.monotonic())
+            uid = (created.get("metadata") or {}).get("uid")
+            if uid:  # (an answer without one is not waited for: at worst a 409)
+                self.expectations.created(action.index, action.revision, uid, at=clock.monotonic())
         except ApiError as error:
             if error.status.code in REFUSED_CODES:
                 refused.append(
