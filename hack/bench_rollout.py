@@ -72,19 +72,32 @@ def apply(client: Client, document: dict[str, Any]) -> None:
     client.apply(codecs.from_dict(document), force=True)
 
 
-def apiserver_requests(plane: ControlPlane) -> float:
-    """Requests served by kube-apiserver so far (WATCH excluded), all clients."""
+def apiserver_requests_by(plane: ControlPlane) -> dict[tuple[str, str, str], float]:
+    """Requests served by kube-apiserver so far (WATCH excluded), all clients, by
+    (verb, resource, subresource)."""
     text = subprocess.run(
         ["kubectl", f"--kubeconfig={plane.kubeconfig}", "get", "--raw", "/metrics"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    total = 0.0
+    totals: dict[tuple[str, str, str], float] = {}
     for line in text.splitlines():
-        if line.startswith("apiserver_request_total{") and 'verb="WATCH"' not in line:
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+        if not line.startswith("apiserver_request_total{") or 'verb="WATCH"' in line:
+            continue
+        inner = line[line.index("{") + 1 : line.index("}")]
+        labels = dict(part.split("=", 1) for part in inner.split(","))
+        verb, resource, sub = (
+            labels.get(k, '""').strip('"') for k in ("verb", "resource", "subresource")
+        )
+        key = (verb, resource, sub)
+        totals[key] = totals.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def apiserver_requests(plane: ControlPlane) -> float:
+    """Requests served by kube-apiserver so far (WATCH excluded), all clients."""
+    return sum(apiserver_requests_by(plane).values())
 
 
 def operator_metric(url: str, name: str) -> float:

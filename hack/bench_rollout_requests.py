@@ -18,7 +18,6 @@ row). Everything listens on 127.0.0.1 and stops at the end.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,25 +31,6 @@ import bench_rollout as bench
 from galleon.kube.resources import ScaleSet
 
 KINDS = ("pods", "scalesets", "events", "persistentvolumeclaims", "imagedefinitions")
-
-
-def by_request(kubeconfig: Path) -> dict[tuple[str, str, str], float]:
-    """apiserver_request_total so far by (verb, resource, subresource), WATCH excluded."""
-    text = subprocess.run(
-        ["kubectl", f"--kubeconfig={kubeconfig}", "get", "--raw", "/metrics"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    totals: dict[tuple[str, str, str], float] = {}
-    for line in text.splitlines():
-        if not line.startswith("apiserver_request_total{") or 'verb="WATCH"' in line:
-            continue
-        inner = line[line.index("{") + 1 : line.index("}")]
-        labels = dict(part.split("=", 1) for part in inner.split(","))
-        key = tuple(labels.get(k, '""').strip('"') for k in ("verb", "resource", "subresource"))
-        totals[key] = totals.get(key, 0.0) + float(line.rsplit(" ", 1)[1])  # type: ignore[index]
-    return totals  # type: ignore[return-value]
 
 
 def main() -> None:
@@ -84,7 +64,7 @@ def main() -> None:
             print("|---|---|---|---|")
             for round_ in range(args.rounds):
                 version = ("1.0.2", "1.0.0")[round_ % 2]
-                before = by_request(plane.kubeconfig)
+                before = bench.apiserver_requests_by(plane)
                 own = bench.operator_metric(operator.metrics_url, "galleon_kube_requests_total")
                 began = time.monotonic()
                 client.patch(
@@ -103,7 +83,7 @@ def main() -> None:
 
                 bench.wait(done, 600, "rollout to finish", interval=0.2)
                 seconds = time.monotonic() - began
-                after = by_request(plane.kubeconfig)
+                after = bench.apiserver_requests_by(plane)
                 ours = (
                     bench.operator_metric(operator.metrics_url, "galleon_kube_requests_total") - own
                 )
