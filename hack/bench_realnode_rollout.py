@@ -2,7 +2,7 @@
 """Rolling upgrade on a real node: galleon's ScaleSet against the Deployment
 controller, side by side, with real containers, real pulls and real probes.
 
-    python hack/bench_realnode_rollout.py [--instances 20] [--rounds 4]
+    python hack/bench_realnode_rollout.py [--instances 20] [--rounds 4] [--surge] [--in-place]
 
 One control plane with one real node (containerd + kubelet, `galleon_testkit.realnode`)
 in the region, one registry, two runnable OS images (busybox and a health endpoint,
@@ -64,10 +64,12 @@ def template(app: str, image: str) -> dict[str, Any]:
     }
 
 
-def scaleset(capacity: int, version: str, surge: bool) -> dict[str, Any]:
+def scaleset(capacity: int, version: str, surge: bool, in_place: bool) -> dict[str, Any]:
     document = common.scaleset("ss", capacity, version, "0s")
     document["spec"]["template"] = template("ss", "set-by-galleon")
     document["spec"]["upgradePolicy"]["rollingUpgradePolicy"]["maxSurge"] = surge
+    if in_place:
+        document["spec"]["upgradePolicy"]["osImageUpdate"] = "InPlaceIfPossible"
     return document
 
 
@@ -86,6 +88,11 @@ def main() -> None:
     parser.add_argument("--operator-log", type=Path, help="keep the operator's log there")
     parser.add_argument(
         "--surge", action="store_true", help="ScaleSet with maxSurge (new instances first)"
+    )
+    parser.add_argument(
+        "--in-place",
+        action="store_true",
+        help="ScaleSet with osImageUpdate: InPlaceIfPossible (the OS container restarted)",
     )
     args = parser.parse_args()
     n = args.instances
@@ -114,7 +121,7 @@ def main() -> None:
             image = {v: f"{registry.host}/sources/os@{d}" for v, d in digests.items()}
             print(f"real node {node.name} up in {node.startup_seconds['node']:.1f}s\n")
 
-            common.apply(client, scaleset(n, "1.0.0", args.surge))
+            common.apply(client, scaleset(n, "1.0.0", args.surge, args.in_place))
             common.apply(client, deployment(n, image["1.0.0"]))
             common.wait(lambda: common.scaleset_on(client, "ss", "1.0.0", n), 300, "ScaleSet")
             common.wait(
@@ -131,7 +138,8 @@ def main() -> None:
             for i, (d, s) in enumerate(zip(rows["Deployment"], rows["ScaleSet"], strict=True)):
                 print(f"| {i + 1} | {d['seconds']:.1f} | {s['seconds']:.1f} |")
             print()
-            kind = "ScaleSet, maxSurge" if args.surge else "ScaleSet"
+            kind = "ScaleSet" + (", maxSurge" if args.surge else "")
+            kind += ", in place" if args.in_place else ""
             print(f"| {n} instances on a real node, 20% batches | Deployment | {kind} | ratio |")
             print("|---|---|---|---|")
             print(

@@ -150,3 +150,66 @@ def test_a_version_whose_health_endpoint_fails_is_rolled_back_with_its_disks(
         return (history.get("rollbackInfo") or {}).get("successfullyRolledbackInstanceCount") == 1
 
     wait_for(rolled_back, timeout=60, description="the rollback to be recorded")
+
+
+def os_container(pod: Any) -> Any:
+    return next(s for s in pod.status.containerStatuses if s.name == "os")
+
+
+def test_an_in_place_upgrade_keeps_each_pod_and_restarts_only_its_os_container(
+    fleet: RealFleet,
+) -> None:
+    fleet.scaleset("inplace", 2, extension=False, os_image_update="InPlaceIfPossible")
+    fleet.wait_fleet("inplace", "1.0.0", 2)
+    before = {p.metadata.name: p for p in fleet.pods("inplace")}
+    disks = fleet.claims("inplace")
+    marker = f"marker-{uuid.uuid4().hex[:8]}"
+    for pod in before.values():
+        fleet.get(pod, f"/cgi-bin/note?{marker}")
+
+    new = fleet.publish("1.0.1")
+    fleet.wait_upgrade("inplace", "Completed")
+    fleet.wait_fleet("inplace", "1.0.1", 2)
+    assert fleet.claims("inplace") == disks
+    for pod in fleet.pods("inplace"):
+        old = before[pod.metadata.name]
+        # The same pod (UID, node, IP): kubelet restarted its OS container only.
+        assert pod.metadata.uid == old.metadata.uid
+        assert pod.status.podIP == old.status.podIP
+        assert os_container(pod).containerID != os_container(old).containerID
+        assert os_container(pod).restartCount == os_container(old).restartCount + 1
+        assert pod.spec.containers[0].image.endswith(f"@{new}")
+        assert fleet.image_id(pod) == new
+        assert fleet.get(pod, "/cgi-bin/version").strip() == "1.0.1"
+        on_disk = fleet.get(pod, "/cgi-bin/disks")
+        assert f"/data/data/notes: {marker}" in on_disk
+        assert f"/data/data/boots: 1.0.1 {pod.metadata.name}" in on_disk
+
+
+def test_an_in_place_upgrade_that_fails_is_rolled_back_in_place(fleet: RealFleet) -> None:
+    fleet.scaleset(
+        "inback",
+        2,
+        extension=False,
+        os_image_update="InPlaceIfPossible",
+        maxBatchInstancePercent=20,
+        maxUnhealthyInstancePercent=20,
+    )
+    fleet.wait_fleet("inback", "1.0.0", 2)
+    before = {p.metadata.name: p.metadata.uid for p in fleet.pods("inback")}
+
+    fleet.publish("1.0.2", healthy=False)
+    upgrade = fleet.wait_upgrade("inback", "Faulted")["rollingUpgrade"]
+    assert upgrade["failedInstances"] == upgrade["rolledBackInstances"]
+    assert len(upgrade["failedInstances"]) == 1
+    fleet.wait_fleet("inback", "1.0.0", 2)
+    failed = f"inback-{upgrade['failedInstances'][0]}"
+    for pod in fleet.pods("inback"):
+        assert pod.metadata.uid == before[pod.metadata.name]
+        assert fleet.image_id(pod) == fleet.digest("1.0.0")
+        on_disk = fleet.get(pod, "/cgi-bin/disks")
+        # The failed instance booted the bad image, then the old one, in the same pod.
+        booted_bad = f"/data/data/boots: 1.0.2 {pod.metadata.name}" in on_disk
+        assert booted_bad == (pod.metadata.name == failed)
+        restarts = os_container(pod).restartCount
+        assert restarts == (2 if pod.metadata.name == failed else 0)

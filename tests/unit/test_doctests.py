@@ -20,6 +20,7 @@ MODULES = [
     "galleon.core.conditions",
     "galleon.core.expectations",
     "galleon.core.imageversion_status",
+    "galleon.core.inplace",
     "galleon.core.instances",
     "galleon.core.layers",
     "galleon.core.observed",

@@ -98,6 +98,7 @@ def check_name(name: str) -> str:
 
 
 UpgradeMode = Literal["Manual", "Automatic", "Rolling"]
+OSImageUpdate = Literal["Recreate", "InPlaceIfPossible"]
 RunningStatusCode = Literal["RollingForward", "Cancelled", "Completed", "Faulted"]
 RetentionRule = Literal["Retain", "Delete"]
 
@@ -558,6 +559,16 @@ class UpgradePolicy(SpecModel):
         default_factory=RollingUpgradePolicy,
         description="Batch size, health limits and pauses of rolling upgrades.",
         json_schema_extra=object_default(RollingUpgradePolicy),
+    )
+    os_image_update: OSImageUpdate = Field(
+        default="Recreate",
+        alias="osImageUpdate",
+        description="How an upgrade or a rollback gives an instance its new OS image. "
+        "Recreate: its pod is deleted and created again (same name and data disks). "
+        "InPlaceIfPossible: the running pod's OS container gets the new image and kubelet "
+        "restarts that container (same pod, node, IP and disks; no rescheduling), when "
+        "only the version changes, no init container runs the OS image and the image "
+        "pull Secret stays the same; otherwise Recreate. See docs/rollout.md.",
     )
     maintenance_windows: list[MaintenanceWindow] = Field(
         default_factory=list,

@@ -16,7 +16,7 @@ from typing import Any
 
 from galleon.api.region import RegistryEndpoint
 from galleon.api.scaleset import ScaleSetSpec
-from galleon.core import deferral, times
+from galleon.core import deferral, inplace, times
 from galleon.core import instances as inst
 from galleon.core import rollout as ro
 from galleon.core.upgrade_trigger import RecordedUpgrade
@@ -65,6 +65,8 @@ def observe(pod: Mapping[str, Any]) -> ro.Instance | None:
     for c in status.get("conditions") or []:
         if c.get("type") == "Ready" and c.get("status") == "True":
             ready, ready_since = True, times.parse(c.get("lastTransitionTime"))
+    if ready and inplace.updating(pod):
+        ready, ready_since = False, None  # the old container still reports Ready
     annotations = meta.get("annotations") or {}
     return ro.Instance(
         index=index,
@@ -106,8 +108,8 @@ def slim(pod: Mapping[str, Any]) -> dict[str, Any]:
     >>> kept = slim(pod)
     >>> kept["metadata"], kept["spec"]
     ({'name': 'web-0', 'uid': 'u'}, {'nodeName': 'n1'})
-    >>> kept["status"]
-    {'phase': 'Running', 'conditions': [{'type': 'Ready', 'status': 'True'}]}
+    >>> kept["status"]["conditions"]
+    [{'type': 'Ready', 'status': 'True'}]
     >>> observe(slim(pod)) == observe(pod)
     True
     """
@@ -124,6 +126,8 @@ def slim(pod: Mapping[str, Any]) -> dict[str, Any]:
     ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
     if ready:
         kept["status"]["conditions"] = ready
+    if status.get("containerStatuses"):
+        kept["status"]["containerStatuses"] = inplace.slim_statuses(status["containerStatuses"])
     return kept
 
 

@@ -85,12 +85,20 @@ class RealFleet:
     # -- scale sets ----------------------------------------------------------------------
 
     def scaleset(
-        self, name: str, capacity: int, *, pull_policy: str = "IfNotPresent", **rolling: Any
+        self,
+        name: str,
+        capacity: int,
+        *,
+        pull_policy: str = "IfNotPresent",
+        extension: bool = True,
+        os_image_update: str = "Recreate",
+        **rolling: Any,
     ) -> None:
         """A ScaleSet on the real node: the OS container serves the image's health
-        endpoint, an extension (init container on the OS image) runs before it, and one
-        data disk is a local volume of the node. `pull_policy: Always` makes every
-        instance ask its replica (containerd pulls a reference once otherwise)."""
+        endpoint, an extension (init container on the OS image) runs before it unless
+        `extension` is False, and one data disk is a local volume of the node.
+        `pull_policy: Always` makes every instance ask its replica (containerd pulls a
+        reference once otherwise); `os_image_update` is upgradePolicy.osImageUpdate."""
         policy = {
             "maxBatchInstancePercent": 50,
             "maxUnhealthyInstancePercent": 50,
@@ -122,7 +130,9 @@ class RealFleet:
                                 "args": ["extension"],
                                 "volumeMounts": [{"name": "disk-data", "mountPath": "/data/data"}],
                             }
-                        ],
+                        ]
+                        if extension
+                        else [],
                         "containers": [
                             {
                                 "name": "os",
@@ -142,6 +152,7 @@ class RealFleet:
                 "dataDisks": [disk],
                 "upgradePolicy": {
                     "mode": "Rolling",
+                    "osImageUpdate": os_image_update,
                     "automaticOSUpgradePolicy": {"enableAutomaticOSUpgrade": True},
                     "rollingUpgradePolicy": policy,
                 },

@@ -4,6 +4,10 @@ Rules of this module:
 - A pod is deleted only with a UID precondition: a pod of the same name created
   since the snapshot is never deleted by mistake. A pending-upgrade notice (upgrade
   deferral) is a metadata PATCH of the pod at the resourceVersion observed.
+- With `osImageUpdate: InPlaceIfPossible`, an upgrade or a rollback that only changes
+  the image version is one strategic merge PATCH of the pod at the resourceVersion
+  observed, not a delete and a create (`galleon.core.inplace`); a 409 leaves it to
+  the next pass, which sees the pod as it is.
 - A create that finds the pod already there (409) is not an error. A pod this
   process created is not created again until the pass's pods could show it: the pod
   cache delivered its UID, or a LIST sent after the create was observed
@@ -41,7 +45,7 @@ from lightkube.types import PatchType
 from galleon import clock
 from galleon.controllers.common import as_dict
 from galleon.controllers.scaleset.snapshot import ScaleSetSnapshot, VersionImage
-from galleon.core import claims, deferral, prepull, reasons
+from galleon.core import claims, deferral, inplace, prepull, reasons
 from galleon.core import instances as inst
 from galleon.core import rollout as ro
 from galleon.core.expectations import Expectations
@@ -89,6 +93,8 @@ class Applier:
         """Pull pods may be left (checked once after a start, then after each upgrade)."""
         self.pulled: tuple[str | None, frozenset[str]] = (None, frozenset())
         """(revision, nodes) whose pulls an earlier LIST saw done (memory only)."""
+        self.in_place_refused = False
+        """The apiserver refused an in-place update for good: recreate from then on."""
         self.pulls_refused: set[str] = set()
         """Revisions whose pull pods the apiserver refused: their upgrades go on without."""
 
@@ -111,6 +117,9 @@ class Applier:
         )
         creates = [a for a in actions if isinstance(a, ro.Create)]
         deletes = [a for a in actions if isinstance(a, ro.Delete)]
+        in_place = self.in_place(snapshot, deletes)
+        updates = [a for a in deletes if a.index in in_place]
+        deletes = [a for a in deletes if a.index not in in_place]
         notices = [a for a in actions if isinstance(a, ro.Notify)]
         scale_in = any(a.reason == "ScaleIn" for a in deletes)
         problems: list[Problem] = []
@@ -130,6 +139,7 @@ class Applier:
                 *(self._delete_pod(snapshot, a) for a in deletes),
                 *(self._create_pod(snapshot, a, images, refused) for a in creates),
                 *(self._notify_pod(snapshot, a) for a in notices),
+                *(self._update_pod(snapshot, a, in_place[a.index]) for a in updates),
             ]
         )
         problems += [(reasons.CREATE_REFUSED, m) for m in sorted(refused)]
@@ -182,6 +192,74 @@ class Applier:
         if await kube.delete_if_uid(Pod, name, self.namespace, uid):
             self.expectations.deleted(action.index, uid, at=clock.monotonic())
         self.count()
+
+    def in_place(
+        self, snapshot: ScaleSetSnapshot, deletes: Sequence[ro.Delete]
+    ) -> dict[int, tuple[str, dict[str, Any]]]:
+        """The upgrades and rollbacks among `deletes` done in place instead
+        (`galleon.core.inplace`): index → (pod name, its patch). Empty unless the
+        ScaleSet says InPlaceIfPossible."""
+        if snapshot.spec.upgrade_policy.os_image_update != "InPlaceIfPossible":
+            return {}
+        if self.in_place_refused:
+            return {}
+        images = snapshot.images or {}
+        pods = {p["metadata"]["name"]: p for p in snapshot.pods}
+        found: dict[int, tuple[str, dict[str, Any]]] = {}
+        for action in deletes:
+            revision = action.upgrade_to
+            name = inst.pod_name(self.name, action.index)
+            pod = pods.get(name)
+            if revision is None or pod is None:
+                continue
+            current = ((pod["metadata"].get("labels") or {}).get(inst.REVISION_LABEL)) or ""
+            old, new = images.get(inst.version_of(current)), images.get(inst.version_of(revision))
+            old_ref = old.image(action.index) if old is not None else None
+            new_ref = new.image(action.index) if new is not None else None
+            secrets = (old_ref[1], new_ref[1]) if old_ref and new_ref else None
+            why = inplace.blocker(snapshot.spec, pod, revision, secrets)
+            if why is not None or old_ref is None or new_ref is None:
+                logger.debug(
+                    "%s/%s: %s replaced, not in place: %s", self.namespace, self.name, name, why
+                )
+                continue
+            restart = old_ref[0] != new_ref[0]
+            found[action.index] = (
+                name,
+                inplace.patch(snapshot.spec, pod, revision, new_ref[0], restart=restart),
+            )
+        return found
+
+    async def _update_pod(
+        self, snapshot: ScaleSetSnapshot, action: ro.Delete, update: tuple[str, dict[str, Any]]
+    ) -> None:
+        """Give a pod its new OS image in place: one strategic merge PATCH at the
+        resourceVersion observed (a pod changed since is left to the next pass). A
+        refusal for good (an admission policy that forbids pod updates) is logged, and
+        this ScaleSet's instances are recreated from then on, this one at once."""
+        name, body = update
+        try:
+            await kube.client().patch(
+                Pod, name, body, namespace=self.namespace, patch_type=PatchType.STRATEGIC
+            )
+            return
+        except ApiError as error:
+            if error.status.code not in REFUSED_CODES:
+                if error.status.code in (404, 409):
+                    return
+                raise
+            self.in_place_refused = True
+            logger.warning(
+                "%s/%s: in-place update of %s refused, recreating instead (%s): %s",
+                self.namespace,
+                self.name,
+                name,
+                error.status.code,
+                error.status.message,
+            )
+        finally:
+            self.count()
+        await self._delete_pod(snapshot, action)
 
     async def _notify_pod(self, snapshot: ScaleSetSnapshot, action: ro.Notify) -> None:
         """Tell an instance its upgrade is pending (upgrade deferral): one metadata PATCH

@@ -283,7 +283,7 @@ class ScaleSetReconciler:
                 body,
                 reason=reasons.MAX_SURGE_NOT_APPLIED,
                 message="maxSurge is set, but instances keep their identity and data "
-                "disks, so each one is replaced in place (docs/rollout.md)",
+                "disks, so each one is replaced under its own name (docs/rollout.md)",
             )
             self.applier.count()
         for event in plan.events:

@@ -136,6 +136,16 @@ class Delete:
     index: int
     reason: str
 
+    @property
+    def upgrade_to(self) -> str | None:
+        """The revision an upgrade or a rollback replaces the instance with (None: a
+        repair or a scale-in).
+
+        >>> Delete(0, "Upgrade to 1.0.2-ab").upgrade_to, Delete(0, FAILED).upgrade_to
+        ('1.0.2-ab', None)
+        """
+        return self.reason.removeprefix(UPGRADE_TO) if self.reason.startswith(UPGRADE_TO) else None
+
 
 @dataclass(frozen=True)
 class Notify:
