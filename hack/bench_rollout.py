@@ -7,6 +7,7 @@ fleet for memory and API load.
                                  [--fleet-scalesets 20] [--fleet-instances 100]
                                  [--fleet-ready-delay 0s] [--fleet-deployments]
                                  [--fleet-pre-pull default|on|off]
+                                 [--fleet-order scalesets-first|deployments-first]
 
 Part 1: a ScaleSet of N instances (pinned version, mode Rolling, batches of 20%)
 and a Deployment of N replicas (maxUnavailable 20%, maxSurge 0), both with pods
@@ -19,9 +20,10 @@ operator's own requests (galleon_kube_requests_total).
 
 Part 2: F ScaleSets of M instances each are created and all upgraded at once;
 printed: the time, the operator's peak RSS (VmHWM) and its requests per instance.
-With --fleet-deployments, then (the ScaleSets deleted) F Deployments of M replicas
-with the same batch policy and readiness delay are created and all rolled at once
-by the built-in controller, on the same cluster: the time side by side.
+With --fleet-deployments, F Deployments of M replicas with the same batch policy and
+readiness delay are also created and all rolled at once by the built-in controller,
+on the same cluster, before or after the ScaleSets (--fleet-order); each fleet starts
+with no pod left in the namespace: the time side by side.
 
 Prints Markdown for docs/benchmarks.md. Everything listens on 127.0.0.1 and stops
 at the end (or on Ctrl-C).
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import statistics
 import subprocess
@@ -403,21 +406,105 @@ def stop_real_node_run(
         raise SystemExit(1)
 
 
-def fleet_of_deployments(
-    plane: ControlPlane, client: Client, f: int, m: int, image: dict[str, str], args: Any
-) -> dict[str, float]:
-    """The ScaleSet fleet deleted (its pods gone), F Deployments of M replicas created,
-    then all rolled to the new image at once; the seconds of each."""
+COMPONENTS = ("kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User and system CPU time a process has used so far (0 without one)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(plane: ControlPlane, operator_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the operator and of each control plane component."""
+    found = {name: cpu_seconds(plane.pid(name)) for name in COMPONENTS}
+    found["operator"] = cpu_seconds(operator_pid)
+    return found
+
+
+def cpu_since(plane: ControlPlane, operator_pid: int, before: dict[str, float]) -> str:
+    """`operator 12, kube-apiserver 40, ...`: CPU seconds of each since `before`."""
+    now = cpu_of(plane, operator_pid)
+    return ", ".join(f"{name} {now[name] - before[name]:.0f}" for name in ("operator", *COMPONENTS))
+
+
+def pods_gone(client: Client) -> None:
+    """Wait until the namespace holds no pod (terminating ones included)."""
     from lightkube.resources.core_v1 import Pod
 
-    for i in range(f):
-        client.delete(ScaleSet, f"fleet-{i}", namespace=NAMESPACE)
     wait(
         lambda: not list(client.list(Pod, namespace=NAMESPACE)),
         900,
-        "the ScaleSets' pods gone",
+        "the namespace's pods gone",
         interval=2,
     )
+
+
+def fleet_of_scalesets(
+    plane: ControlPlane, client: Client, metrics: str, pid: int, f: int, m: int, args: Any
+) -> dict[str, Any]:
+    """F ScaleSets of M instances created, then all upgraded at once, then deleted
+    (their pods gone); the seconds of each, the requests and the RSS."""
+    began = time.monotonic()
+    for i in range(f):
+        apply(
+            client,
+            scaleset(f"fleet-{i}", m, "1.0.0", args.fleet_ready_delay, args.fleet_pre_pull),
+        )
+    wait(
+        lambda: all(scaleset_on(client, f"fleet-{i}", "1.0.0", m) for i in range(f)),
+        900,
+        f"{f * m} instances ready",
+        interval=2,
+    )
+    created = time.monotonic() - began
+    idle_rss = rss_mib(pid)
+    own = operator_metric(metrics, "galleon_kube_requests_total")
+    cpu = cpu_of(plane, pid)
+    began = time.monotonic()
+    for i in range(f):
+        client.patch(
+            ScaleSet,
+            f"fleet-{i}",
+            {"spec": {"imageReference": {"version": "1.0.2"}}},
+            namespace=NAMESPACE,
+            patch_type=PatchType.MERGE,
+        )
+    results = wait(
+        lambda: ended(client, [f"fleet-{i}" for i in range(f)], "1.0.2"),
+        1800,
+        f"{f * m} instances upgraded",
+        interval=2,
+    )
+    upgraded = time.monotonic() - began
+    cpu_used = cpu_since(plane, pid, cpu)
+    per_instance = (operator_metric(metrics, "galleon_kube_requests_total") - own) / (f * m)
+    for i in range(f):
+        client.delete(ScaleSet, f"fleet-{i}", namespace=NAMESPACE)
+    pods_gone(client)
+    return {
+        "created": created,
+        "upgraded": upgraded,
+        "results": results,
+        "per_instance": per_instance,
+        "idle_rss": idle_rss,
+        "cpu": cpu_used,
+    }
+
+
+def fleet_of_deployments(
+    plane: ControlPlane,
+    client: Client,
+    pid: int,
+    f: int,
+    m: int,
+    image: dict[str, str],
+    args: Any,
+) -> dict[str, Any]:
+    """F Deployments of M replicas created, then all rolled to the new image at once,
+    then deleted (their pods gone); the seconds of each."""
     names = [f"fleet-d{i}" for i in range(f)]
     began = time.monotonic()
     for name in names:
@@ -429,6 +516,7 @@ def fleet_of_deployments(
         interval=2,
     )
     created = time.monotonic() - began
+    cpu = cpu_of(plane, pid)
     began = time.monotonic()
     for name in names:
         client.patch(
@@ -448,7 +536,12 @@ def fleet_of_deployments(
         f"{f * m} replicas rolled",
         interval=2,
     )
-    return {"created": created, "rolled": time.monotonic() - began}
+    rolled = time.monotonic() - began
+    cpu_used = cpu_since(plane, pid, cpu)
+    for name in names:
+        client.delete(Deployment, name, namespace=NAMESPACE)
+    pods_gone(client)
+    return {"created": created, "rolled": rolled, "cpu": cpu_used}
 
 
 def main() -> None:
@@ -469,6 +562,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--fleet-deployments", action="store_true", help="also roll F Deployments of M"
+    )
+    parser.add_argument(
+        "--fleet-order",
+        choices=("scalesets-first", "deployments-first"),
+        default="scalesets-first",
+        help="which fleet runs first on the cluster (each starts with no pod left)",
     )
     args = parser.parse_args()
     n = args.instances
@@ -528,49 +627,25 @@ def main() -> None:
 
             # Part 2: a large fleet.
             f, m = args.fleet_scalesets, args.fleet_instances
-            began = time.monotonic()
-            for i in range(f):
-                apply(
-                    client,
-                    scaleset(f"fleet-{i}", m, "1.0.0", args.fleet_ready_delay, args.fleet_pre_pull),
-                )
-            wait(
-                lambda: all(scaleset_on(client, f"fleet-{i}", "1.0.0", m) for i in range(f)),
-                900,
-                f"{f * m} instances ready",
-                interval=2,
-            )
-            created = time.monotonic() - began
-            idle_rss = rss_mib(pid)
-            own = operator_metric(metrics, "galleon_kube_requests_total")
-            began = time.monotonic()
-            for i in range(f):
-                client.patch(
-                    ScaleSet,
-                    f"fleet-{i}",
-                    {"spec": {"imageReference": {"version": "1.0.2"}}},
-                    namespace=NAMESPACE,
-                    patch_type=PatchType.MERGE,
-                )
-            results = wait(
-                lambda: ended(client, [f"fleet-{i}" for i in range(f)], "1.0.2"),
-                1800,
-                f"{f * m} instances upgraded",
-                interval=2,
-            )
-            upgraded = time.monotonic() - began
-            per_instance = (operator_metric(metrics, "galleon_kube_requests_total") - own) / (f * m)
+            pods_gone(client)
+            deployed: dict[str, Any] = {}
+            if args.fleet_deployments and args.fleet_order == "deployments-first":
+                deployed = fleet_of_deployments(plane, client, pid, f, m, image, args)
+            fleet = fleet_of_scalesets(plane, client, metrics, pid, f, m, args)
+            if args.fleet_deployments and args.fleet_order == "scalesets-first":
+                deployed = fleet_of_deployments(plane, client, pid, f, m, image, args)
             pulls = {None: "default (on)", True: "on", False: "off"}[args.fleet_pre_pull]
             print(f"\n| {f} ScaleSets x {m} instances ({f * m}), pre-pull {pulls} | |")
             print("|---|---|")
-            print(f"| create and reach Ready (s) | {created:.0f} |")
-            print(f"| upgrade all at once, 20% batches (s) | {upgraded:.0f} |")
-            print(f"| upgrade results | {results} |")
-            print(f"| operator requests per upgraded instance | {per_instance:.1f} |")
-            print(f"| operator RSS with the fleet idle (MiB) | {idle_rss:.0f} |")
+            print(f"| create and reach Ready (s) | {fleet['created']:.0f} |")
+            print(f"| upgrade all at once, 20% batches (s) | {fleet['upgraded']:.0f} |")
+            print(f"| upgrade results | {fleet['results']} |")
+            print(f"| operator requests per upgraded instance | {fleet['per_instance']:.1f} |")
+            print(f"| operator RSS with the fleet idle (MiB) | {fleet['idle_rss']:.0f} |")
             print(f"| operator peak RSS, whole run (MiB) | {peak_rss_mib(pid):.0f} |")
-            if args.fleet_deployments:
-                deployed = fleet_of_deployments(plane, client, f, m, image, args)
+            print(f"| CPU seconds during the upgrade | {fleet['cpu']} |")
+            if deployed:
+                print(f"| order | {args.fleet_order} |")
                 print(
                     f"| {f} Deployments x {m} replicas: create and reach available (s) | "
                     f"{deployed['created']:.0f} |"
@@ -579,9 +654,10 @@ def main() -> None:
                     f"| {f} Deployments x {m} replicas: roll all at once, maxUnavailable 20% "
                     f"(s) | {deployed['rolled']:.0f} |"
                 )
+                print(f"| CPU seconds during the Deployments' rollout | {deployed['cpu']} |")
                 print(
                     f"| ScaleSets' upgrade vs the Deployments' rollout | "
-                    f"{upgraded / deployed['rolled']:.2f}x (goal ≤ 1.1x) |"
+                    f"{fleet['upgraded'] / deployed['rolled']:.2f}x (goal ≤ 1.1x) |"
                 )
         except KeyboardInterrupt:
             print("interrupted")
