@@ -3,6 +3,7 @@
 controller, side by side, with real containers, real pulls and real probes.
 
     python hack/bench_realnode_rollout.py [--instances 20] [--rounds 4] [--surge] [--in-place]
+                                          [--fresh-versions] [--events FILE]
 
 One control plane with one real node (containerd + kubelet, `galleon_testkit.realnode`)
 in the region, one registry, two runnable OS images (busybox and a health endpoint,
@@ -89,6 +90,13 @@ def main() -> None:
     parser.add_argument(
         "--surge", action="store_true", help="ScaleSet with maxSurge (new instances first)"
     )
+    parser.add_argument("--events", type=Path, help="write the namespace's Events there")
+    parser.add_argument(
+        "--fresh-versions",
+        action="store_true",
+        help="round r upgrades to 1.0.r (a version no pod ran), not back and forth "
+        "between 1.0.0 and 1.0.2",
+    )
     parser.add_argument(
         "--in-place",
         action="store_true",
@@ -109,14 +117,19 @@ def main() -> None:
             plane.apply_crds(common.ROOT / "crds")
             registry.start()
             node.trust(registry.host)
-            images = {v: build_os_image(workdir / f"os-{v}", v) for v in ("1.0.0", "1.0.2")}
+            # --fresh-versions: round r goes to 1.0.r, a version no pod ran before.
+            rounds = (
+                [f"1.0.{r}" for r in range(1, args.rounds + 1)] if args.fresh_versions else None
+            )
+            versions = ("1.0.0", *(rounds or ["1.0.2"]))
+            images = {v: build_os_image(workdir / f"os-{v}", v) for v in versions}
 
             digests = common.push_sources(registry, images)
             operator = OperatorProcess(
                 plane.kubeconfig, workdir / "operator.log", verbose=bool(args.operator_log)
             ).start()
             metrics = operator.metrics_url
-            common.world(plane.client(), registry)
+            common.world(plane.client(), registry, versions)
             client = plane.client()
             image = {v: f"{registry.host}/sources/os@{d}" for v, d in digests.items()}
             print(f"real node {node.name} up in {node.startup_seconds['node']:.1f}s\n")
@@ -129,7 +142,9 @@ def main() -> None:
                 300,
                 "Deployment",
             )
-            rows = common.side_by_side(plane, metrics, client, n, args.rounds, image)
+            rows = common.side_by_side(
+                plane, metrics, client, n, args.rounds, image, versions=rounds
+            )
             deploy = statistics.median(r["seconds"] for r in rows["Deployment"])
             ours = statistics.median(r["seconds"] for r in rows["ScaleSet"])
             print()
@@ -146,8 +161,22 @@ def main() -> None:
                 f"| rollout time, median of {args.rounds} (s) | {deploy:.1f} | {ours:.1f} "
                 f"| {ours / deploy:.2f}x |"
             )
+            if args.events:
+                write_events(client, args.events)
         finally:
             common.stop_real_node_run(operator, registry, plane, args.operator_log)
+
+
+def write_events(client: Any, path: Path) -> None:
+    """The namespace's Events (kubelet's and the controllers'), oldest first, one per line."""
+    from lightkube.resources.core_v1 import Event
+
+    lines = sorted(
+        f"{e.lastTimestamp or e.eventTime} {e.involvedObject.name} {e.reason} "
+        f"x{e.count or 1}: {e.message}"
+        for e in client.list(Event, namespace=NAMESPACE)
+    )
+    path.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -330,15 +330,15 @@ def side_by_side(
     image: dict[str, str],
     *,
     requests: bool = False,
+    versions: list[str] | None = None,
 ) -> dict[str, list[dict[str, float]]]:
     """Round by round, the Deployment `deploy` (to `image[version]`) and the ScaleSet
-    `ss` (to `version`) rolled in turn between 1.0.2 and 1.0.0, alternating which goes
-    first; each rollout `timed`. Prints a line per rollout (with the requests counted
-    when `requests`)."""
+    `ss` (to `version`) rolled in turn to `versions[round]` (default: between 1.0.2 and
+    1.0.0), alternating which goes first; each rollout `timed`. Prints a line per
+    rollout (with the requests counted when `requests`)."""
     rows: dict[str, list[dict[str, float]]] = {"Deployment": [], "ScaleSet": []}
-    versions = ["1.0.2", "1.0.0"]
     for round_ in range(rounds):
-        version = versions[round_ % 2]
+        version = versions[round_] if versions else ("1.0.2", "1.0.0")[round_ % 2]
         order = ["Deployment", "ScaleSet"] if round_ % 2 == 0 else ["ScaleSet", "Deployment"]
         for kind in order:
             if kind == "Deployment":

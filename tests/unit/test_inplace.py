@@ -148,3 +148,25 @@ def test_an_annotation_it_cannot_read_holds_nothing() -> None:
         odd = pod()
         odd["metadata"]["annotations"][inplace.ANNOTATION] = text
         assert observe(slim(odd)).ready, text
+
+
+def test_an_update_kubelet_holds_in_restart_backoff_is_seen_through_the_slim_pod() -> None:
+    before = pod()
+    after = patched(before, inplace.patch(spec(), before, "1.0.2-abc", f"r/g@{NEW}"))
+    status = after["status"]["containerStatuses"][0]
+    # kubelet killed the old container and holds the start of the new image: the status
+    # is the old container's, waiting in CrashLoopBackOff.
+    status["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}}
+    assert inplace.held(slim(after)) and not observe(slim(after)).ready
+    # Not held: waiting for another reason, or the new image started and then crashed.
+    status["state"]["waiting"]["reason"] = "ContainerCreating"
+    assert not inplace.held(slim(after))
+    status["state"]["waiting"]["reason"] = "CrashLoopBackOff"
+    status.update(containerID="containerd://new", imageID=f"r/g@{NEW}")
+    assert not inplace.held(slim(after))
+    # A pod never updated in place is never held.
+    crashing = pod()
+    crashing["status"]["containerStatuses"][0]["state"] = {
+        "waiting": {"reason": "CrashLoopBackOff"}
+    }
+    assert not inplace.held(slim(crashing))

@@ -21,6 +21,8 @@ Rules of this module:
   conditions say (between the patch and kubelet's next sync, the pod still reports
   the old container Ready). The annotation lives on the pod, so a restarted
   operator reads the same state.
+- An update kubelet holds in its restart backoff before the new image ever started
+  (`held`) is finished by a recreate: the pod is deleted and created again.
 """
 
 from __future__ import annotations
@@ -194,11 +196,50 @@ def updating(pod: Mapping[str, Any]) -> bool:
     return bool(digest) and not (isinstance(image_id, str) and image_id.endswith(f"@{digest}"))
 
 
+BACKOFF = "CrashLoopBackOff"
+
+
+def held(pod: Mapping[str, Any]) -> bool:
+    """Whether kubelet holds the pod's in-place update in its restart backoff: the old
+    container has exited and no container of the new image has started, the status
+    waiting with CrashLoopBackOff. kubelet keys that backoff by pod UID, container and
+    image, so a pod updated in place to an image it ran before, seconds after its last
+    restart, waits 10 s and more (doubling, up to 5 minutes) for a backoff that says
+    nothing about the new image. A new pod (a new UID) starts at once.
+
+    >>> note = json.dumps({"container": "os", "from": "c://1", "digest": "sha256:ef"})
+    >>> waiting = {"waiting": {"reason": "CrashLoopBackOff"}}
+    >>> pod = {"metadata": {"annotations": {ANNOTATION: note}},
+    ...        "status": {"containerStatuses": [
+    ...            {"name": "os", "containerID": "c://1", "state": waiting}]}}
+    >>> held(pod)
+    True
+    >>> pod["status"]["containerStatuses"][0]["containerID"] = "c://2"  # the new one crashed
+    >>> held(pod)
+    False
+    """
+    if not updating(pod):
+        return False
+    note = json.loads(((pod.get("metadata") or {}).get("annotations") or {})[ANNOTATION])
+    status = container_status(pod, note["container"]) or {}
+    waiting = (status.get("state") or {}).get("waiting") or {}
+    return waiting.get("reason") == BACKOFF and status.get("containerID") in (
+        None,
+        "",
+        note.get("from"),
+    )
+
+
 def slim_statuses(statuses: Sequence[Any]) -> list[dict[str, Any]]:
-    """What `updating` and `patch` read of the container statuses: name, container ID
-    and image ID of each."""
-    return [
-        {k: s[k] for k in ("name", "containerID", "imageID") if k in s}
-        for s in statuses
-        if isinstance(s, Mapping)
-    ]
+    """What `updating`, `held` and `patch` read of the container statuses: name,
+    container ID and image ID of each, and why it waits."""
+    kept = []
+    for status in statuses:
+        if not isinstance(status, Mapping):
+            continue
+        one = {k: status[k] for k in ("name", "containerID", "imageID") if k in status}
+        reason = ((status.get("state") or {}).get("waiting") or {}).get("reason")
+        if reason:
+            one["state"] = {"waiting": {"reason": reason}}
+        kept.append(one)
+    return kept

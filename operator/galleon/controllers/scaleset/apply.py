@@ -7,7 +7,8 @@ Rules of this module:
 - With `osImageUpdate: InPlaceIfPossible`, an upgrade or a rollback that only changes
   the image version is one strategic merge PATCH of the pod at the resourceVersion
   observed, not a delete and a create (`galleon.core.inplace`); a 409 leaves it to
-  the next pass, which sees the pod as it is.
+  the next pass, which sees the pod as it is. A pod whose update kubelet holds in its
+  restart backoff is deleted, and created again by the next pass.
 - A create that finds the pod already there (409) is not an error. A pod this
   process created is not created again until the pass's pods could show it: the pod
   cache delivered its UID, or a LIST sent after the create was observed
@@ -120,6 +121,7 @@ class Applier:
         in_place = self.in_place(snapshot, deletes)
         updates = [a for a in deletes if a.index in in_place]
         deletes = [a for a in deletes if a.index not in in_place]
+        deletes += self.held(snapshot, {a.index for a in deletes})
         notices = [a for a in actions if isinstance(a, ro.Notify)]
         scale_in = any(a.reason == "ScaleIn" for a in deletes)
         problems: list[Problem] = []
@@ -228,6 +230,28 @@ class Applier:
                 name,
                 inplace.patch(snapshot.spec, pod, revision, new_ref[0], restart=restart),
             )
+        return found
+
+    def held(self, snapshot: ScaleSetSnapshot, deleting: set[int]) -> list[ro.Delete]:
+        """Deletes of the pods whose in-place update kubelet holds in its restart
+        backoff (`galleon.core.inplace.held`): the next pass creates them again."""
+        found = []
+        for pod in snapshot.pods:
+            labels = pod["metadata"].get("labels") or {}
+            try:
+                index = int(labels.get(inst.INDEX_LABEL, ""))
+            except ValueError:
+                continue
+            being_deleted = pod["metadata"].get("deletionTimestamp") is not None
+            if index in deleting or being_deleted or not inplace.held(pod):
+                continue
+            logger.info(
+                "%s/%s: kubelet holds the in-place update of %s in restart backoff: recreating",
+                self.namespace,
+                self.name,
+                pod["metadata"]["name"],
+            )
+            found.append(ro.Delete(index, "InPlaceHeld"))
         return found
 
     async def _update_pod(
