@@ -3,7 +3,8 @@
 controller, side by side, with real containers, real pulls and real probes.
 
     python hack/bench_realnode_rollout.py [--instances 20] [--rounds 4] [--surge] [--in-place]
-                                          [--fresh-versions] [--events FILE]
+                                          [--fresh-versions] [--pre-pull default|on|off]
+                                          [--events FILE]
 
 One control plane with one real node (containerd + kubelet, `galleon_testkit.realnode`)
 in the region, one registry, two runnable OS images (busybox and a health endpoint,
@@ -65,8 +66,10 @@ def template(app: str, image: str) -> dict[str, Any]:
     }
 
 
-def scaleset(capacity: int, version: str, surge: bool, in_place: bool) -> dict[str, Any]:
-    document = common.scaleset("ss", capacity, version, "0s")
+def scaleset(
+    capacity: int, version: str, surge: bool, in_place: bool, pre_pull: bool | None = None
+) -> dict[str, Any]:
+    document = common.scaleset("ss", capacity, version, "0s", pre_pull)
     document["spec"]["template"] = template("ss", "set-by-galleon")
     document["spec"]["upgradePolicy"]["rollingUpgradePolicy"]["maxSurge"] = surge
     if in_place:
@@ -92,6 +95,12 @@ def main() -> None:
     )
     parser.add_argument("--events", type=Path, help="write the namespace's Events there")
     parser.add_argument(
+        "--pre-pull",
+        choices=("default", "on", "off"),
+        default="default",
+        help="the ScaleSet's prePullImages (default: unset, which is on in Rolling mode)",
+    )
+    parser.add_argument(
         "--fresh-versions",
         action="store_true",
         help="round r upgrades to 1.0.r (a version no pod ran), not back and forth "
@@ -103,6 +112,7 @@ def main() -> None:
         help="ScaleSet with osImageUpdate: InPlaceIfPossible (the OS container restarted)",
     )
     args = parser.parse_args()
+    args.pre_pull = {"default": None, "on": True, "off": False}[args.pre_pull]
     n = args.instances
     with tempfile.TemporaryDirectory(prefix="galleon-bench-realnode-") as tmp:
         workdir = Path(tmp)
@@ -134,7 +144,7 @@ def main() -> None:
             image = {v: f"{registry.host}/sources/os@{d}" for v, d in digests.items()}
             print(f"real node {node.name} up in {node.startup_seconds['node']:.1f}s\n")
 
-            common.apply(client, scaleset(n, "1.0.0", args.surge, args.in_place))
+            common.apply(client, scaleset(n, "1.0.0", args.surge, args.in_place, args.pre_pull))
             common.apply(client, deployment(n, image["1.0.0"]))
             common.wait(lambda: common.scaleset_on(client, "ss", "1.0.0", n), 300, "ScaleSet")
             common.wait(
@@ -155,6 +165,7 @@ def main() -> None:
             print()
             kind = "ScaleSet" + (", maxSurge" if args.surge else "")
             kind += ", in place" if args.in_place else ""
+            kind += {None: "", True: ", pre-pull on", False: ", pre-pull off"}[args.pre_pull]
             print(f"| {n} instances on a real node, 20% batches | Deployment | {kind} | ratio |")
             print("|---|---|---|---|")
             print(

@@ -430,6 +430,35 @@ def cpu_since(plane: ControlPlane, operator_pid: int, before: dict[str, float]) 
     return ", ".join(f"{name} {now[name] - before[name]:.0f}" for name in ("operator", *COMPONENTS))
 
 
+def profile_apiserver(plane: ControlPlane, path: Path | None, seconds: int = 30) -> Any:
+    """Start a CPU profile of kube-apiserver (`/debug/pprof/profile`) for `seconds`,
+    written to `path` (read it with `go tool pprof -top PATH`); returns the thread
+    to join, or None without a path."""
+    import threading
+
+    if path is None:
+        return None
+
+    def take() -> None:
+        with path.open("wb") as out:
+            subprocess.run(
+                [
+                    "kubectl",
+                    f"--kubeconfig={plane.kubeconfig}",
+                    "get",
+                    "--raw",
+                    f"/debug/pprof/profile?seconds={seconds}",
+                ],
+                stdout=out,
+                check=True,
+                timeout=seconds + 60,
+            )
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    return thread
+
+
 def pods_gone(client: Client) -> None:
     """Wait until the namespace holds no pod (terminating ones included)."""
     from lightkube.resources.core_v1 import Pod
@@ -464,6 +493,9 @@ def fleet_of_scalesets(
     own = operator_metric(metrics, "galleon_kube_requests_total")
     cpu = cpu_of(plane, pid)
     began = time.monotonic()
+    profile = profile_apiserver(
+        plane, args.apiserver_profile and args.apiserver_profile / "scalesets.pprof"
+    )
     for i in range(f):
         client.patch(
             ScaleSet,
@@ -480,6 +512,8 @@ def fleet_of_scalesets(
     )
     upgraded = time.monotonic() - began
     cpu_used = cpu_since(plane, pid, cpu)
+    if profile is not None:
+        profile.join()
     per_instance = (operator_metric(metrics, "galleon_kube_requests_total") - own) / (f * m)
     for i in range(f):
         client.delete(ScaleSet, f"fleet-{i}", namespace=NAMESPACE)
@@ -518,6 +552,9 @@ def fleet_of_deployments(
     created = time.monotonic() - began
     cpu = cpu_of(plane, pid)
     began = time.monotonic()
+    profile = profile_apiserver(
+        plane, args.apiserver_profile and args.apiserver_profile / "deployments.pprof"
+    )
     for name in names:
         client.patch(
             Deployment,
@@ -538,6 +575,8 @@ def fleet_of_deployments(
     )
     rolled = time.monotonic() - began
     cpu_used = cpu_since(plane, pid, cpu)
+    if profile is not None:
+        profile.join()
     for name in names:
         client.delete(Deployment, name, namespace=NAMESPACE)
     pods_gone(client)
@@ -564,6 +603,12 @@ def main() -> None:
         "--fleet-deployments", action="store_true", help="also roll F Deployments of M"
     )
     parser.add_argument(
+        "--apiserver-profile",
+        type=Path,
+        help="a folder: a 30 s CPU profile of kube-apiserver from the start of each "
+        "fleet's rollout (scalesets.pprof, deployments.pprof)",
+    )
+    parser.add_argument(
         "--fleet-order",
         choices=("scalesets-first", "deployments-first"),
         default="scalesets-first",
@@ -577,7 +622,9 @@ def main() -> None:
     nodes = max(4, -(-(fleet_total + 2 * n) // 80) + 2)
     with tempfile.TemporaryDirectory(prefix="galleon-bench-rollout-") as tmp:
         workdir = Path(tmp)
-        plane = ControlPlane(workdir / "cluster", regions={REGION: nodes})
+        plane = ControlPlane(
+            workdir / "cluster", regions={REGION: nodes}, profiling=bool(args.apiserver_profile)
+        )
         registry = Registry(workdir / "registry", free_port())
         operator: OperatorProcess | None = None
         try:

@@ -254,8 +254,11 @@ class ControlPlane:
         binaries: Binaries | None = None,
         real_nodes: Mapping[str, int] | None = None,
         real_node_taint: bool = True,
+        profiling: bool = False,
     ) -> None:
         self.workdir = Path(workdir)
+        self.profiling = profiling
+        """kube-apiserver serves /debug/pprof (benchmarks' profiles; off otherwise)."""
         self.regions = dict(DEFAULT_REGIONS if regions is None else regions)
         self.wanted_real_nodes = dict(real_nodes or {})
         self.real_node_taint = real_node_taint
@@ -537,7 +540,7 @@ class ControlPlane:
                 f"--kubelet-client-certificate={keys.admin_cert}",
                 f"--kubelet-client-key={keys.admin_key}",
                 "--kubelet-preferred-address-types=InternalIP",
-                "--profiling=false",
+                f"--profiling={'true' if self.profiling else 'false'}",
                 f"--cert-dir={self.workdir / 'apiserver-certs'}",
             ],
         )
