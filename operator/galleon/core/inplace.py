@@ -72,14 +72,14 @@ def blocker(
     'the image pull Secret changes'
     """
     meta = pod.get("metadata") or {}
-    current = (meta.get("labels") or {}).get(inst.REVISION_LABEL) or ""
-    if "-" not in current or current.split("-", 1)[1] != to_revision.split("-", 1)[-1]:
+    current = inst.hash_of(inst.revision_of_pod(pod))
+    if not current or current != inst.hash_of(to_revision):
         return "the instance model changed"
     if meta.get("deletionTimestamp") is not None:
         return "its pod is being deleted"
     if (pod.get("status") or {}).get("phase") in ("Failed", "Succeeded"):
         return "its pod has finished"
-    placeholder = _os_container(spec).get("image")
+    placeholder = inst.os_container(spec).get("image")
     if placeholder and any(
         isinstance(c, Mapping) and c.get("image") == placeholder
         for c in spec.template.spec.get("initContainers") or []
@@ -90,14 +90,6 @@ def blocker(
     if pull_secrets[0] != pull_secrets[1]:
         return "the image pull Secret changes"
     return None
-
-
-def _os_container(spec: ScaleSetSpec) -> Mapping[str, Any]:
-    name = inst.os_container_name(spec)
-    for container in spec.template.spec.get("containers") or []:
-        if isinstance(container, Mapping) and container.get("name") == name:
-            return container
-    return {}
 
 
 def digest_of(image: str) -> str:
@@ -179,21 +171,31 @@ def updating(pod: Mapping[str, Any]) -> bool:
     >>> updating({"metadata": {"annotations": {ANNOTATION: "{"}}})
     False
     """
-    text = ((pod.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION)
-    if not text or len(text) > ANNOTATION_MAX:
-        return False
-    try:
-        note = json.loads(text)
-    except ValueError:
-        return False
-    if not isinstance(note, dict) or not isinstance(note.get("container"), str):
-        return False
+    note = _note(pod)
+    return note is not None and _replacing(pod, note)
+
+
+def _replacing(pod: Mapping[str, Any], note: Mapping[str, Any]) -> bool:
     status = container_status(pod, note["container"]) or {}
     container_id, image_id = status.get("containerID"), status.get("imageID")
     if not container_id or container_id == note.get("from"):
         return True
     digest = note.get("digest")
     return bool(digest) and not (isinstance(image_id, str) and image_id.endswith(f"@{digest}"))
+
+
+def _note(pod: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The pod's in-place update annotation, read (None: none, or one it cannot read)."""
+    text = ((pod.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION)
+    if not isinstance(text, str) or not text or len(text) > ANNOTATION_MAX:
+        return None
+    try:
+        note = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(note, dict) or not isinstance(note.get("container"), str):
+        return None
+    return note
 
 
 BACKOFF = "CrashLoopBackOff"
@@ -218,9 +220,9 @@ def held(pod: Mapping[str, Any]) -> bool:
     >>> held(pod)
     False
     """
-    if not updating(pod):
+    note = _note(pod)
+    if note is None or not _replacing(pod, note):
         return False
-    note = json.loads(((pod.get("metadata") or {}).get("annotations") or {})[ANNOTATION])
     status = container_status(pod, note["container"]) or {}
     waiting = (status.get("state") or {}).get("waiting") or {}
     return waiting.get("reason") == BACKOFF and status.get("containerID") in (

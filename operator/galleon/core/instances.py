@@ -112,6 +112,21 @@ def version_of(revision_: str) -> str:
     return revision_.split("-", 1)[0]
 
 
+def hash_of(revision_: str) -> str:
+    """The model hash part of a revision ('' when it has none).
+
+    >>> hash_of("1.0.2-3f2a9c01de"), hash_of("1.0.2")
+    ('3f2a9c01de', '')
+    """
+    return revision_.split("-", 1)[1] if "-" in revision_ else ""
+
+
+def revision_of_pod(pod: Mapping[str, Any]) -> str:
+    """The revision an instance's pod is labelled with ('' when none)."""
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return str(labels.get(REVISION_LABEL) or "")
+
+
 def os_container_name(spec: ScaleSetSpec) -> str:
     containers = spec.template.spec.get("containers") or []
     if spec.os_container_name:
@@ -127,15 +142,20 @@ def _os_container(pod_spec: Mapping[str, Any], name: str) -> dict[str, Any]:
     raise InvalidModel(f"the pod template has no container named {name!r} (osContainerName)")
 
 
+def os_container(spec: ScaleSetSpec) -> dict[str, Any]:
+    """The template's OS container (InvalidModel: it has none)."""
+    return _os_container(spec.template.spec, os_container_name(spec))
+
+
 def check_model(spec: ScaleSetSpec) -> None:
     """Raise InvalidModel when no pod can be built from the spec."""
-    _os_container(spec.template.spec, os_container_name(spec))
+    os_container(spec)
 
 
 def has_health_source(spec: ScaleSetSpec) -> bool:
     """Whether the OS container has a readiness probe (rolling upgrades need one)."""
     try:
-        container = _os_container(spec.template.spec, os_container_name(spec))
+        container = os_container(spec)
     except InvalidModel:
         return False
     return bool(container.get("readinessProbe"))

@@ -214,7 +214,7 @@ class Applier:
             pod = pods.get(name)
             if revision is None or pod is None:
                 continue
-            current = ((pod["metadata"].get("labels") or {}).get(inst.REVISION_LABEL)) or ""
+            current = inst.revision_of_pod(pod)
             old, new = images.get(inst.version_of(current)), images.get(inst.version_of(revision))
             old_ref = old.image(action.index) if old is not None else None
             new_ref = new.image(action.index) if new is not None else None
