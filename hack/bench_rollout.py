@@ -58,6 +58,8 @@ from galleon_testkit.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "bench"
+STATUS_WRITE = ("PATCH", "scalesets", "status")
+"""The apiserver_request_total key of the ScaleSets' status writes."""
 REGION = "eastus2"
 
 
@@ -459,6 +461,70 @@ def profile_apiserver(plane: ControlPlane, path: Path | None, seconds: int = 30)
     return thread
 
 
+def profile_operator(pid: int, path: Path | None, seconds: int = 30) -> Any:
+    """Start a py-spy CPU profile of the operator for `seconds` (sampled without
+    stopping it), written to `path` as collapsed stacks; returns the thread to join,
+    or None without a path. `top_frames` reads it."""
+    import threading
+
+    if path is None:
+        return None
+    spy = Path(sys.executable).parent / "py-spy"
+
+    def take() -> None:
+        subprocess.run(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(seconds),
+                "--rate",
+                "50",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--output",
+                str(path),
+            ],
+            stdout=subprocess.DEVNULL,
+            check=True,
+            timeout=seconds + 60,
+        )
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    return thread
+
+
+def top_frames(path: Path, count: int = 25) -> str:
+    """The functions of a collapsed-stack profile with the most samples under them
+    (`total`) and in them (`self`), as table rows."""
+    total: dict[str, int] = {}
+    own: dict[str, int] = {}
+    samples = 0
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        frames = stack.split(";")
+        samples += int(n)
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + int(n)
+        own[frames[-1]] = own.get(frames[-1], 0) + int(n)
+
+    def row(frame: str) -> str:
+        under, inside = 100 * total[frame] / samples, 100 * own.get(frame, 0) / samples
+        return f"| `{frame[:90]}` | {under:.1f} | {inside:.1f} |"
+
+    rows = [f"| {samples} samples | total % | self % |", "|---|---|---|"]
+    rows += [row(f) for f, _ in sorted(total.items(), key=lambda kv: -kv[1])[:count]]
+    rows.append("| (most self time) | | |")
+    rows += [row(f) for f, _ in sorted(own.items(), key=lambda kv: -kv[1])[:count]]
+    return "\n".join(rows)
+
+
 def pods_gone(client: Client) -> None:
     """Wait until the namespace holds no pod (terminating ones included)."""
     from lightkube.resources.core_v1 import Pod
@@ -491,11 +557,14 @@ def fleet_of_scalesets(
     created = time.monotonic() - began
     idle_rss = rss_mib(pid)
     own = operator_metric(metrics, "galleon_kube_requests_total")
+    writes = apiserver_requests_by(plane).get(STATUS_WRITE, 0.0)
     cpu = cpu_of(plane, pid)
     began = time.monotonic()
     profile = profile_apiserver(
         plane, args.apiserver_profile and args.apiserver_profile / "scalesets.pprof"
     )
+    spied = args.operator_profile and args.operator_profile / "operator.txt"
+    spy = profile_operator(pid, spied)
     for i in range(f):
         client.patch(
             ScaleSet,
@@ -514,7 +583,11 @@ def fleet_of_scalesets(
     cpu_used = cpu_since(plane, pid, cpu)
     if profile is not None:
         profile.join()
+    if spy is not None:
+        spy.join()
+        print(top_frames(spied), flush=True)
     per_instance = (operator_metric(metrics, "galleon_kube_requests_total") - own) / (f * m)
+    writes = (apiserver_requests_by(plane).get(STATUS_WRITE, 0.0) - writes) / (f * m)
     for i in range(f):
         client.delete(ScaleSet, f"fleet-{i}", namespace=NAMESPACE)
     pods_gone(client)
@@ -523,6 +596,7 @@ def fleet_of_scalesets(
         "upgraded": upgraded,
         "results": results,
         "per_instance": per_instance,
+        "status_writes": writes,
         "idle_rss": idle_rss,
         "cpu": cpu_used,
     }
@@ -609,6 +683,12 @@ def main() -> None:
         "fleet's rollout (scalesets.pprof, deployments.pprof)",
     )
     parser.add_argument(
+        "--operator-profile",
+        type=Path,
+        help="a folder: a 30 s py-spy profile of the operator from the start of the "
+        "ScaleSets' upgrade (operator.txt, collapsed stacks; its top frames are printed)",
+    )
+    parser.add_argument(
         "--fleet-order",
         choices=("scalesets-first", "deployments-first"),
         default="scalesets-first",
@@ -688,6 +768,7 @@ def main() -> None:
             print(f"| upgrade all at once, 20% batches (s) | {fleet['upgraded']:.0f} |")
             print(f"| upgrade results | {fleet['results']} |")
             print(f"| operator requests per upgraded instance | {fleet['per_instance']:.1f} |")
+            print(f"| ScaleSet status writes per instance | {fleet['status_writes']:.2f} |")
             print(f"| operator RSS with the fleet idle (MiB) | {fleet['idle_rss']:.0f} |")
             print(f"| operator peak RSS, whole run (MiB) | {peak_rss_mib(pid):.0f} |")
             print(f"| CPU seconds during the upgrade | {fleet['cpu']} |")

@@ -148,6 +148,113 @@ def refused_status(
     }
 
 
+COUNTS = ("replicas", "readyReplicas", "instancesByVersion")
+"""Top-level status fields that only count instances."""
+UPGRADE_COUNTS = ("progress", "rollbackInfo")
+"""Fields of `rollingUpgrade` that only count instances."""
+
+
+def only_counts_moved(recorded: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """Whether `status` differs from `recorded` in counts alone: the counters, the
+    upgrade's progress and rollback counts, and the conditions' messages (which carry
+    the numbers), while every decision (the rollout's phase, batch and members, each
+    condition's status and reason, the versions) is as recorded. Such a write may wait
+    a moment; one that records a decision may not.
+
+    >>> ready = {"type": "Ready", "status": "False", "reason": "Upgrading", "message": "1 of 4"}
+    >>> old = {"replicas": 4, "readyReplicas": 1, "conditions": [ready],
+    ...        "rollingUpgrade": {"phase": "Replacing", "progress": {"a": 1}}}
+    >>> new = {"replicas": 4, "readyReplicas": 2, "conditions": [{**ready, "message": "2 of 4"}],
+    ...        "rollingUpgrade": {"phase": "Replacing", "progress": {"a": 2}}}
+    >>> only_counts_moved(old, new), only_counts_moved(old, old)
+    (True, False)
+    >>> only_counts_moved(old, {**new, "rollingUpgrade": {"phase": "Done", "progress": {}}})
+    False
+    >>> only_counts_moved(old, {**new, "conditions": [{**ready, "status": "True"}]})
+    False
+    """
+    written, wanted = as_stored(recorded, status), as_stored(status, status)
+    if written == wanted:
+        return False
+    return _decisions(written) == _decisions(wanted)
+
+
+def as_stored(status: Mapping[str, Any], keys: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of `status` named in `keys`, as the API server stores them after a
+    merge patch: a null deletes its key, at every depth of an object (not inside a
+    list, which a merge patch replaces whole).
+
+    >>> as_stored({"a": {"b": None, "c": 1}, "d": [None], "e": None}, {"a": 0, "d": 0, "e": 0})
+    {'a': {'c': 1}, 'd': [None]}
+    """
+    return {k: _pruned(status[k]) for k in keys if status.get(k) is not None}
+
+
+def _pruned(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _pruned(v) for k, v in value.items() if v is not None}
+    return value
+
+
+@dataclass(frozen=True)
+class WriteDecision:
+    """Whether a pass sends its status now, and what it keeps for the next pass."""
+
+    send: bool
+    held_since: float | None
+    """When the write held back was first held (None: none is held back)."""
+    due_in: float
+    """Seconds until the write held back is due (infinite: none is)."""
+
+
+def write_decision(
+    recorded: Mapping[str, Any],
+    status: Mapping[str, Any],
+    held_since: float | None,
+    now: float,
+    window: float,
+) -> WriteDecision:
+    """Send the status now, skip it (nothing changed), or hold it back (only counts
+    moved, and the first pass that held it back was less than `window` seconds ago).
+    `now` and `held_since` are monotonic seconds.
+
+    >>> ready = {"type": "Ready", "status": "False", "reason": "Upgrading", "message": "1"}
+    >>> old = {"readyReplicas": 1, "conditions": [ready]}
+    >>> new = {"readyReplicas": 2, "conditions": [{**ready, "message": "2"}]}
+    >>> write_decision(old, new, None, 10.0, 2.0)
+    WriteDecision(send=False, held_since=10.0, due_in=2.0)
+    >>> write_decision(old, new, 10.0, 12.5, 2.0)
+    WriteDecision(send=True, held_since=None, due_in=inf)
+    >>> write_decision(old, {**new, "conditions": [{**ready, "status": "True"}]}, None, 10.0, 2.0)
+    WriteDecision(send=True, held_since=None, due_in=inf)
+    >>> write_decision(old, old, 10.0, 11.0, 2.0).send
+    False
+    """
+    never = float("inf")
+    if as_stored(status, status) == as_stored(recorded, status):
+        return WriteDecision(False, None, never)
+    if only_counts_moved(recorded, status):
+        since = now if held_since is None else held_since
+        if since + window > now:
+            return WriteDecision(False, since, since + window - now)
+    return WriteDecision(True, None, never)
+
+
+def _decisions(status: Mapping[str, Any]) -> dict[str, Any]:
+    """The status without what only counts."""
+    kept = {k: v for k, v in status.items() if k not in COUNTS}
+    upgrade = kept.get("rollingUpgrade")
+    if isinstance(upgrade, Mapping):
+        kept["rollingUpgrade"] = {k: v for k, v in upgrade.items() if k not in UPGRADE_COUNTS}
+    conditions = kept.get("conditions")
+    if isinstance(conditions, list):
+        kept["conditions"] = [
+            {k: v for k, v in c.items() if k != "message"} if isinstance(c, Mapping) else c
+            for c in conditions
+        ]
+    return kept
+
+
 def counters(facts: ScaleSetFacts) -> dict[str, Any]:
     """Replicas, readiness and instances per version."""
     live = facts.live

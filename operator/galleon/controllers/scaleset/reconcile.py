@@ -16,7 +16,12 @@ Rules of this module (the rules of upgrades themselves are in
   is on record before any instance of it goes: a restarted operator reads that
   record and finishes the same batch; it never starts a second one early and never
   upgrades an instance recorded as upgraded. The write is skipped when nothing in
-  it changed.
+  it changed. A write that only moves counts (`only_counts_moved`: instances ready,
+  progress, the numbers in the conditions' messages) waits up to `COALESCE_SECONDS`
+  after the first pass that held one back, and is folded into the next write: the
+  passes of a batch whose instances turn Ready one by one write once, not once per
+  instance. Every decision (a batch, a phase, a condition's status or reason) is
+  written by the pass that makes it, before it acts.
 - A create the region has no copy for is dropped (and said in Ready); everything
   else the planner asked is applied. What the apply could not do (a create the
   apiserver refused, a data disk conflict) is said in the next pass's status,
@@ -58,7 +63,12 @@ from galleon.core import instances as inst
 from galleon.core import reasons
 from galleon.core import rollout as ro
 from galleon.core.podcache import PodCache
-from galleon.core.scaleset_status import ScaleSetFacts, refused_status, scaleset_status
+from galleon.core.scaleset_status import (
+    ScaleSetFacts,
+    refused_status,
+    scaleset_status,
+    write_decision,
+)
 from galleon.core.upgrade_trigger import record_start, upgrade_intent
 from galleon.core.waves import rollout_holds
 from galleon.kube import client as kube
@@ -68,6 +78,8 @@ from galleon.metrics import forget_scaleset
 logger = logging.getLogger(__name__)
 RESYNC_SECONDS = 30.0
 WAIT_CAP_SECONDS = 30.0
+COALESCE_SECONDS = 2.0
+"""Longest a status write that only moves counts waits for the next write."""
 GONE_SECONDS = 3600.0
 """A deleted ScaleSet's daemon is stopped by kopf; until then, nothing to do."""
 
@@ -98,6 +110,9 @@ class ScaleSetReconciler:
         """The ScaleSet as the API server answered this daemon's last status write."""
         self.written_over: str | None = None
         """The resourceVersion of the body that write was computed from."""
+        self.held_since: float | None = None
+        """When (monotonic) a pass first held back a write that only moved counts (None:
+        none is held back)."""
 
     @property
     def requests(self) -> int:
@@ -203,7 +218,7 @@ class ScaleSetReconciler:
             )
         )
         reported = self.applier.problems
-        await self.write_status(snapshot, status)
+        held = await self.write_status(snapshot, status)
         for reason, message in reported:
             post_once(snapshot.body, snapshot.status, reasons.READY, False, reason, message)
         window = intent.window
@@ -222,7 +237,7 @@ class ScaleSetReconciler:
         self.log(plan)
         if self.applier.problems != reported:
             return 0.0  # say what the apply found now, not at the next requeue
-        return min(plan.requeue_after, WAIT_CAP_SECONDS)
+        return min(plan.requeue_after, WAIT_CAP_SECONDS, held)
 
     def unchanged_body(self) -> dict[str, Any] | None:
         """The ScaleSet as it is, when no request is needed to know it (a copy: the
@@ -252,10 +267,25 @@ class ScaleSetReconciler:
         await report_failure(ScaleSet, self.namespace, self.name, error)
         self.applier.count(2)
 
-    async def write_status(self, snapshot: ScaleSetSnapshot, status: Mapping[str, Any]) -> None:
-        """One status PATCH, skipped when nothing in it changed."""
-        if dict(status) != {k: snapshot.status.get(k) for k in status}:
+    async def write_status(self, snapshot: ScaleSetSnapshot, status: Mapping[str, Any]) -> float:
+        """One status PATCH, skipped when nothing in it changed, and held back (up to
+        COALESCE_SECONDS) when only counts moved (`write_decision`); the seconds until
+        a write held back is due (infinite: none is)."""
+        decision = write_decision(
+            snapshot.status, status, self.held_since, clock.monotonic(), COALESCE_SECONDS
+        )
+        self.held_since = decision.held_since
+        if decision.send:
             await self.patch_status(dict(status))
+            logger.debug("%s/%s status written", self.namespace, self.name)
+        elif decision.held_since is not None:
+            logger.debug(
+                "%s/%s status held back (only counts moved): due in %.1fs",
+                self.namespace,
+                self.name,
+                decision.due_in,
+            )
+        return decision.due_in
 
     async def patch_status(self, status: dict[str, Any]) -> None:
         """Merge-patch the status; remember the object written and the version it was
