@@ -257,7 +257,9 @@ class Publication:
             return None
         message = f"{spec.source.image} is {resolved.digest}"
         kopf.info(body, reason=reasons.RESOLVED, message=message)
-        await writer.set_conditions(
+        # Recorded by the plan's write, before any byte is copied (the digest is what
+        # every replica copies, across passes and restarts).
+        writer.stage(
             [
                 *kstatus(False, reasons.PROGRESSING, "replication starts", progressing=True),
                 (reasons.SOURCE_RESOLVED, "True", reasons.RESOLVED, message),

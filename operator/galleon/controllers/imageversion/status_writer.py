@@ -1,4 +1,4 @@
-"""Writing an ImageVersion's status: at once on every state change, throttled while
+"""Writing an ImageVersion's status: at once on every decision, throttled while
 bytes flow.
 
 Rules of this module:
@@ -15,6 +15,9 @@ Rules of this module:
   raises `VersionDeleting`: its status belongs to the deletion path now.
 - A patch that would change nothing in the status last seen is not sent (a pass
   that ends as its copy did writes once, not twice).
+- What a pass finds before it plans (the source resolved) is staged and goes with
+  the plan's write (`stage`): nothing acts on it before that write, which comes
+  before any byte is copied.
 - The replication-state gauges follow what was written.
 """
 
@@ -64,6 +67,8 @@ class StatusWriter:
         self._last_write = 0.0
         self._dirty = False
         self._writing = asyncio.Lock()
+        self._staged: dict[str, Any] = {}
+        """Fields and conditions that go with the next write (`stage`)."""
 
     def touch(self) -> None:
         """Progress moved: the next due `flush` writes it."""
@@ -89,14 +94,23 @@ class StatusWriter:
             lambda base: waiting_status(base, self.generation, updates, now, **fields)
         )
 
+    def stage(self, updates: Sequence[Update], **fields: Any) -> None:
+        """Conditions (and other status fields) that the next write sends with its own:
+        what a pass found that nothing acts on before that write."""
+        self._staged = waiting_status(
+            {**self.status, **self._staged}, self.generation, updates, clock.now(), **fields
+        )
+
     async def _write(self, patch_of: Patch) -> dict[str, Any]:
-        """Send `patch_of(status)` over the status last seen, again over a fresh read
-        after each conflict (the module's rules); the patch written."""
+        """Send `patch_of(status)` over the status last seen (with what is staged), again
+        over a fresh read after each conflict (the module's rules); the patch written."""
         async with self._writing:
             attempt = 1
             while True:
-                patch = patch_of(self.status)
+                staged = self._staged
+                patch = {**staged, **patch_of({**self.status, **staged})}
                 if all(self.status.get(key) == value for key, value in patch.items()):
+                    self._staged = {}
                     return patch
                 try:
                     written = await kube.patch_status(
@@ -114,6 +128,7 @@ class StatusWriter:
                     continue
                 if written is None:
                     raise VersionDeleting(f"imageversion {self.namespace}/{self.name} is gone")
+                self._staged = {}
                 self.status.update(patch)
                 self.resource_version = written or None
                 return patch
