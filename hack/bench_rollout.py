@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -462,36 +463,25 @@ def profile_apiserver(plane: ControlPlane, path: Path | None, seconds: int = 30)
 
 
 def profile_operator(pid: int, path: Path | None, seconds: int = 30) -> Any:
-    """Start a py-spy CPU profile of the operator for `seconds` (sampled without
-    stopping it), written to `path` as collapsed stacks; returns the thread to join,
-    or None without a path. `top_frames` reads it."""
+    """Start a py-spy CPU profile of the operator for `seconds` (25 samples a second,
+    each taken with the process paused for a moment: py-spy's non-blocking mode
+    crashed on the operator), written to `path` as collapsed stacks; returns the
+    thread to join, or None without a path. `top_frames` reads it; a profile that
+    failed is said, and the run goes on."""
     import threading
 
     if path is None:
         return None
     spy = Path(sys.executable).parent / "py-spy"
+    command = [str(spy), "record", "--pid", str(pid), "--duration", str(seconds)]
+    command += ["--rate", "25", "--format", "raw", "--output", str(path)]
 
     def take() -> None:
-        subprocess.run(
-            [
-                str(spy),
-                "record",
-                "--pid",
-                str(pid),
-                "--duration",
-                str(seconds),
-                "--rate",
-                "50",
-                "--nonblocking",
-                "--format",
-                "raw",
-                "--output",
-                str(path),
-            ],
-            stdout=subprocess.DEVNULL,
-            check=True,
-            timeout=seconds + 60,
+        done = subprocess.run(
+            command, capture_output=True, text=True, check=False, timeout=seconds + 60
         )
+        if done.returncode != 0:
+            print(f"py-spy failed ({done.returncode}): {done.stderr[-500:]}", file=sys.stderr)
 
     thread = threading.Thread(target=take, daemon=True)
     thread.start()
@@ -508,7 +498,7 @@ def top_frames(path: Path, count: int = 25) -> str:
         stack, _, n = line.rpartition(" ")
         if not stack or not n.isdigit():
             continue
-        frames = stack.split(";")
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]  # by function
         samples += int(n)
         for frame in set(frames):
             total[frame] = total.get(frame, 0) + int(n)
@@ -585,7 +575,8 @@ def fleet_of_scalesets(
         profile.join()
     if spy is not None:
         spy.join()
-        print(top_frames(spied), flush=True)
+        if spied.exists():
+            print(top_frames(spied), flush=True)
     per_instance = (operator_metric(metrics, "galleon_kube_requests_total") - own) / (f * m)
     writes = (apiserver_requests_by(plane).get(STATUS_WRITE, 0.0) - writes) / (f * m)
     for i in range(f):

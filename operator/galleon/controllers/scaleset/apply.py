@@ -26,7 +26,11 @@ Rules of this module:
 - What the apiserver refuses for good (a create answered 400, 403 or 422) is kept
   as a problem (reason, message) that the next pass's status says; other errors
   raise, and the daemon loop retries with backoff.
-- At most `WRITE_CONCURRENCY` writes are in flight at once per ScaleSet.
+- At most `WRITE_CONCURRENCY` writes are in flight at once per ScaleSet, and at
+  most `SHARED_WRITE_CONCURRENCY` across every ScaleSet of the process: fewer than
+  the HTTP client keeps connections alive (20), so a fleet's burst of writes reuses
+  connections instead of opening new TLS ones, and no request waits in the client's
+  pool, whose queue is scanned on every request that ends (quadratic in a burst).
 - Every request is counted in the controller's request metric.
 """
 
@@ -35,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -56,6 +61,10 @@ from galleon.metrics import KUBE_REQUESTS
 
 logger = logging.getLogger(__name__)
 WRITE_CONCURRENCY = 16
+SHARED_WRITE_CONCURRENCY = 16
+_shared_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
 REFUSED_CODES = frozenset({400, 403, 422})
 """Answers to a create that retrying the same request cannot change."""
 
@@ -67,15 +76,25 @@ async def bounded(coroutines: Iterable[Awaitable[Any]], limit: int = WRITE_CONCU
     """Await every coroutine, at most `limit` at once; the first error raises once all
     have ended."""
     gate = asyncio.Semaphore(limit)
+    shared = shared_gate()
 
     async def one(coroutine: Awaitable[Any]) -> None:
-        async with gate:
+        async with gate, shared:
             await coroutine
 
     results = await asyncio.gather(*map(one, coroutines), return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):
             raise result
+
+
+def shared_gate() -> asyncio.Semaphore:
+    """The process's bound on ScaleSet writes in flight (one per event loop)."""
+    loop = asyncio.get_running_loop()
+    gate = _shared_gates.get(loop)
+    if gate is None:
+        gate = _shared_gates[loop] = asyncio.Semaphore(SHARED_WRITE_CONCURRENCY)
+    return gate
 
 
 class Applier:
