@@ -60,15 +60,34 @@ class StatusWrites:
             if not self.seen or self.seen[-1][1] != status:
                 self.seen.append((time.monotonic(), status))
 
+    def wait_counts(self, version: str, instances: int, healthy: int) -> None:
+        """Wait until the ScaleSet's status counts `instances` on `version`, `healthy` of
+        them, and the watch has delivered that write as the last one."""
+        counted = [{"version": version, "instances": instances, "healthy": healthy}]
+        final = wait_for(
+            lambda: (
+                (s := self.fleet.status(self.name)).get("instancesByVersion") == counted
+                and s.get("replicas") == instances
+                and s.get("readyReplicas") == healthy
+                and s
+            ),
+            timeout=COALESCE_SECONDS + 30,
+            description=f"{healthy} of {instances} instances on {version} healthy, written",
+        )
+        wait_for(
+            lambda: self.seen and self.seen[-1][1] == final,
+            timeout=30,
+            description="the watch delivered the last write",
+        )
 
-def counts_only_gaps(seen: list[tuple[float, dict[str, Any]]]) -> list[tuple[float, str]]:
-    """(seconds since the write before, the two statuses) of each write that only moved
-    counts."""
-    return [
-        (after - before, json.dumps([old, new], indent=1))
-        for (before, old), (after, new) in itertools.pairwise(seen)
-        if only_counts_moved(old, new)
-    ]
+    def counts_only_gaps(self) -> list[tuple[float, str]]:
+        """(seconds since the write before, the two statuses) of each write seen that
+        only moved counts."""
+        return [
+            (after - before, json.dumps([old, new], indent=1))
+            for (before, old), (after, new) in itertools.pairwise(self.seen)
+            if only_counts_moved(old, new)
+        ]
 
 
 def unready(fleet: FleetHarness, pod: str) -> None:
@@ -96,19 +115,8 @@ def test_instances_failing_one_after_another_are_counted_in_writes_a_window_apar
         for index in range(3):
             unready(fleet, f"web-{index}")
         # Nothing but the window wakes the pass that writes the last counts.
-        final = wait_for(
-            lambda: (s := fleet.status("web")).get("readyReplicas") == 2 and s,
-            timeout=COALESCE_SECONDS + 30,
-            description="2 Ready instances counted",
-        )
-        wait_for(
-            lambda: writes.seen and writes.seen[-1][1] == final,
-            timeout=30,
-            description="the watch delivered the last write",
-        )
-    assert final["replicas"] == 5
-    assert final["instancesByVersion"] == [{"version": "1.0.0", "instances": 5, "healthy": 2}]
-    gaps = counts_only_gaps(writes.seen)
+        writes.wait_counts("1.0.0", 5, healthy=2)
+    gaps = writes.counts_only_gaps()
     assert gaps, "no write only moved counts"
     for gap, statuses in gaps:
         assert gap >= COALESCE_SECONDS - SLACK_SECONDS, (gap, statuses)
@@ -131,23 +139,8 @@ def test_an_upgrade_writes_each_decision_and_the_last_counts(fleet: FleetHarness
         fleet.publish("1.0.2", [fleet.west, fleet.east])
         fleet.wait_upgrade("web", "Completed")
         fleet.wait_fleet("web", "1.0.2", 5)
-        final = wait_for(
-            lambda: (
-                (s := fleet.status("web")).get("readyReplicas") == 5
-                and s.get("currentVersion") == "1.0.2"
-                and s
-            ),
-            timeout=COALESCE_SECONDS + 30,
-            description="the counts of 5 Ready instances on 1.0.2 written",
-        )
-        wait_for(
-            lambda: writes.seen and writes.seen[-1][1] == final,
-            timeout=30,
-            description="the watch delivered the last write",
-        )
-    assert final["replicas"] == 5
-    assert final["instancesByVersion"] == [{"version": "1.0.2", "instances": 5, "healthy": 5}]
-    for gap, statuses in counts_only_gaps(writes.seen):
+        writes.wait_counts("1.0.2", 5, healthy=5)
+    for gap, statuses in writes.counts_only_gaps():
         assert gap >= COALESCE_SECONDS - SLACK_SECONDS, (gap, statuses)
     # Every phase of every batch was written (a decision is never held back), in order.
     phases = []

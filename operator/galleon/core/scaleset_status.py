@@ -180,12 +180,13 @@ def only_counts_moved(recorded: Mapping[str, Any], status: Mapping[str, Any]) ->
 
 
 def as_stored(status: Mapping[str, Any], keys: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields of `status` named in `keys`, as the API server stores them after a
-    merge patch: a null deletes its key, at every depth of an object (not inside a
-    list, which a merge patch replaces whole).
+    """The fields of `status` named in `keys`, compared as the API server stores them: a
+    null deletes its key in a merge patch, and the schema drops a null of a field that
+    is not nullable, in objects inside lists too; so a key that is null is taken as
+    absent, at every depth.
 
-    >>> as_stored({"a": {"b": None, "c": 1}, "d": [None], "e": None}, {"a": 0, "d": 0, "e": 0})
-    {'a': {'c': 1}, 'd': [None]}
+    >>> as_stored({"a": {"b": None, "c": 1}, "d": [{"e": None}], "f": None}, {"a": 0, "d": 0})
+    {'a': {'c': 1}, 'd': [{}]}
     """
     return {k: _pruned(status[k]) for k in keys if status.get(k) is not None}
 
@@ -193,6 +194,8 @@ def as_stored(status: Mapping[str, Any], keys: Mapping[str, Any]) -> dict[str, A
 def _pruned(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _pruned(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
     return value
 
 
