@@ -248,8 +248,12 @@ def test_scale_out_and_in_with_the_disk_retention_rule(fleet: FleetHarness) -> N
         k: kept[k] for k in ("data-pool-0", "data-pool-1")
     }
     assert sorted(p.metadata.name for p in fleet.pods("pool")) == ["pool-0", "pool-1"]
-    status = fleet.status("pool")
-    assert status["replicas"] == 2 and status["readyReplicas"] == 2
+    # Counts alone are written within the status' coalescing window (2 s).
+    wait_for(
+        lambda: (s := fleet.status("pool"))["replicas"] == 2 and s["readyReplicas"] == 2,
+        timeout=30,
+        description="2 instances, 2 ready, in the status",
+    )
 
 
 def test_a_pinned_version_waits_for_its_region_and_bad_references_are_reported(
