@@ -23,6 +23,7 @@ MODULES = [
     "galleon.core.inplace",
     "galleon.core.instances",
     "galleon.core.layers",
+    "galleon.core.merge_patch",
     "galleon.core.observed",
     "galleon.core.pass_budget",
     "galleon.core.podcache",

@@ -28,7 +28,7 @@ from galleon.api.imagedefinition import MAX_QUARANTINED, MAX_USED_BY, ImageDefin
 from galleon.controllers.coalesce import Coalescer
 from galleon.controllers.common import as_dict, measured, post_once
 from galleon.controllers.indexes import first
-from galleon.core import reasons, times, waves
+from galleon.core import merge_patch, reasons, times, waves
 from galleon.core.conditions import kstatus, merged
 from galleon.core.observed import version_facts
 from galleon.core.versions import latest_by_region, latest_overall
@@ -255,15 +255,7 @@ def same(written: Any, stored: Any) -> bool:
     >>> same({"a": None, "b": [1]}, {"b": [1]}), same([], None), same("x", "y")
     (True, True, False)
     """
-
-    def pruned(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: pruned(v) for k, v in value.items() if v is not None}
-        if isinstance(value, list):
-            return [pruned(v) for v in value]
-        return value
-
-    found = pruned(written)
+    found = merge_patch.stored(written)
     return found == stored or (found in ([], None) and stored in ([], None))
 
 

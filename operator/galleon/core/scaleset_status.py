@@ -34,7 +34,7 @@ from typing import Any
 
 from galleon.api.scaleset import MAX_UPGRADE_HISTORY, ScaleSetSpec
 from galleon.core import instances as inst
-from galleon.core import reasons, times
+from galleon.core import merge_patch, reasons, times
 from galleon.core import rollout as ro
 from galleon.core.conditions import Update, kstatus, merged
 from galleon.core.upgrade_trigger import StartRecord, UpgradeIntent, revision_sort_key
@@ -174,29 +174,17 @@ def only_counts_moved(recorded: Mapping[str, Any], status: Mapping[str, Any]) ->
     False
     """
     written, wanted = as_stored(recorded, status), as_stored(status, status)
-    if written == wanted:
-        return False
-    return _decisions(written) == _decisions(wanted)
+    return written != wanted and _decisions(written) == _decisions(wanted)
 
 
 def as_stored(status: Mapping[str, Any], keys: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields of `status` named in `keys`, compared as the API server stores them: a
-    null deletes its key in a merge patch, and the schema drops a null of a field that
-    is not nullable, in objects inside lists too; so a key that is null is taken as
-    absent, at every depth.
+    """The fields of `status` named in `keys`, as the API server stores them after a
+    merge patch (`galleon.core.merge_patch.stored`: a null key is absent).
 
     >>> as_stored({"a": {"b": None, "c": 1}, "d": [{"e": None}], "f": None}, {"a": 0, "d": 0})
     {'a': {'c': 1}, 'd': [{}]}
     """
-    return {k: _pruned(status[k]) for k in keys if status.get(k) is not None}
-
-
-def _pruned(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _pruned(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_pruned(v) for v in value]
-    return value
+    return {k: merge_patch.stored(status[k]) for k in keys if status.get(k) is not None}
 
 
 @dataclass(frozen=True)
@@ -234,9 +222,10 @@ def write_decision(
     False
     """
     never = float("inf")
-    if as_stored(status, status) == as_stored(recorded, status):
+    written, wanted = as_stored(recorded, status), as_stored(status, status)
+    if written == wanted:
         return WriteDecision(False, None, never)
-    if only_counts_moved(recorded, status):
+    if _decisions(written) == _decisions(wanted):  # only counts moved
         since = now if held_since is None else held_since
         if since + window > now:
             return WriteDecision(False, since, since + window - now)
