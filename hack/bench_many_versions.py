@@ -6,6 +6,7 @@ copier at full speed.
     python hack/bench_many_versions.py [--versions 200] [--namespaces 4]
                                        [--small-mib 2] [--large-mib 256]
                                        [--concurrency 4] [--keep DIR]
+                                       [--profile DIR]
 
 Images: `--versions` small images (`--small-mib` in 2 layers, each its own bytes),
 spread evenly over `--namespaces` tenants; tenant t0's first version is a large
@@ -45,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_replication as replication
 from galleon.oci import RegistryClient, Target, copy_image_to_many
 from galleon_testkit.images import TestImage, build_image, push_image
+from galleon_testkit.profiles import profile_apiserver, profile_operator, top_frames
 from galleon_testkit.registry import Registry
 
 REGIONS = ("r1", "r2", "r3")
@@ -89,29 +91,14 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def kube_requests(kubeconfig: Path) -> dict[tuple[str, str], float]:
+def kube_requests(plane: Any) -> dict[tuple[str, str], float]:
     """Requests kube-apiserver served so far (all clients, watches excluded), by
-    (verb, resource)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    from galleon_testkit import binaries
-
-    text = subprocess.run(
-        [str(binaries.kubectl()), f"--kubeconfig={kubeconfig}", "get", "--raw", "/metrics"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
+    (verb, resource), the resource followed by the code when it is not a 2xx (a 409
+    is a write refused on its precondition)."""
     found: dict[tuple[str, str], float] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name != "apiserver_request":
-            continue
-        for sample in family.samples:
-            verb = sample.labels.get("verb", "")
-            if sample.name.endswith("_total") and verb != "WATCH":
-                key = (verb, sample.labels.get("resource", ""))
-                found[key] = found.get(key, 0.0) + sample.value
+    for (verb, resource, code), count in plane.requests_served().items():
+        key = (verb, resource if code.startswith("2") else f"{resource} {code}")
+        found[key] = found.get(key, 0.0) + count
     return found
 
 
@@ -157,8 +144,11 @@ def through_operator(
     regions: list[Registry],
     wanted: list[tuple[str, int]],
     flags: list[str],
+    profiles: Path | None = None,
 ) -> dict[str, Any]:
-    """Case (b): every version applied at once; each one's completion time."""
+    """Case (b): every version applied at once; each one's completion time (and, with
+    `profiles`, a folder, 30 s CPU profiles of the operator and kube-apiserver from
+    the first apply: operator.txt, kube-apiserver.pprof)."""
     from lightkube import ALL_NS, codecs
 
     from galleon.kube.resources import ImageDefinition, ImageVersion
@@ -166,7 +156,9 @@ def through_operator(
     from galleon_testkit.operator import OperatorProcess
 
     root = Path(__file__).resolve().parents[1]
-    plane = ControlPlane(work / "cluster", regions=dict.fromkeys(REGIONS, 1))
+    plane = ControlPlane(
+        work / "cluster", regions=dict.fromkeys(REGIONS, 1), profiling=profiles is not None
+    )
     operator = None
     try:
         plane.start()
@@ -254,7 +246,10 @@ def through_operator(
         registry_pids = [r.pid for r in (source, *regions)]
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         cpu_before["registries"] = sum(cpu_seconds(p) for p in registry_pids)
-        requests_before = kube_requests(plane.kubeconfig)
+        requests_before = kube_requests(plane)
+        assert operator.pid is not None
+        spy = profile_operator(operator.pid, profiles and profiles / "operator.txt")
+        pprof = profile_apiserver(plane, profiles and profiles / "kube-apiserver.pprof")
         began = time.monotonic()
         applying = [pool.submit(apply_version, item) for item in wanted]
         pool.shutdown(wait=False)
@@ -290,10 +285,12 @@ def through_operator(
         if failed:
             raise SystemExit(f"{len(failed)} versions Failed, e.g. {next(iter(failed.values()))}")
         cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
-        requests = kube_requests(plane.kubeconfig)
+        requests = kube_requests(plane)
         requests = {k: v - requests_before.get(k, 0.0) for k, v in requests.items()}
         cpu["registries"] = sum(cpu_seconds(p) for p in registry_pids) - cpu_before["registries"]
-        assert operator.pid is not None
+        for profile in (spy, pprof):
+            if profile is not None:
+                profile.join()
         return {
             "seconds": max(finished.values()),
             "applied": applied,
@@ -324,7 +321,16 @@ def main() -> None:
     parser.add_argument(
         "--operator-flag", action="append", default=[], help="passed to the operator"
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="a folder: 30 s CPU profiles from the first apply of case (b), the operator's "
+        "(operator.txt, collapsed stacks; its top functions are printed) and "
+        "kube-apiserver's (kube-apiserver.pprof: go tool pprof -top FILE)",
+    )
     args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     wanted = plan(args.versions, args.namespaces)
     with contextlib.ExitStack() as stack:
         if args.keep:
@@ -392,7 +398,7 @@ def main() -> None:
         )
         print(f"one copier, {args.concurrency} at a time: {copied['seconds']:.1f} s", flush=True)
         replication.emptied(regions)
-        through = through_operator(work, source, regions, wanted, args.operator_flag)
+        through = through_operator(work, source, regions, wanted, args.operator_flag, args.profile)
         print(f"through the operator: {through['seconds']:.1f} s", flush=True)
     rate = total * len(REGIONS) / copied["seconds"]
     fair = fair_finish(by_tenant, rate)
@@ -443,6 +449,10 @@ def main() -> None:
             f"{times[0]:.1f} / {statistics.median(times):.1f} / {times[-1]:.1f} | "
             f"{fair[tenant]:.1f} | {times[-1] / fair[tenant]:.2f}x |"
         )
+    spied = args.profile and args.profile / "operator.txt"
+    if spied and spied.exists():
+        print(f"\nThe operator's first 30 s from the first apply ({spied}):\n")
+        print(top_frames(spied))
 
 
 if __name__ == "__main__":

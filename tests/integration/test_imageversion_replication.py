@@ -8,16 +8,19 @@ ImageVersions whose source is a generated image pushed to a source registry.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from lightkube import Client, codecs
+from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
+from galleon.controllers.runtime import FINALIZER
 from galleon.kube.resources import ImageDefinition, ImageVersion, ScaleSet
 from galleon.oci import RegistryClient
 from galleon_testkit.images import TestImage, blob_digest, build_image, push_image
@@ -338,3 +341,63 @@ def test_a_second_object_for_the_same_version_is_a_conflict(
     ready = wait_for(conflict, timeout=30, description="the second object to be a Conflict")
     assert ready["status"] == "False" and '"first"' in ready["message"]
     assert "replicationStatus" not in world.status("second")
+
+
+def test_no_status_write_is_refused_and_none_comes_before_the_finalizer(
+    world: World, operator: Any, control_plane: Any, tmp_path: Path
+) -> None:
+    """Each status write carries the resourceVersion last seen (so that another writer's
+    condition is never lost). kopf patches a new version twice (its finalizer, its diff
+    base) while the first pass starts: a pass that wrote before then would be refused
+    (409) and would copy replicas that a deletion in that moment would leave behind.
+    So no write is refused, and the watch shows the finalizer on every status the
+    passes wrote."""
+    east = world.region("east", world.rest[:1])
+    world.parents(east)
+    names = [f"os-1-0-{i}" for i in range(4)]
+    for i, name in enumerate(names):
+        image = build_image(tmp_path / name, size=1 << 20, layers=1, seed=40 + i)
+        run(_push(world.source, image, f"1.0.{i}"))
+    seen: list[tuple[str, list[str], bool]] = []
+    stop = threading.Event()
+
+    def record() -> None:
+        client = Client(KubeConfig.from_file(control_plane.kubeconfig), trust_env=False)
+        try:
+            for _, version in client.watch(
+                ImageVersion, namespace=world.namespace, server_timeout=60
+            ):
+                if stop.is_set():
+                    return
+                status = version.get("status") or {}
+                seen.append(
+                    (
+                        version.metadata.name,
+                        list(version.metadata.finalizers or []),
+                        "replicationStatus" in status,
+                    )
+                )
+        except Exception as error:  # the namespace's teardown ends the watch
+            if not stop.is_set():
+                seen.append(("(the watch failed)", [repr(error)], True))
+
+    watcher = threading.Thread(target=record, daemon=True)
+    watcher.start()
+    before = control_plane.requests_served()
+    for i, name in enumerate(names):
+        world.version(name, f"1.0.{i}", [{"name": east}])
+    for name in names:
+        world.wait_state(name, "Completed")
+    wait_for(
+        lambda: {n for n, _, replicated in seen if replicated} == set(names),
+        timeout=30,
+        description="the watch delivered every version's replication status",
+    )
+    after = control_plane.requests_served()
+    stop.set()
+    refused = after.get(("PATCH", "imageversions", "409"), 0.0) - before.get(
+        ("PATCH", "imageversions", "409"), 0.0
+    )
+    assert refused == 0
+    early = [(n, f) for n, f, replicated in seen if replicated and FINALIZER not in f]
+    assert early == []

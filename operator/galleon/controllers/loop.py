@@ -25,6 +25,9 @@ from galleon import clock
 
 MAX_BACKOFF_SECONDS = 30.0
 MAX_WAIT_SECONDS = 3600.0
+KOPF_SETTLE_SECONDS = 10.0
+"""Longest wait, before a new object's first pass, for kopf's own writes (`kopf_settled`)."""
+KOPF_SETTLE_POLL_SECONDS = 0.02
 
 
 def backoff(attempt: int, jitter: Callable[[], float] = lambda: random.uniform(0.8, 1.2)) -> float:
@@ -98,3 +101,35 @@ async def run_daemon(
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), timeout=step)
+
+
+async def kopf_settled(
+    meta: Any,
+    stopped: Any,
+    *,
+    finalizer: str,
+    annotation: str,
+    timeout: float = KOPF_SETTLE_SECONDS,
+) -> bool:
+    """Wait until kopf's live `meta` of a new object shows kopf's own writes, its
+    `finalizer` and its record of the handled spec (`annotation`), or a deletion;
+    False when `timeout` passed or the daemon stopped first.
+
+    kopf patches a new object twice while the object's daemon starts: the finalizer,
+    then the handled spec. A pass that writes before then carries a resourceVersion
+    that those patches make stale, so its write is refused (409), read again and
+    sent again. A copy made before the finalizer would also be left behind by a
+    deletion that came first, with no finalizer to run the cleanup. The wait reads
+    memory only; it ends with the watch event of kopf's second patch.
+    """
+    deadline = clock.monotonic() + timeout
+    while not stopped:
+        if meta.get("deletionTimestamp") or (
+            finalizer in (meta.get("finalizers") or ())
+            and annotation in (meta.get("annotations") or {})
+        ):
+            return True
+        if clock.monotonic() >= deadline:
+            return False
+        await stopped.wait(KOPF_SETTLE_POLL_SECONDS)
+    return False

@@ -27,6 +27,9 @@ from galleon.controllers.shared import Runtime
 from galleon.kube import client as kube
 
 FINALIZER = f"{GROUP}/finalizer"
+DIFFBASE_KEY = "last-handled-configuration"
+DIFFBASE_ANNOTATION = f"{GROUP}/{DIFFBASE_KEY}"
+"""Where kopf records the spec it last handled (its diff base)."""
 REPORTING_COMPONENT = "galleon-operator"
 
 logger = logging.getLogger(__name__)
@@ -37,7 +40,7 @@ def configure(settings: kopf.OperatorSettings, *, peering: str, priority: int) -
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
+        prefix=GROUP, key=DIFFBASE_KEY
     )
     settings.posting.reporting_component = REPORTING_COMPONENT
     settings.posting.level = logging.INFO

@@ -27,6 +27,7 @@ import base64
 import os
 import shutil
 import ssl
+import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -45,7 +46,7 @@ from lightkube.resources.core_v1 import ServiceAccount, ServiceAccountToken
 
 from galleon.oci import RegistryClient
 from galleon_testkit import nodes, pki
-from galleon_testkit.binaries import Binaries, find_binaries
+from galleon_testkit.binaries import Binaries, find_binaries, kubectl
 from galleon_testkit.images import TestImage, push_image
 from galleon_testkit.kubeconfig import write_kubeconfig
 from galleon_testkit.osimages import build_pause_image
@@ -635,6 +636,35 @@ class ControlPlane:
                 trust_env=False,
             )
         return self._client
+
+    def requests_served(self) -> dict[tuple[str, str, str], float]:
+        """Requests kube-apiserver has served so far, watches excluded, by (verb,
+        resource, code), from its own `apiserver_request_total` (every client's).
+        Compare two readings: e.g. a 409 of PATCH imageversions is a write refused on
+        its resourceVersion precondition."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = subprocess.run(
+            [str(kubectl()), f"--kubeconfig={self.kubeconfig}", "get", "--raw", "/metrics"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        served: dict[tuple[str, str, str], float] = {}
+        for family in text_string_to_metric_families(text):
+            if family.name != "apiserver_request":
+                continue
+            for sample in family.samples:
+                labels = sample.labels
+                if sample.name.endswith("_total") and labels.get("verb") != "WATCH":
+                    key = (
+                        labels.get("verb", ""),
+                        labels.get("resource", ""),
+                        labels.get("code", ""),
+                    )
+                    served[key] = served.get(key, 0.0) + sample.value
+        return served
 
     def apply_crds(self, folder: Path, *, timeout: float = 60.0) -> list[str]:
         """Server-side apply every YAML document in `folder`; wait until CRDs are Established.

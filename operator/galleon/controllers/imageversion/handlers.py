@@ -3,7 +3,10 @@
 Rules of this module: one daemon per ImageVersion runs `Publication.run_once` in
 the shared daemon loop and sleeps until its spec changes (generation) or the pass's
 resync time passes (or, after a pass that ended on transient failures, the loop's
-backoff); deletion is `deletion.delete_version` behind the finalizer.
+backoff); deletion is `deletion.delete_version` behind the finalizer. The first pass
+waits until kopf's own writes of a new object (that finalizer, its diff base) are
+seen (`loop.kopf_settled`): nothing is written or copied for a version that could be
+deleted without its cleanup, and the first status write is not refused as stale.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import kopf
 from galleon import GROUP, VERSION
 from galleon.controllers.imageversion import deletion
 from galleon.controllers.imageversion.reconcile import Publication
-from galleon.controllers.loop import Retry, run_daemon
+from galleon.controllers.loop import Retry, kopf_settled, run_daemon
+from galleon.controllers.runtime import DIFFBASE_ANNOTATION, FINALIZER
 
 VERSIONS = (GROUP, VERSION, "imageversions")
 
@@ -47,6 +51,10 @@ async def publication(
         galleries_by_name,
     )
     seen = {"generation": meta.get("generation")}
+    if not await kopf_settled(meta, stopped, finalizer=FINALIZER, annotation=DIFFBASE_ANNOTATION):
+        if stopped:
+            return
+        logger.warning("kopf's finalizer and diff base are not on the object yet; going on")
 
     async def one_pass() -> float | Retry:
         seen["generation"] = meta.get("generation")
