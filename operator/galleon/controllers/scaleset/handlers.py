@@ -20,7 +20,8 @@ import kopf
 from galleon import GROUP, VERSION
 from galleon.controllers.gallery import refresh_definition
 from galleon.controllers.indexes import first, release_facts
-from galleon.controllers.loop import run_daemon
+from galleon.controllers.loop import kopf_settled, run_daemon
+from galleon.controllers.runtime import DIFFBASE_ANNOTATION, FINALIZER
 from galleon.controllers.scaleset.apply import Applier
 from galleon.controllers.scaleset.reconcile import ScaleSetReconciler
 from galleon.controllers.scaleset.snapshot import Sources
@@ -58,6 +59,14 @@ async def scaleset_daemon(
         image_versions_by_definition, regions_by_name, definitions_by_name, galleries_by_name
     )
     reconciler = ScaleSetReconciler(namespace, name, sources, live=body, pods=runtime.pods)
+    # No pod or disk before kopf's finalizer: a ScaleSet deleted without it would
+    # have its disks collected with it whatever its retention policy says.
+    if not await kopf_settled(
+        body.metadata, stopped, finalizer=FINALIZER, annotation=DIFFBASE_ANNOTATION
+    ):
+        if stopped:
+            return
+        logger.warning("kopf's finalizer and diff base are not on the object yet; going on")
     try:
         await run_daemon(
             "scale set",
