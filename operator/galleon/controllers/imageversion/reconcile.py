@@ -334,13 +334,18 @@ class Publication:
         # Removal last, once the wanted copies exist, and never of a copy still pulled.
         await self.remove(body, record, replicator, plan, regions, repository, digest)
         await self.write(body, writer, record, plan)
-        await refresh_definition(
-            self.namespace,
-            spec.image_definition_name,
-            self.scalesets_index,
-            self.versions_index,
-            self.galleries_index,
-        )
+        if writer.writes == 0:
+            # A pass that wrote leaves the definition to its write's watch event
+            # (`gallery.version_changed`, run once the index holds the write: a refresh
+            # from here would read the index before it). One that wrote nothing
+            # refreshes it: the resync that mends a refresh that failed.
+            await refresh_definition(
+                self.namespace,
+                spec.image_definition_name,
+                self.scalesets_index,
+                self.versions_index,
+                self.galleries_index,
+            )
         retrying = [r for r in record.replicas.values() if r.retrying]
         if retrying:
             wanted = sum(len(layout.locations) for layout in record.layouts.values())

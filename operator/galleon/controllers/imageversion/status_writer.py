@@ -69,6 +69,8 @@ class StatusWriter:
         self._writing = asyncio.Lock()
         self._staged: dict[str, Any] = {}
         """Fields and conditions that go with the next write (`stage`)."""
+        self.writes = 0
+        """Status writes the API server took from this writer."""
 
     def touch(self) -> None:
         """Progress moved: the next due `flush` writes it."""
@@ -131,6 +133,7 @@ class StatusWriter:
                 self._staged = {}
                 self.status.update(patch)
                 self.resource_version = written or None
+                self.writes += 1
                 return patch
 
     async def _reread(self) -> None:
