@@ -10,14 +10,23 @@ registry replicas (eastus2 nodes), a region `west` with one, versions 1.0.0 / 1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from lightkube import codecs
 from lightkube.core.exceptions import ApiError
+from lightkube.resources.admissionregistration_v1 import (
+    ValidatingAdmissionPolicy,
+    ValidatingAdmissionPolicyBinding,
+)
 from lightkube.resources.core_v1 import PersistentVolumeClaim, Pod
 from lightkube.types import PatchType
 
+from galleon.controllers.loop import KOPF_SETTLE_SECONDS
+from galleon.controllers.runtime import FINALIZER
 from galleon.kube.resources import ImageVersion, ScaleSet
 from galleon.oci import RegistryClient
 from galleon_testkit.fleets import FleetHarness
@@ -178,9 +187,7 @@ def test_a_data_disk_name_taken_by_another_fleet_is_never_mounted(fleet: FleetHa
 def test_the_retention_policy_holds_when_it_changed_while_the_operator_was_down(
     fleet: FleetHarness, operator: Any
 ) -> None:
-    fleet.scaleset(
-        "keep", 2, persistentVolumeClaimRetentionPolicy={"whenDeleted": "Delete"}
-    )
+    fleet.scaleset("keep", 2, persistentVolumeClaimRetentionPolicy={"whenDeleted": "Delete"})
     fleet.wait_fleet("keep", "1.0.0", 2)
     wait_for(
         lambda: len(fleet.claims("keep")) == 2,
@@ -333,3 +340,88 @@ def test_a_failed_instance_is_replaced_with_its_disks(fleet: FleetHarness) -> No
     fleet.wait_fleet("web", "1.0.0", 2)
     assert {p.metadata.name: p.metadata.uid for p in fleet.pods("web")}["web-1"] == before["web-1"]
     assert fleet.claims("web") == disks  # the same data disks
+
+
+@pytest.fixture
+def finalizer_refused(fleet: FleetHarness) -> Iterator[None]:
+    """A ValidatingAdmissionPolicy, bound to the test's namespace, that refuses the
+    operator's finalizer on ScaleSets there; in effect once a dry-run create with it
+    is refused."""
+    name = f"no-scaleset-finalizer-{uuid.uuid4().hex[:6]}"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": ["galleon.dev"],
+                        "apiVersions": ["*"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["scalesets"],
+                    }
+                ]
+            },
+            "validations": [
+                {
+                    "expression": "!has(object.metadata.finalizers) || "
+                    f"!object.metadata.finalizers.exists(f, f == '{FINALIZER}')",
+                    "message": "no finalizer here",
+                }
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": fleet.namespace}
+                }
+            },
+        },
+    }
+    for document in (policy, binding):
+        fleet.kube.apply(codecs.from_dict(document), field_manager="test", force=True)
+
+    def refused() -> bool:
+        probe = fleet.scaleset_document("probe", 1)
+        probe["metadata"]["finalizers"] = [FINALIZER]
+        try:
+            fleet.kube.create(codecs.from_dict(probe), dry_run=True)
+        except ApiError as error:
+            return "no finalizer here" in str(error.status.message)
+        return False
+
+    wait_for(refused, timeout=30, description="the policy refusing the finalizer")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ApiError):
+            fleet.kube.delete(ValidatingAdmissionPolicyBinding, name)
+        with contextlib.suppress(ApiError):
+            fleet.kube.delete(ValidatingAdmissionPolicy, name)
+
+
+def test_a_scaleset_creates_no_pod_or_disk_before_its_finalizer(
+    fleet: FleetHarness, operator: Any, finalizer_refused: None
+) -> None:
+    """A ScaleSet deleted before kopf's finalizer is on it would lose its disks whatever
+    its retention policy says, so its first pass waits for the finalizer. Here a policy
+    refuses it: nothing is created for the wait's 10 s, the operator's log says why,
+    and then the ScaleSet goes on without it."""
+    fleet.scaleset("unguarded", 2)
+
+    def nothing_created() -> bool:
+        claims = fleet.kube.list(PersistentVolumeClaim, namespace=fleet.namespace)
+        return not fleet.pods("unguarded") and not list(claims)
+
+    stays_true(nothing_created, duration=KOPF_SETTLE_SECONDS - 2, description="no pod, no disk")
+    fleet.wait_fleet("unguarded", "1.0.0", 2)
+    assert "kopf's finalizer and diff base are not on the object yet" in operator.log_text()

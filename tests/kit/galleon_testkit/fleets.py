@@ -81,6 +81,12 @@ class FleetHarness:
             self.world.wait_state(name, "Completed", timeout=90)
 
     def scaleset(self, name: str, capacity: int, **spec: Any) -> None:
+        self.kube.apply(
+            codecs.from_dict(self.scaleset_document(name, capacity, **spec)), force=True
+        )
+
+    def scaleset_document(self, name: str, capacity: int, **spec: Any) -> dict[str, Any]:
+        """The ScaleSet `scaleset` applies: 20% batches, one data disk, latest version."""
         template_annotations = spec.pop("annotations", {"galleon.test/ready-delay": "1s"})
         rolling = {
             "maxBatchInstancePercent": 20,
@@ -119,7 +125,7 @@ class FleetHarness:
                 **spec,
             },
         }
-        self.kube.apply(codecs.from_dict(document), force=True)
+        return document
 
     def patch(self, name: str, patch: dict[str, Any]) -> None:
         self.kube.patch(ScaleSet, name, patch, namespace=self.namespace, patch_type=PatchType.MERGE)

@@ -59,15 +59,15 @@ async def scaleset_daemon(
         image_versions_by_definition, regions_by_name, definitions_by_name, galleries_by_name
     )
     reconciler = ScaleSetReconciler(namespace, name, sources, live=body, pods=runtime.pods)
-    # No pod or disk before kopf's finalizer: a ScaleSet deleted without it would
-    # have its disks collected with it whatever its retention policy says.
-    if not await kopf_settled(
-        body.metadata, stopped, finalizer=FINALIZER, annotation=DIFFBASE_ANNOTATION
-    ):
-        if stopped:
-            return
-        logger.warning("kopf's finalizer and diff base are not on the object yet; going on")
     try:
+        # No pod or disk before kopf's finalizer: a ScaleSet deleted without it would
+        # have its disks collected with it whatever its retention policy says.
+        if not await kopf_settled(
+            body.metadata, stopped, finalizer=FINALIZER, annotation=DIFFBASE_ANNOTATION
+        ):
+            if stopped:
+                return
+            logger.warning("kopf's finalizer and diff base are not on the object yet; going on")
         await run_daemon(
             "scale set",
             stopped,
