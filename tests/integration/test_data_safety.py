@@ -10,18 +10,12 @@ registry replicas (eastus2 nodes), a region `west` with one, versions 1.0.0 / 1.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from lightkube import codecs
 from lightkube.core.exceptions import ApiError
-from lightkube.resources.admissionregistration_v1 import (
-    ValidatingAdmissionPolicy,
-    ValidatingAdmissionPolicyBinding,
-)
 from lightkube.resources.core_v1 import PersistentVolumeClaim, Pod
 from lightkube.types import PatchType
 
@@ -29,6 +23,7 @@ from galleon.controllers.loop import KOPF_SETTLE_SECONDS
 from galleon.controllers.runtime import FINALIZER
 from galleon.kube.resources import ImageVersion, ScaleSet
 from galleon.oci import RegistryClient
+from galleon_testkit.admission import namespace_policy
 from galleon_testkit.fleets import FleetHarness
 from galleon_testkit.registry import Registry
 from galleon_testkit.waiting import stays_true, wait_for
@@ -347,66 +342,32 @@ def finalizer_refused(fleet: FleetHarness) -> Iterator[None]:
     """A ValidatingAdmissionPolicy, bound to the test's namespace, that refuses the
     operator's finalizer on ScaleSets there; in effect once a dry-run create with it
     is refused."""
-    name = f"no-scaleset-finalizer-{uuid.uuid4().hex[:6]}"
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": ["galleon.dev"],
-                        "apiVersions": ["*"],
-                        "operations": ["CREATE", "UPDATE"],
-                        "resources": ["scalesets"],
-                    }
-                ]
-            },
-            "validations": [
-                {
-                    "expression": "!has(object.metadata.finalizers) || "
-                    f"!object.metadata.finalizers.exists(f, f == '{FINALIZER}')",
-                    "message": "no finalizer here",
-                }
-            ],
+    with namespace_policy(
+        fleet.kube,
+        fleet.namespace,
+        rule={
+            "apiGroups": ["galleon.dev"],
+            "apiVersions": ["*"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["scalesets"],
         },
-    }
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": name},
-        "spec": {
-            "policyName": name,
-            "validationActions": ["Deny"],
-            "matchResources": {
-                "namespaceSelector": {
-                    "matchLabels": {"kubernetes.io/metadata.name": fleet.namespace}
-                }
-            },
-        },
-    }
-    for document in (policy, binding):
-        fleet.kube.apply(codecs.from_dict(document), field_manager="test", force=True)
+        expression="!has(object.metadata.finalizers) || "
+        f"!object.metadata.finalizers.exists(f, f == '{FINALIZER}')",
+        message="no finalizer here",
+        prefix="no-scaleset-finalizer",
+    ):
 
-    def refused() -> bool:
-        probe = fleet.scaleset_document("probe", 1)
-        probe["metadata"]["finalizers"] = [FINALIZER]
-        try:
-            fleet.kube.create(codecs.from_dict(probe), dry_run=True)
-        except ApiError as error:
-            return "no finalizer here" in str(error.status.message)
-        return False
+        def refused() -> bool:
+            probe = fleet.scaleset_document("probe", 1)
+            probe["metadata"]["finalizers"] = [FINALIZER]
+            try:
+                fleet.kube.create(codecs.from_dict(probe), dry_run=True)
+            except ApiError as error:
+                return "no finalizer here" in str(error.status.message)
+            return False
 
-    wait_for(refused, timeout=30, description="the policy refusing the finalizer")
-    try:
+        wait_for(refused, timeout=30, description="the policy refusing the finalizer")
         yield
-    finally:
-        with contextlib.suppress(ApiError):
-            fleet.kube.delete(ValidatingAdmissionPolicyBinding, name)
-        with contextlib.suppress(ApiError):
-            fleet.kube.delete(ValidatingAdmissionPolicy, name)
 
 
 def test_a_scaleset_creates_no_pod_or_disk_before_its_finalizer(

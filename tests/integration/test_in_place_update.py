@@ -8,21 +8,15 @@ restart of the container by kubelet is tested on the real node
 
 from __future__ import annotations
 
-import contextlib
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from lightkube import codecs
 from lightkube.core.exceptions import ApiError
-from lightkube.resources.admissionregistration_v1 import (
-    ValidatingAdmissionPolicy,
-    ValidatingAdmissionPolicyBinding,
-)
 from lightkube.resources.core_v1 import Pod
 
+from galleon_testkit.admission import namespace_policy
 from galleon_testkit.fleets import FleetHarness, Watcher
 from galleon_testkit.waiting import wait_for
 
@@ -102,55 +96,21 @@ def test_a_pod_updated_in_place_is_not_healthy_until_its_container_restarted(
 def no_pod_image_updates(fleet: FleetHarness) -> Iterator[str]:
     """A ValidatingAdmissionPolicy, bound to the test's namespace, that refuses any
     update of a pod's container image there (as a hardened cluster might)."""
-    name = f"no-image-updates-{uuid.uuid4().hex[:6]}"
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": [""],
-                        "apiVersions": ["v1"],
-                        "operations": ["UPDATE"],
-                        "resources": ["pods"],
-                    }
-                ]
-            },
-            "validations": [
-                {
-                    "expression": "object.spec.containers.all(c, oldObject.spec.containers"
-                    ".exists(o, o.name == c.name && o.image == c.image))",
-                    "message": "pod images are immutable here",
-                }
-            ],
+    with namespace_policy(
+        fleet.kube,
+        fleet.namespace,
+        rule={
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "operations": ["UPDATE"],
+            "resources": ["pods"],
         },
-    }
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": name},
-        "spec": {
-            "policyName": name,
-            "validationActions": ["Deny"],
-            "matchResources": {
-                "namespaceSelector": {
-                    "matchLabels": {"kubernetes.io/metadata.name": fleet.namespace}
-                }
-            },
-        },
-    }
-    for document in (policy, binding):
-        fleet.kube.apply(codecs.from_dict(document), field_manager="test", force=True)
-    try:
+        expression="object.spec.containers.all(c, oldObject.spec.containers"
+        ".exists(o, o.name == c.name && o.image == c.image))",
+        message="pod images are immutable here",
+        prefix="no-image-updates",
+    ) as name:
         yield name
-    finally:
-        with contextlib.suppress(ApiError):
-            fleet.kube.delete(ValidatingAdmissionPolicyBinding, name)
-        with contextlib.suppress(ApiError):
-            fleet.kube.delete(ValidatingAdmissionPolicy, name)
 
 
 def test_a_refused_in_place_update_is_a_recreate(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
+
+import pytest
 
 from galleon.controllers.loop import kopf_settled
 
@@ -32,7 +35,12 @@ def settle(meta: dict[str, Any], change: Any = None, *, timeout: float = 5.0) ->
         if change is not None:
             asyncio.get_running_loop().call_later(0.05, change, meta, stopped)
         return await kopf_settled(
-            meta, stopped, finalizer=FINALIZER, annotation=ANNOTATION, timeout=timeout
+            meta,
+            stopped,
+            logging.getLogger("test"),
+            finalizer=FINALIZER,
+            annotation=ANNOTATION,
+            timeout=timeout,
         )
 
     return asyncio.run(scenario())
@@ -49,8 +57,12 @@ def test_the_wait_ends_when_kopf_second_write_is_seen() -> None:
     assert settle({"finalizers": [FINALIZER]}, kopf_writes)
 
 
-def test_the_finalizer_alone_is_not_enough() -> None:
-    assert not settle({"finalizers": [FINALIZER]}, timeout=0.1)
+def test_the_finalizer_alone_is_not_enough_and_the_timeout_goes_on_saying_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        assert settle({"finalizers": [FINALIZER]}, timeout=0.1)
+    assert "not on the object yet" in caplog.text
 
 
 def test_a_deletion_ends_the_wait() -> None:

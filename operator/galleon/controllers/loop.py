@@ -106,6 +106,7 @@ async def run_daemon(
 async def kopf_settled(
     meta: Any,
     stopped: Any,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
     *,
     finalizer: str,
     annotation: str,
@@ -113,7 +114,8 @@ async def kopf_settled(
 ) -> bool:
     """Wait until kopf's live `meta` of a new object shows kopf's own writes, its
     `finalizer` and its record of the handled spec (`annotation`), or a deletion;
-    False when `timeout` passed or the daemon stopped first.
+    whether the daemon should go on (False once it is stopped). After `timeout`
+    without them it goes on, and says so in the log.
 
     kopf patches a new object twice while the object's daemon starts: the finalizer,
     then the handled spec. A pass that writes before then carries a resourceVersion
@@ -130,6 +132,7 @@ async def kopf_settled(
         ):
             return True
         if clock.monotonic() >= deadline:
-            return False
+            logger.warning("kopf's finalizer and diff base are not on the object yet; going on")
+            return True
         await stopped.wait(KOPF_SETTLE_POLL_SECONDS)
     return False

@@ -18,12 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lightkube import codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.admissionregistration_v1 import (
+    ValidatingAdmissionPolicy,
+    ValidatingAdmissionPolicyBinding,
+)
 from lightkube.resources.core_v1 import Namespace
 
 # Importing the resource classes registers galleon's kinds with lightkube's codecs.
@@ -155,3 +161,51 @@ def install_admission_policy(
         with contextlib.suppress(ApiError):
             admin.delete(Namespace, PROBE_NAMESPACE)
     return round(time.monotonic() - began, 2)
+
+
+@contextlib.contextmanager
+def namespace_policy(
+    kube: Any,
+    namespace: str,
+    *,
+    rule: dict[str, Any],
+    expression: str,
+    message: str,
+    prefix: str = "test-policy",
+) -> Iterator[str]:
+    """A ValidatingAdmissionPolicy of one CEL validation, bound to `namespace` and
+    matching `rule` (a resourceRule: apiGroups, apiVersions, operations, resources),
+    as a hardened cluster might have one; its name while it exists, deleted after.
+    The caller waits until it is enforced (the apiserver loads policies by watch)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [rule]},
+            "validations": [{"expression": expression, "message": message}],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+            },
+        },
+    }
+    for document in (policy, binding):
+        kube.apply(codecs.from_dict(document), field_manager=FIELD_MANAGER, force=True)
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(ApiError):
+            kube.delete(ValidatingAdmissionPolicyBinding, name)
+        with contextlib.suppress(ApiError):
+            kube.delete(ValidatingAdmissionPolicy, name)

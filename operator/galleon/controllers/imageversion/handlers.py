@@ -51,10 +51,10 @@ async def publication(
         galleries_by_name,
     )
     seen = {"generation": meta.get("generation")}
-    if not await kopf_settled(meta, stopped, finalizer=FINALIZER, annotation=DIFFBASE_ANNOTATION):
-        if stopped:
-            return
-        logger.warning("kopf's finalizer and diff base are not on the object yet; going on")
+    if not await kopf_settled(
+        meta, stopped, logger, finalizer=FINALIZER, annotation=DIFFBASE_ANNOTATION
+    ):
+        return
 
     async def one_pass() -> float | Retry:
         seen["generation"] = meta.get("generation")

@@ -63,11 +63,9 @@ async def scaleset_daemon(
         # No pod or disk before kopf's finalizer: a ScaleSet deleted without it would
         # have its disks collected with it whatever its retention policy says.
         if not await kopf_settled(
-            body.metadata, stopped, finalizer=FINALIZER, annotation=DIFFBASE_ANNOTATION
+            body.metadata, stopped, logger, finalizer=FINALIZER, annotation=DIFFBASE_ANNOTATION
         ):
-            if stopped:
-                return
-            logger.warning("kopf's finalizer and diff base are not on the object yet; going on")
+            return
         await run_daemon(
             "scale set",
             stopped,
