@@ -106,13 +106,19 @@ def apiserver_requests(plane: ControlPlane) -> float:
     return sum(apiserver_requests_by(plane).values())
 
 
-def operator_metric(url: str, name: str) -> float:
+def operator_metric(url: str, name: str, having: str = "") -> float:
+    """The sum of a metric's samples (those whose labels contain `having`, if given)."""
     text = urllib.request.urlopen(url, timeout=5).read().decode()
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith(name + "{") or line.startswith(name + " ")
+        if (line.startswith(name + "{") or line.startswith(name + " ")) and having in line
     )
+
+
+def scaleset_passes(url: str) -> float:
+    """ScaleSet passes run so far (galleon_reconcile_total of the controller)."""
+    return operator_metric(url, "galleon_reconcile_total", 'controller="scaleset"')
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -465,6 +471,7 @@ def fleet_of_scalesets(
     created = time.monotonic() - began
     idle_rss = rss_mib(pid)
     own = operator_metric(metrics, "galleon_kube_requests_total")
+    passes = scaleset_passes(metrics)
     writes = apiserver_requests_by(plane).get(STATUS_WRITE, 0.0)
     cpu = cpu_of(plane, pid)
     began = time.monotonic()
@@ -496,6 +503,7 @@ def fleet_of_scalesets(
         if spied.exists():
             print(top_frames(spied), flush=True)
     per_instance = (operator_metric(metrics, "galleon_kube_requests_total") - own) / (f * m)
+    passes = (scaleset_passes(metrics) - passes) / (f * m)
     writes = (apiserver_requests_by(plane).get(STATUS_WRITE, 0.0) - writes) / (f * m)
     for i in range(f):
         client.delete(ScaleSet, f"fleet-{i}", namespace=NAMESPACE)
@@ -506,6 +514,7 @@ def fleet_of_scalesets(
         "results": results,
         "per_instance": per_instance,
         "status_writes": writes,
+        "passes": passes,
         "idle_rss": idle_rss,
         "cpu": cpu_used,
     }
@@ -678,6 +687,7 @@ def main() -> None:
             print(f"| upgrade results | {fleet['results']} |")
             print(f"| operator requests per upgraded instance | {fleet['per_instance']:.1f} |")
             print(f"| ScaleSet status writes per instance | {fleet['status_writes']:.2f} |")
+            print(f"| ScaleSet passes per instance | {fleet['passes']:.2f} |")
             print(f"| operator RSS with the fleet idle (MiB) | {fleet['idle_rss']:.0f} |")
             print(f"| operator peak RSS, whole run (MiB) | {peak_rss_mib(pid):.0f} |")
             print(f"| CPU seconds during the upgrade | {fleet['cpu']} |")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from galleon.core import instances as inst
+from galleon.core.observed import observe, slim
 from galleon.core.podcache import ALL, SEEN_LIMIT, PodCache
 
 
@@ -112,3 +113,28 @@ def test_forget_drops_what_was_seen_for_a_scaleset_that_is_gone() -> None:
     cache.forget("a", "web")
     view = cache.view("a", "web")
     assert view is not None and view.seen == frozenset()
+
+
+def test_each_pod_is_observed_once_as_it_arrives_and_again_when_it_changes() -> None:
+    cache = PodCache(monotonic=lambda: 0.0)
+    ready = {
+        "conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": "2026-12-07T06:00:00Z"}
+        ]
+    }
+    labels = {inst.SCALESET_LABEL: "web", inst.INDEX_LABEL: "0", inst.REVISION_LABEL: "1.0.0-a"}
+    starting = pod("web-0", "u0", None, labels=labels)
+    cache.relisted("a", [starting, pod("stray", "u9", "web")], listed_at=1.0)
+    view = cache.view("a", "web")
+    assert view is not None
+    by_name = dict(zip((p["metadata"]["name"] for p in view.pods), view.instances, strict=True))
+    assert by_name["stray"] is None  # no index label: no instance
+    first = by_name["web-0"]
+    assert first is not None and first == observe(slim(starting)) and not first.ready
+    again = cache.view("a", "web")
+    assert again is not None and first in again.instances  # the same observation, kept
+    cache.event("MODIFIED", {**starting, "status": {"phase": "Running", **ready}})
+    changed = cache.view("a", "web")
+    assert changed is not None
+    now = next(i for i in changed.instances if i is not None)
+    assert now.ready and now.ready_since is not None and now.index == 0

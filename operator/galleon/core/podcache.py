@@ -10,7 +10,9 @@ Rules of this module:
   shows a pass a world older than a LIST would.
 - Pods are kept as `galleon.core.observed.slim` made them, by ScaleSet (the label's
   value) and name; a pod whose label names another ScaleSet moves there, a DELETED
-  event removes it.
+  event removes it. Each is observed (`galleon.core.observed.observe`, pure) once,
+  when it arrives: a pass reads its instances as they were observed, and a fleet's
+  passes do not observe every pod again on every pass.
 - Every UID delivered for a ScaleSet is remembered until its next `view` takes it
   (`View.seen`): a pod created and deleted between two passes was still seen, so
   the expectation of its create is met (`galleon.core.expectations`). Those UIDs are
@@ -26,6 +28,8 @@ True
 >>> view = cache.view("team-a", "web")
 >>> [p["metadata"]["name"] for p in view.pods], sorted(view.seen), view.synced_at
 (['web-0'], ['u1'], 5.0)
+>>> view.instances                               # no index label: not an instance
+(None,)
 >>> cache.event("DELETED", pod)
 >>> cache.view("team-a", "web").pods, cache.view("team-a", "web").seen
 ((), frozenset())
@@ -38,7 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from galleon.core import instances as inst
-from galleon.core.observed import slim
+from galleon.core import rollout as ro
+from galleon.core.observed import observe, slim
 
 ALL = "*"
 """The scope of a cluster-wide watch."""
@@ -60,11 +65,14 @@ class View:
     pod created before it is in `pods` or was seen, if it still existed then."""
     seen: frozenset[str]
     """UIDs delivered since the previous view (a pod may have come and gone since)."""
+    instances: tuple[ro.Instance | None, ...] = ()
+    """`observe` of each of `pods`, in their order (None: a pod that is no instance)."""
 
 
 @dataclass
 class _Owner:
-    pods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pods: dict[str, tuple[dict[str, Any], ro.Instance | None]] = field(default_factory=dict)
+    """Pod name → the pod (slim) and what `observe` made of it."""
     seen: set[str] = field(default_factory=set)
     dropped_at: float = 0.0
 
@@ -98,10 +106,12 @@ class PodCache:
         if owner is None:
             return View(pods=(), synced_at=synced_at, seen=frozenset())
         seen, owner.seen = frozenset(owner.seen), set()
+        kept = owner.pods.values()
         view = View(
-            pods=tuple(owner.pods.values()),
+            pods=tuple(pod for pod, _ in kept),
             synced_at=max(synced_at, owner.dropped_at),
             seen=seen,
+            instances=tuple(instance for _, instance in kept),
         )
         if not owner.pods:
             del self._owners[(namespace, name)]
@@ -162,7 +172,8 @@ class PodCache:
         if not label:
             return
         owner = self._owners.setdefault((namespace, label), _Owner())
-        owner.pods[name] = slim(pod)
+        kept = slim(pod)
+        owner.pods[name] = (kept, observe(kept))
         self._where[(namespace, name)] = label
         self._note(owner, meta.get("uid"))
 

@@ -14,24 +14,43 @@ from __future__ import annotations
 from typing import Any
 
 from lightkube import AsyncClient
+from lightkube.config.client_adapter import verify_cluster
 from lightkube.config.kubeconfig import KubeConfig
-from lightkube.core.exceptions import ApiError
+from lightkube.core.exceptions import ApiError, ConfigError
 from lightkube.resources.core_v1 import Secret
 from lightkube.types import PatchType
 
 from galleon.kube import credentials
 from galleon.kube.credentials import CredentialsError as CredentialsError
+from galleon.kube.transport import AiohttpTransport
 
 FIELD_MANAGER = "galleon-operator"
 _client: AsyncClient | None = None
 
 
 def client() -> AsyncClient:
-    """The shared async client (created on first use)."""
+    """The shared async client (created on first use from $KUBECONFIG or the in-cluster
+    service account)."""
     global _client
     if _client is None:
-        _client = AsyncClient(KubeConfig.from_env(), field_manager=FIELD_MANAGER, trust_env=False)
+        _client = client_for(KubeConfig.from_env())
     return _client
+
+
+def client_for(config: KubeConfig) -> AsyncClient:
+    """An async client of `config`, over aiohttp (`galleon.kube.transport`) with the
+    TLS the config gives (its CA, its client certificate), authenticated by lightkube
+    (a token, a token file re-read after a 401, an exec plugin)."""
+    one = config.get()
+    if one is None or one.user is None:
+        raise ConfigError("the kubeconfig names no current context with a user")
+    tls = verify_cluster(one.cluster, one.user, one.abs_file, trust_env=False)
+    return AsyncClient(
+        one,
+        field_manager=FIELD_MANAGER,
+        trust_env=False,
+        transport=AiohttpTransport(tls if one.cluster.server.startswith("https:") else None),
+    )
 
 
 async def close() -> None:

@@ -22,6 +22,7 @@ def profile_apiserver(plane: ControlPlane, path: Path | None, seconds: int = 30)
     to join, or None without a path."""
     if path is None:
         return None
+    path.parent.mkdir(parents=True, exist_ok=True)
 
     def take() -> None:
         with path.open("wb") as out:
@@ -51,6 +52,7 @@ def profile_operator(pid: int, path: Path | None, seconds: int = 30) -> Any:
     failed is said, and the run goes on."""
     if path is None:
         return None
+    path.parent.mkdir(parents=True, exist_ok=True)
     spy = Path(sys.executable).parent / "py-spy"
     command = [str(spy), "record", "--pid", str(pid), "--duration", str(seconds)]
     command += ["--rate", "25", "--format", "raw", "--output", str(path)]

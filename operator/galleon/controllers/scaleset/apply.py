@@ -256,6 +256,8 @@ class Applier:
         backoff (`galleon.core.inplace.held`): the next pass creates them again."""
         found = []
         for pod in snapshot.pods:
+            if inplace.ANNOTATION not in (pod["metadata"].get("annotations") or {}):
+                continue  # never updated in place: nothing holds it
             labels = pod["metadata"].get("labels") or {}
             try:
                 index = int(labels.get(inst.INDEX_LABEL, ""))

@@ -113,6 +113,11 @@ class ScaleSetReconciler:
         self.held_since: float | None = None
         """When (monotonic) a pass first held back a write that only moved counts (None:
         none is held back)."""
+        self.copied: tuple[str, dict[str, Any]] | None = None
+        """(resourceVersion, the body at it, copied): the passes that read one version
+        share one copy (no pass changes the body it reads)."""
+        self.validated: tuple[Any, ScaleSetSpec] | None = None
+        """(spec as read, its model): a spec equal to the last one is not validated again."""
 
     @property
     def requests(self) -> int:
@@ -137,7 +142,7 @@ class ScaleSetReconciler:
 
     async def reconcile(self, body: dict[str, Any]) -> float:
         now = clock.now()
-        spec = ScaleSetSpec.model_validate(body["spec"])
+        spec = self.spec_of(body)
         try:
             inst.check_model(spec)
         except inst.InvalidModel as error:
@@ -239,18 +244,28 @@ class ScaleSetReconciler:
             return 0.0  # say what the apply found now, not at the next requeue
         return min(plan.requeue_after, WAIT_CAP_SECONDS, held)
 
+    def spec_of(self, body: Mapping[str, Any]) -> ScaleSetSpec:
+        """The spec's model (validated again only when the spec differs from the last)."""
+        raw = body["spec"]
+        if self.validated is not None and self.validated[0] == raw:
+            return self.validated[1]
+        spec = ScaleSetSpec.model_validate(raw)
+        self.validated = (raw, spec)
+        return spec
+
     def unchanged_body(self) -> dict[str, Any] | None:
         """The ScaleSet as it is, when no request is needed to know it (a copy: the
-        pass may keep it while kopf replaces the live one): the live body when it is
-        the version this daemon last read or wrote; the answer to this daemon's last
-        status write when the live body is still the version that write was computed
-        from (kopf's watch has not shown the write yet, and nobody wrote in between
-        without the write's answer holding it)."""
+        pass may keep it while kopf replaces the live one; one per resourceVersion,
+        shared by the passes that read it): the live body when it is the version this
+        daemon last read or wrote; the answer to this daemon's last status write when
+        the live body is still the version that write was computed from (kopf's watch
+        has not shown the write yet, and nobody wrote in between without the write's
+        answer holding it)."""
         if self.live is None or self.known_version is None:
             return None
         live = version_of(self.live)
         if live == self.known_version:
-            return copy.deepcopy(dict(self.live))
+            return self.copy_of(self.live, live)
         written = self.written
         if (
             written is not None
@@ -258,8 +273,13 @@ class ScaleSetReconciler:
             and live is not None
             and live == self.written_over
         ):
-            return copy.deepcopy(written)
+            return self.copy_of(written, self.known_version)
         return None
+
+    def copy_of(self, body: Mapping[str, Any], version: str) -> dict[str, Any]:
+        if self.copied is None or self.copied[0] != version:
+            self.copied = (version, copy.deepcopy(dict(body)))
+        return self.copied[1]
 
     async def fail(self, error: Exception) -> None:
         """A pass failed in a way no rule foresaw: say so on the ScaleSet."""

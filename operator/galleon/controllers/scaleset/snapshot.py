@@ -181,6 +181,7 @@ async def read_snapshot(
     view = cache.view(namespace, name) if cache is not None else None
     if view is not None:
         pods, listed_at, seen, listed = view.pods, view.synced_at, view.seen, False
+        observed = view.instances
     else:
         listed_at = clock.monotonic()
         pods = tuple(
@@ -192,9 +193,9 @@ async def read_snapshot(
             ]
         )
         seen, listed = frozenset(p["metadata"].get("uid") for p in pods), True
+        observed = tuple(observe(p) for p in pods)
     instances, uids = [], {}
-    for pod in pods:
-        instance = observe(pod)
+    for pod, instance in zip(pods, observed, strict=True):
         if instance is not None:
             instances.append(instance)
             uids[instance.index] = pod["metadata"]["uid"]

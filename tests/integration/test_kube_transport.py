@@ -1,0 +1,238 @@
+"""The operator's Kubernetes API client over its aiohttp transport
+(`galleon.kube.transport`), against the real apiserver: what lightkube sent and read
+over httpx2's own transport still goes through, byte for byte.
+
+- Selectors with characters a URL must escape select what they say.
+- A LIST large enough for the apiserver to gzip is decoded.
+- A watch delivers events in order and ends when the server ends it.
+- A token file is read again after a 401 and the request (with its body) sent again.
+- aiohttp's failures surface as httpx2's: a refused connect, a server that never
+  answers (the read timeout holds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import yaml
+from lightkube import codecs
+from lightkube.config.kubeconfig import KubeConfig
+from lightkube.config.models import Cluster, User
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.core_v1 import ConfigMap, Namespace
+
+from galleon.kube import client as kube
+from galleon_testkit.processes import free_port
+
+pytestmark = pytest.mark.integration
+TIMEOUT = 60.0
+
+
+def config_map(name: str, namespace: str, labels: dict[str, str], size: int = 0) -> Any:
+    return codecs.from_dict(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "data": {"blob": "x" * size},
+        }
+    )
+
+
+@contextlib.asynccontextmanager
+async def admin_client(kubeconfig: Path) -> AsyncIterator[Any]:
+    client = kube.client_for(KubeConfig.from_file(kubeconfig))
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def test_selectors_that_need_escaping_select_what_they_say(
+    control_plane: Any, namespace: str
+) -> None:
+    async def run() -> None:
+        async with admin_client(control_plane.kubeconfig) as client:
+            for name, tier in (("a", "web"), ("b", "db"), ("c", "cache")):
+                await client.create(config_map(name, namespace, {"tier": tier, "app": "x"}))
+            picked = [
+                m.metadata.name
+                async for m in client.list(
+                    ConfigMap, namespace=namespace, labels={"tier": ("web", "db")}
+                )
+            ]
+            assert sorted(picked) == ["a", "b"]
+            raw = await client._client._client.get(  # the selector as a user would write it
+                f"/api/v1/namespaces/{namespace}/configmaps",
+                params={"labelSelector": "tier notin (web,db),app=x"},
+            )
+            raw.raise_for_status()
+            assert [i["metadata"]["name"] for i in raw.json()["items"]] == ["c"]
+
+    asyncio.run(asyncio.wait_for(run(), TIMEOUT))
+
+
+def test_a_large_list_comes_gzipped_and_is_decoded(control_plane: Any, namespace: str) -> None:
+    async def run() -> None:
+        async with admin_client(control_plane.kubeconfig) as client:
+            for i in range(6):  # 6 x 64 KiB: over the apiserver's 128 KiB threshold
+                await client.create(config_map(f"big-{i}", namespace, {"big": "yes"}, 64 << 10))
+            response = await client._client._client.get(
+                f"/api/v1/namespaces/{namespace}/configmaps", params={"labelSelector": "big=yes"}
+            )
+            response.raise_for_status()
+            assert response.headers.get("content-encoding") == "gzip"
+            items = response.json()["items"]
+            assert len(items) == 6
+            assert all(len(i["data"]["blob"]) == 64 << 10 for i in items)
+            listed = [
+                m async for m in client.list(ConfigMap, namespace=namespace, labels={"big": "yes"})
+            ]
+            assert len(listed) == 6
+
+    asyncio.run(asyncio.wait_for(run(), TIMEOUT))
+
+
+def test_a_watch_delivers_events_in_order_and_ends_with_the_server(
+    control_plane: Any, namespace: str
+) -> None:
+    async def run() -> None:
+        async with admin_client(control_plane.kubeconfig) as client:
+            seen: list[tuple[str, str]] = []
+            opened = asyncio.Event()
+
+            async def watch() -> None:
+                request = client._client.prepare_request(
+                    "list",
+                    ConfigMap,
+                    namespace=namespace,
+                    watch=True,
+                    params={"timeoutSeconds": 3, "labelSelector": "w=yes"},
+                )
+                request.timeout = httpx2.Timeout(10, read=None)
+                response = await client._client.send(
+                    client._client.build_adapter_request(request), stream=True
+                )
+                try:
+                    response.raise_for_status()
+                    opened.set()
+                    async for line in response.aiter_lines():
+                        event = json.loads(line)
+                        seen.append((event["type"], event["object"]["metadata"]["name"]))
+                finally:
+                    await response.aclose()
+
+            task = asyncio.ensure_future(watch())
+            await asyncio.wait_for(opened.wait(), TIMEOUT)
+            for i in range(20):
+                await client.create(config_map(f"w-{i}", namespace, {"w": "yes"}))
+            await asyncio.wait_for(task, TIMEOUT)  # the server ends it after 3 s
+            assert seen == [("ADDED", f"w-{i}") for i in range(20)]
+
+    asyncio.run(asyncio.wait_for(run(), TIMEOUT))
+
+
+def test_a_token_file_is_read_again_after_a_401_and_the_request_resent(
+    control_plane: Any, namespace: str, tmp_path: Path
+) -> None:
+    admin = yaml.safe_load(control_plane.kubeconfig.read_text())
+    cluster = admin["clusters"][0]["cluster"]
+    token = control_plane.api_token_for_service_account(namespace, "default")
+    kube_admin = control_plane.client()
+    kube_admin.create(
+        codecs.from_dict(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "edit", "namespace": namespace},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "edit",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": namespace}],
+            }
+        )
+    )
+    token_file = tmp_path / "token"
+    token_file.write_text("not-a-token")
+    config = KubeConfig.from_one(
+        cluster=Cluster(
+            server=cluster["server"],
+            certificate_auth_data=cluster["certificate-authority-data"],
+        ),
+        user=User(token_file=str(token_file)),
+        namespace=namespace,
+    )
+
+    async def run() -> None:
+        client = kube.client_for(config)
+        try:
+            with pytest.raises(ApiError) as refused:
+                await client.create(config_map("first", namespace, {}))
+            assert refused.value.status.code == 401
+            token_file.write_text(token)  # rotated, as kubelet does
+            made = await client.create(config_map("second", namespace, {"rotated": "yes"}))
+            assert made.metadata.labels == {"rotated": "yes"}  # the body was sent again
+        finally:
+            await client.close()
+
+    asyncio.run(asyncio.wait_for(run(), TIMEOUT))
+    stored = kube_admin.get(ConfigMap, "second", namespace=namespace)
+    assert stored.metadata.labels == {"rotated": "yes"}
+
+
+def test_a_refused_connect_is_an_httpx_connect_error() -> None:
+    port = free_port()  # nothing listens there
+    config = KubeConfig.from_one(
+        cluster=Cluster(server=f"http://127.0.0.1:{port}"), user=User(token="t")
+    )
+
+    async def run() -> None:
+        client = kube.client_for(config)
+        try:
+            with pytest.raises(httpx2.ConnectError):
+                await client.get(Namespace, "default")
+        finally:
+            await client.close()
+
+    asyncio.run(asyncio.wait_for(run(), TIMEOUT))
+
+
+def test_a_server_that_never_answers_is_an_httpx_read_timeout() -> None:
+    async def run() -> None:
+        accepted: list[asyncio.StreamWriter] = []
+
+        async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(writer)  # read nothing, answer nothing
+
+        server = await asyncio.start_server(hold, "127.0.0.1", 0, family=socket.AF_INET)
+        port = server.sockets[0].getsockname()[1]
+        config = KubeConfig.from_one(
+            cluster=Cluster(server=f"http://127.0.0.1:{port}"), user=User(token="t")
+        )
+        client = kube.client_for(config)
+        try:
+            began = asyncio.get_running_loop().time()
+            with pytest.raises(httpx2.ReadTimeout):
+                await client._client._client.get(
+                    "/api/v1/namespaces/default/pods/p", timeout=httpx2.Timeout(5, read=0.5)
+                )
+            assert asyncio.get_running_loop().time() - began < 5
+            assert accepted, "the request reached the server"
+        finally:
+            await client.close()
+            for writer in accepted:
+                writer.close()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(asyncio.wait_for(run(), TIMEOUT))
