@@ -111,6 +111,14 @@ def spec(
             (False, "User", reasons.NO_HEALTH_SOURCE),
             id="no-readiness-probe",
         ),
+        pytest.param(
+            spec(),
+            "1.0.0",
+            "1.0.1",
+            True,
+            (True, "Platform", reasons.NEW_VERSION_AVAILABLE),
+            id="revisions-without-a-model-hash-are-a-new-version-not-a-model-change",
+        ),
     ],
 )
 def test_trigger(
@@ -137,6 +145,12 @@ def test_policy_for(
 ) -> None:
     policy = policy_for(spec(mode=mode), started_by, model_change)
     assert (policy.max_batch_percent, policy.rollback) == (batch, rollback)
+    assert not policy.in_place
+
+
+def test_policy_for_says_when_the_os_image_is_updated_in_place() -> None:
+    in_place = spec(upgradePolicy={"mode": "Rolling", "osImageUpdate": "InPlaceIfPossible"})
+    assert policy_for(in_place, "Platform", False).in_place
 
 
 def test_current_revision_is_the_majority_then_the_higher_version() -> None:

@@ -197,7 +197,7 @@ def trigger(
     """
     if current is None or target is None or current == target:
         return UpgradeTrigger(False, "Platform", False, reasons.IDLE, "")
-    model_change = current.split("-", 1)[-1] != target.split("-", 1)[-1]
+    model_change = inst.hash_of(current) != inst.hash_of(target)
     current_version, target_version = inst.version_of(current), inst.version_of(target)
     if not health_source:
         return UpgradeTrigger(
@@ -273,6 +273,7 @@ def policy_for(spec: ScaleSetSpec, started_by: StartedBy, model_change: bool) ->
             if automatic.os_rolling_upgrade_deferral
             else None
         ),
+        in_place=spec.upgrade_policy.os_image_update == "InPlaceIfPossible",
     )
 
 

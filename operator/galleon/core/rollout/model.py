@@ -74,6 +74,10 @@ class Policy:
     """Upgrade deferral (`osRollingUpgradeDeferral`): a batch member is told of its
     upgrade and replaced once it approves or this long after the notice. None: off,
     members are replaced at once."""
+    in_place: bool = False
+    """`osImageUpdate: InPlaceIfPossible`: the apply gives a replaced member its new OS
+    image in place where its pod allows it, and deletes it otherwise. The planner
+    decides the same either way; only its notes say which may happen."""
 
 
 @dataclass(frozen=True)

@@ -222,7 +222,11 @@ def action_list(actions: Sequence[Action]) -> str:
 
 
 def action_notes(
-    observed: Observation, decided: Plan, comes_back: Callable[[int], str | None]
+    observed: Observation,
+    decided: Plan,
+    comes_back: Callable[[int], str | None],
+    *,
+    in_place: bool = False,
 ) -> list[str]:
     """One note per group of the plan's actions, in the order they come.
 
@@ -231,7 +235,20 @@ def action_notes(
     6: it comes back on 1.0.0 ...", the version `comes_back` says), scale-in,
     re-creations of members ("creating instances 0, 1 on 1.0.2, keeping their indexes
     and data disks") and creations of missing instances ("creating missing instance 7
-    on 1.0.0 (9 of 10 present)")."""
+    on 1.0.0 (9 of 10 present)"). With `in_place` (`osImageUpdate:
+    InPlaceIfPossible`), an upgrade's or a rollback's members are said to get their
+    new OS image in place where their pods allow it, since the apply decides that
+    per pod.
+
+    >>> from galleon.core.rollout.model import Delete, Instance, Observation, Plan
+    >>> seen = Observation(2, [Instance(0, "1.0.0"), Instance(1, "1.0.0")], "1.0.0", "1.0.2")
+    >>> decided = Plan(actions=(Delete(0, "Upgrade to 1.0.2"), Delete(1, "Upgrade to 1.0.2")))
+    >>> action_notes(seen, decided, lambda i: None)
+    ['deleting instances 0, 1: they come back on 1.0.2 with the same data disks']
+    >>> action_notes(seen, decided, lambda i: None, in_place=True)  # doctest: +NORMALIZE_WHITESPACE
+    ['updating instances 0, 1 to 1.0.2 in place where their pods allow it (otherwise
+      deleted: they come back on 1.0.2 with the same data disks)']
+    """
     rollout = decided.rollout
     members = rollout.member_set if rollout is not None and rollout.active else frozenset()
     groups: dict[tuple[str, str], list[int]] = {}
@@ -251,7 +268,14 @@ def action_notes(
         if kind == "delete" and detail.startswith(UPGRADE_TO):
             version = detail.removeprefix(UPGRADE_TO)
             back = "it comes" if one else "they come"
-            notes.append(f"deleting {which}: {back} back on {version} with the same data disks")
+            if in_place:
+                pods = "its pod allows" if one else "their pods allow"
+                notes.append(
+                    f"updating {which} to {version} in place where {pods} it (otherwise "
+                    f"deleted: {back} back on {version} with the same data disks)"
+                )
+            else:
+                notes.append(f"deleting {which}: {back} back on {version} with the same data disks")
         elif kind == "delete" and detail == "ScaleIn":
             notes.append(
                 f"scaling in to {observed.capacity}: deleting {which} (highest indexes first)"

@@ -128,7 +128,11 @@ def plan(observed: Observation, rollout: Rollout | None, policy: Policy, now: da
         return _version_for(index, observed, decided.rollout)
 
     return replace(
-        decided, notes=(*decided.notes, *say.action_notes(observed, decided, comes_back))
+        decided,
+        notes=(
+            *decided.notes,
+            *say.action_notes(observed, decided, comes_back, in_place=policy.in_place),
+        ),
     )
 
 
