@@ -20,6 +20,7 @@ integration: setup
 
 check:  ## lint, types, import contracts, CRD drift, alert rules (promtool)
 	$(PY) -m ruff check operator tests hack
+	$(PY) -m ruff format --check operator tests hack
 	$(PY) -m mypy
 	.venv/bin/lint-imports
 	$(PY) hack/gen_crds.py --check

@@ -349,7 +349,7 @@ def main() -> None:
                     ids = diff_ids_of(registry, repository, TAG)
                     if ids[-1] != layer_tar.diff_id or len(ids) != args.base_layers + 1:
                         raise SystemExit(f"{case} built {repository} with diff_ids {ids}")
-                    figures = {
+                    figures: dict[str, float] = {
                         "uploaded": seen_bytes(registry, view.uploaded),
                         "uploads": len(view.uploaded),
                         "mounted": seen_bytes(registry, view.mounted),

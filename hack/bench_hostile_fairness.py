@@ -56,7 +56,9 @@ TIMEOUT = 900.0
 
 
 def apply(client: Client, document: dict[str, Any], namespace: str | None = None) -> None:
-    client.apply(codecs.from_dict(document), namespace=namespace, force=True)
+    if namespace is not None:
+        document = {**document, "metadata": {**document["metadata"], "namespace": namespace}}
+    client.apply(codecs.from_dict(document), force=True)
 
 
 def galleon(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:

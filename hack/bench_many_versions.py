@@ -68,7 +68,7 @@ def fair_finish(bytes_by_tenant: dict[str, int], rate: float) -> dict[str, float
     >>> fair_finish({"a": 100, "b": 300}, 10.0)
     {'a': 20.0, 'b': 40.0}
     """
-    left = dict(bytes_by_tenant)
+    left: dict[str, float] = dict(bytes_by_tenant)
     now, done = 0.0, {}
     while left:
         share = rate / len(left)

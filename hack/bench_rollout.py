@@ -220,11 +220,13 @@ def ended(client: Client, names: list[str], version: str) -> str:
 
 def deployment_done(client: Client, name: str, image: str, replicas: int) -> bool:
     d = client.get(Deployment, name, namespace=NAMESPACE)
-    s = d.status
+    s, template, meta = d.status, d.spec.template.spec if d.spec else None, d.metadata
     return bool(
         s
-        and d.spec.template.spec.containers[0].image == image
-        and (s.observedGeneration or 0) >= (d.metadata.generation or 0)
+        and template
+        and meta
+        and template.containers[0].image == image
+        and (s.observedGeneration or 0) >= (meta.generation or 0)
         and s.updatedReplicas == replicas
         and s.availableReplicas == replicas
         and (s.replicas or 0) == replicas

@@ -59,6 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 TEMPLATE = "hardened"
 NAMESPACE = "galleon-demo"
+INDEX = "galleon.dev/index"
 DASHBOARD_PORT = 3100
 
 
@@ -76,8 +77,7 @@ def example_regions() -> dict[str, list[str]]:
 def apply(plane: ControlPlane, path: Path) -> None:
     client = plane.client()
     for document in documents(path):
-        namespace = document.get("metadata", {}).get("namespace")
-        client.apply(codecs.from_dict(document), namespace=namespace, force=True)
+        client.apply(codecs.from_dict(document), force=True)  # its own metadata.namespace
     print(f"applied {path.relative_to(ROOT)}")
 
 
@@ -199,7 +199,7 @@ def answers(plane: ControlPlane, name: str) -> str:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     said = []
     pods = plane.client().list(Pod, namespace=NAMESPACE, labels={"galleon.dev/scaleset": name})
-    for pod in sorted(pods, key=lambda p: int(p.metadata.labels["galleon.dev/index"])):
+    for pod in sorted(pods, key=lambda p: int(((p.metadata and p.metadata.labels) or {})[INDEX])):
         ip = pod.status.podIP if pod.status else None
         answer = "-"
         if ip:
@@ -208,7 +208,7 @@ def answers(plane: ControlPlane, name: str) -> str:
                     answer = response.read().decode().strip()
             except OSError:
                 answer = "down"
-        said.append(f"{pod.metadata.name}={answer}")
+        said.append(f"{pod.metadata.name if pod.metadata else '?'}={answer}")
     return " ".join(said)
 
 
@@ -296,9 +296,7 @@ def apply_on_real_node(plane: ControlPlane, path: Path) -> None:
         changed = copy.deepcopy(document)
         for disk in changed["spec"].get("dataDisks") or []:
             disk["storageClassName"] = REAL_STORAGE_CLASS
-        plane.client().apply(
-            codecs.from_dict(changed), namespace=changed["metadata"]["namespace"], force=True
-        )
+        plane.client().apply(codecs.from_dict(changed), force=True)
     print(f"applied {path.relative_to(ROOT)} (data disks: local volumes of the real node)")
 
 

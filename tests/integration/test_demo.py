@@ -36,9 +36,9 @@ def test_the_demo_replicates_the_examples_and_rolls_the_scaleset_out(tmp_path: P
     assert "build hardened-g1 (Created): Succeeded" in output, output[-4000:]
     assert "ubuntu-server-hardened-1.0.0: Completed (3/3 regions)" in output
     assert "ubuntu-server-hardened-1.0.2: Completed (3/3 regions)" in output
-    assert "per region: eastus2=1.0.2, southcentralus=1.0.2, westcentralus=1.0.2" in output, (
-        output[-4000:]
-    )
+    assert "per region: eastus2=1.0.2, southcentralus=1.0.2, westcentralus=1.0.2" in output, output[
+        -4000:
+    ]
     assert "scaleset web: instances 1.0.0=10(10 healthy)" in output
     assert "RollingForward 1.0.0 -> 1.0.2 batch 1/5" in output
     assert "upgrade history: 1.0.0 -> 1.0.2 Completed" in output

@@ -122,7 +122,8 @@ async def check_region(
             meta.get("generation"),
             # Registries and nodes come back by themselves: not ready is Reconciling;
             # a URL the API server now refuses needs a human: Stalled.
-            kstatus(ready, reason, message, progressing=not ready and not refused,
-                    stalled=bool(refused)),
+            kstatus(
+                ready, reason, message, progressing=not ready and not refused, stalled=bool(refused)
+            ),
             clock.now(),
         )

@@ -152,6 +152,7 @@ QUARANTINE_RELEASED: Final = "QuarantineReleased"
 WAITING_FOR_WAVE: Final = "WaitingForWave"
 PRE_PULLING: Final = "PrePulling"
 
+
 def upgrade_ended(code: str) -> str:
     """The Upgrading reason of an upgrade that ended without completing.
 

@@ -569,9 +569,7 @@ class RegistryClient:
             return False
         return True
 
-    async def put_manifest(
-        self, repository: str, reference: str, manifest: Manifest
-    ) -> str | None:
+    async def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> str | None:
         """Push `manifest` under `reference`; the registry's `OCI-Subject` answer (the
         subject digest it indexed as a referrer), if it gave one."""
         check_reference(reference, f"{self.host}/{repository}")

@@ -164,7 +164,9 @@ class Replicator:
             began = clock.monotonic()
             logger.info(
                 "replication: %s: copy slot after %.1fs; %d replicas to copy",
-                name, began - asked, len(remaining),
+                name,
+                began - asked,
+                len(remaining),
             )
             while remaining:
                 batch = self._take_batch(remaining)
@@ -229,7 +231,9 @@ class Replicator:
         ):
             logger.info(
                 "replication: %s/%s: region slots after %.1fs; copying to %s",
-                self.namespace, self.body["metadata"]["name"], clock.monotonic() - asked,
+                self.namespace,
+                self.body["metadata"]["name"],
+                clock.monotonic() - asked,
                 ", ".join(f"{d.location.region}/{d.location.registry}" for d in destinations),
             )
             flusher = asyncio.create_task(self._flush_periodically())

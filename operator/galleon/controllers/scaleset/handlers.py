@@ -138,9 +138,7 @@ async def scaleset_changed(
             await refresh_definition(source_namespace, definition, scalesets_by_definition)
 
 
-def release_key(
-    body: Any, followed: tuple[str, str], definitions: Any
-) -> tuple[Any, ...]:
+def release_key(body: Any, followed: tuple[str, str], definitions: Any) -> tuple[Any, ...]:
     """The ScaleSet's release facts that can change what its definition releases: its
     instances' health only counts when a wave of that definition asks for a share."""
     facts = release_facts(body.get("spec"), body.get("status"))
