@@ -6,13 +6,16 @@ copier at full speed.
     python hack/bench_many_versions.py [--versions 200] [--namespaces 4]
                                        [--small-mib 2] [--large-mib 256]
                                        [--concurrency 4] [--keep DIR]
-                                       [--profile DIR]
+                                       [--profile DIR] [--region-mbit N]
 
 Images: `--versions` small images (`--small-mib` in 2 layers, each its own bytes),
 spread evenly over `--namespaces` tenants; tenant t0's first version is a large
 image (`--large-mib` in 8 layers) instead, the image others must not wait behind.
 Every image is pushed to one source registry; each of 3 Regions has one registry
-(all on loopback). Then, into emptied registries:
+(all on loopback; with `--region-mbit`, as root, each region's registry is in a
+network namespace of its own behind a link shaped to that rate, the source on the
+hub with the host, as in hack/bench_wan_replication.py: the bytes, not the shared
+cores, are then the bound). Then, into emptied registries:
   (a) galleon's copier (the library, in a child process) copies every image to the
       3 registries, `--concurrency` images at a time: the same bytes at full speed;
   (b) the operator (a local control plane, the operator as a process with its
@@ -48,6 +51,7 @@ from galleon.oci import RegistryClient, Target, copy_image_to_many
 from galleon_testkit.images import TestImage, build_image, push_image
 from galleon_testkit.profiles import profile_apiserver, profile_operator, top_frames
 from galleon_testkit.registry import Registry
+from galleon_testkit.wan import Wan
 
 REGIONS = ("r1", "r2", "r3")
 
@@ -322,6 +326,12 @@ def main() -> None:
         "--operator-flag", action="append", default=[], help="passed to the operator"
     )
     parser.add_argument(
+        "--region-mbit",
+        type=float,
+        help="each region's registry behind a link of this many Mbit/s (root; "
+        "galleon_testkit.wan), the source on the hub",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="a folder: 30 s CPU profiles from the first apply of case (b), the operator's "
@@ -338,8 +348,18 @@ def main() -> None:
             work = args.keep
         else:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="galleon-many-")))
-        source = Registry(work / "source")
-        regions = [Registry(work / name) for name in REGIONS]
+        if args.region_mbit:
+            wan = Wan(work / "wan").start()
+            stack.callback(wan.stop)
+            source = Registry(work / "source", address=wan.hub_address, netns=wan.hub)
+            links = [wan.region(name, mbit=args.region_mbit) for name in REGIONS]
+            regions = [
+                Registry(work / name, address=link.address, netns=link.netns)
+                for name, link in zip(REGIONS, links, strict=True)
+            ]
+        else:
+            source = Registry(work / "source")
+            regions = [Registry(work / name) for name in REGIONS]
         for registry in (source, *regions):
             registry.start()
             stack.callback(registry.stop)
@@ -367,7 +387,13 @@ def main() -> None:
         print(
             f"{len(wanted)} versions of {args.namespaces} tenants, {total / 2**20:.0f} MiB of "
             f"images ({args.small_mib:g} MiB each, t0's first {args.large_mib:g} MiB), "
-            f"into {len(REGIONS)} regions",
+            f"into {len(REGIONS)} regions"
+            + (
+                f" behind {args.region_mbit:g} Mbit/s links (each region's bytes once over "
+                f"its link: {total * 8 / (args.region_mbit * 1e6):.1f} s)"
+                if args.region_mbit
+                else " on loopback"
+            ),
             flush=True,
         )
         spec = work / "copy.json"
