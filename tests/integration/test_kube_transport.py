@@ -5,6 +5,8 @@ over httpx2's own transport still goes through, byte for byte.
 - Selectors with characters a URL must escape select what they say.
 - A LIST large enough for the apiserver to gzip is decoded.
 - A watch delivers events in order and ends when the server ends it.
+- Watches do not take the requests' connections: more watches than the requests'
+  pool has connections all follow, and requests still go through.
 - A token file is read again after a 401 and the request (with its body) sent again.
 - aiohttp's failures surface as httpx2's: a refused connect, a server that never
   answers (the read timeout holds).
@@ -32,6 +34,7 @@ from lightkube.resources.authentication_v1 import SelfSubjectReview
 from lightkube.resources.core_v1 import ConfigMap, Namespace, ServiceAccount
 
 from galleon.kube import client as kube
+from galleon.kube import transport
 from galleon_testkit.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -138,6 +141,53 @@ def test_a_watch_delivers_events_in_order_and_ends_with_the_server(
                 await client.create(config_map(f"w-{i}", namespace, {"w": "yes"}))
             await asyncio.wait_for(task, TIMEOUT)  # the server ends it after 3 s
             assert seen == [("ADDED", f"w-{i}") for i in range(20)]
+
+    asyncio.run(asyncio.wait_for(run(), TIMEOUT))
+
+
+def test_more_watches_than_the_request_pool_all_follow_and_requests_go_through(
+    control_plane: Any, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the request pool at 2 connections, 6 watches run at once (each sees the
+    ConfigMaps created after they began) while 12 requests, 6 at a time, share the 2."""
+    monkeypatch.setattr(transport, "MAX_CONNECTIONS", 2)
+    watches, names = 6, [f"p-{i}" for i in range(12)]
+
+    async def run() -> None:
+        async with admin_client(control_plane.kubeconfig) as client:
+            await client.create(config_map("start", namespace, {"p": "yes"}))
+            listed = [m async for m in client.list(ConfigMap, namespace=namespace)]
+            version = max(int(m.metadata.resourceVersion) for m in listed)
+            seen: list[set[str]] = [set() for _ in range(watches)]
+            everything = asyncio.Event()
+
+            async def follow(mine: set[str]) -> None:
+                async for _, item in client.watch(
+                    ConfigMap,
+                    namespace=namespace,
+                    labels={"p": "yes"},
+                    resource_version=str(version),
+                ):
+                    mine.add(item.metadata.name)
+                    if all(set(names) <= s for s in seen):
+                        everything.set()
+
+            following = [asyncio.ensure_future(follow(s)) for s in seen]
+            try:
+                slots = asyncio.Semaphore(6)
+
+                async def create(name: str) -> None:
+                    async with slots:
+                        await client.create(config_map(name, namespace, {"p": "yes"}))
+                        await client.get(ConfigMap, name, namespace=namespace)
+
+                await asyncio.gather(*(create(n) for n in names))
+                await asyncio.wait_for(everything.wait(), TIMEOUT)
+            finally:
+                for task in following:
+                    task.cancel()
+                await asyncio.gather(*following, return_exceptions=True)
+            assert all(set(names) <= s for s in seen), [sorted(s) for s in seen]
 
     asyncio.run(asyncio.wait_for(run(), TIMEOUT))
 

@@ -9,11 +9,17 @@ was a third of the operator's event loop during a fleet's upgrade (docs/benchmar
 "10,000 instances: the API client's transport, and pods observed once").
 
 Rules of this module:
-- One aiohttp session per event loop, opened on the first request. TLS is the
-  context the kubeconfig gives (its CA, its client certificate): the same context
-  lightkube would have given httpx2, built by lightkube's own `verify_cluster`.
-- At most `MAX_CONNECTIONS` connections, as httpx2's default pool; idle ones are
-  kept `KEEPALIVE_SECONDS`.
+- Two aiohttp sessions per event loop, opened on the first request: one for watches
+  (`?watch=true`), one for every other request. TLS is the context the kubeconfig
+  gives (its CA, its client certificate): the same context lightkube would have
+  given httpx2, built by lightkube's own `verify_cluster`.
+- A watch holds its connection for as long as it runs, so watches have a pool of
+  their own, without a limit: their number is the operator's own (two per
+  namespace it serves, `galleon.controllers.scaleset.follow`), and one of them
+  waiting for a connection would be a cache that stops following. Other requests
+  share at most `MAX_CONNECTIONS` connections (a request beyond them waits for
+  one, within httpx2's pool timeout); idle ones are kept `KEEPALIVE_SECONDS`. Each
+  connection costs memory on both ends (asyncio's TLS buffer alone is 256 KiB).
 - httpx2's timeouts hold: `connect` bounds the TCP and TLS connect, `pool` the wait
   for a free connection, `read` each read of the response (a watch has none).
   A write timeout has no aiohttp counterpart: the read timeout starts once the
@@ -86,33 +92,48 @@ class _Body(httpx2.AsyncByteStream):
             self._response.close()
 
 
+def is_watch(url: httpx2.URL) -> bool:
+    """Whether a request is a watch (lightkube asks `?watch=true`).
+
+    >>> is_watch(httpx2.URL("https://k/api/v1/pods?watch=true&labelSelector=a"))
+    True
+    >>> is_watch(httpx2.URL("https://k/api/v1/pods?labelSelector=watch%3Dtrue"))
+    False
+    """
+    return url.params.get("watch") in ("true", "1")
+
+
 class AiohttpTransport(httpx2.AsyncBaseTransport):
-    """httpx2's transport interface over one aiohttp session per event loop."""
+    """httpx2's transport interface over two aiohttp sessions per event loop (watches,
+    and the other requests)."""
 
     def __init__(self, tls: ssl.SSLContext | None) -> None:
         self._tls = tls
-        self._session: aiohttp.ClientSession | None = None
+        self._sessions: dict[bool, aiohttp.ClientSession] = {}
+        """By `is_watch`: the watches' session, and the other requests'."""
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _current(self) -> aiohttp.ClientSession:
+    def _current(self, watch: bool) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._loop is not loop:
-            # (A session of an earlier loop is dropped, not closed: its loop is gone.)
+        if self._loop is not loop:
+            # (Sessions of an earlier loop are dropped, not closed: their loop is gone.)
+            self._sessions, self._loop = {}, loop
+        session = self._sessions.get(watch)
+        if session is None or session.closed:
             connector = aiohttp.TCPConnector(
                 ssl=self._tls if self._tls is not None else False,
-                limit=MAX_CONNECTIONS,
+                limit=0 if watch else MAX_CONNECTIONS,
                 limit_per_host=0,
                 keepalive_timeout=KEEPALIVE_SECONDS,
             )
-            self._session = aiohttp.ClientSession(
+            session = self._sessions[watch] = aiohttp.ClientSession(
                 connector=connector,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 skip_auto_headers=_NO_AUTO_HEADERS,
                 auto_decompress=False,
                 trust_env=False,
             )
-            self._loop = loop
-        return self._session
+        return session
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         limits: dict[str, Any] = request.extensions.get("timeout") or {}
@@ -129,7 +150,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         ]
         body = await request.aread()
         try:
-            response = await self._current().request(
+            response = await self._current(is_watch(request.url)).request(
                 request.method,
                 yarl.URL(str(request.url), encoded=True),  # as httpx2 encoded it
                 headers=headers,
@@ -148,6 +169,8 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None and not session.closed and self._loop is asyncio.get_running_loop():
-            await session.close()
+        sessions, self._sessions = self._sessions, {}
+        if self._loop is asyncio.get_running_loop():
+            for session in sessions.values():
+                if not session.closed:
+                    await session.close()
