@@ -37,7 +37,7 @@ from typing import Any
 from lightkube.core.exceptions import ApiError
 from pydantic import ValidationError
 
-from galleon import clock
+from galleon import clock, memory
 from galleon.api.imageversion import ImageVersionSpec
 from galleon.api.region import endpoints_of
 from galleon.controllers.agent_dispatch import release_task
@@ -326,7 +326,8 @@ async def run(
     agent = RegionAgent(region, namespace, registries, identity, **options)
     logger.info("region agent %s (%s) takes tasks in namespace %s", region, identity, namespace)
     try:
-        await agent.run(stop)
+        async with memory.trimming():
+            await agent.run(stop)
     finally:
         with contextlib.suppress(ApiError, Exception):
             await kube.close()

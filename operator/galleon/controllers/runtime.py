@@ -20,7 +20,7 @@ from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 
-from galleon import GROUP, metrics
+from galleon import GROUP, memory, metrics
 from galleon.controllers.config import Config
 from galleon.controllers.scaleset.follow import following_pods
 from galleon.controllers.shared import Runtime
@@ -123,7 +123,7 @@ async def run(args: argparse.Namespace) -> None:
     namespaces: list[str] = list(args.namespace)
     if args.peering:
         await ensure_peering(args.peering, namespaces)
-    async with following_pods(runtime.wakeups, namespaces, runtime.pods):
+    async with following_pods(runtime.wakeups, namespaces, runtime.pods), memory.trimming():
         await kopf.operator(
             clusterwide=not namespaces,
             namespaces=namespaces,
